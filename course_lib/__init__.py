@@ -1,0 +1,1 @@
+"""Feast feature store for movie recommendation: the course package."""

@@ -1,0 +1,120 @@
+"""The course's Feast objects, defined once: entities, three feature views and the service.
+
+Only the batch *source* differs between profiles (parquet read by duckdb, or a
+PostgreSQL table); `build(profile)` attaches the right one. Fixes to the guide's code:
+- `Entity(value_type=Int64)` mixes up two type systems: entities take `ValueType.INT64`
+  (and `join_keys`), while `feast.types.Int64` is for `Field`s.
+- `source=None` cannot be applied: every batch feature view needs a real source.
+- `entity_key_serialization_version: 2` was removed; the profiles render version 3.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+from feast.data_source import DataSource
+from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
+from feast.types import Float32, Int64, String
+
+if TYPE_CHECKING:
+    from course_lib.config import Profile
+
+TIMESTAMP_FIELD = "event_timestamp"
+
+user = Entity(name="user_id", join_keys=["user_id"], value_type=ValueType.INT64,
+              description="A viewer of the streaming service")
+movie = Entity(name="movie_id", join_keys=["movie_id"], value_type=ValueType.INT64,
+               description="A title in the catalogue")
+
+# view name -> (entities, TTL, schema). TTL only bounds point-in-time joins, never online reads.
+VIEWS: dict[str, tuple[list[Entity], timedelta, list[Field]]] = {
+    "user_profile_features": ([user], timedelta(days=7), [
+        Field(name="age", dtype=Int64),
+        Field(name="avg_rating", dtype=Float32),
+        Field(name="total_movies_watched", dtype=Int64),
+        Field(name="favorite_genre", dtype=String),
+        Field(name="account_created_days", dtype=Int64),
+    ]),
+    "movie_metadata_features": ([movie], timedelta(days=30), [
+        Field(name="vote_average", dtype=Float32),
+        Field(name="vote_count", dtype=Int64),
+        Field(name="popularity", dtype=Float32),
+        Field(name="runtime", dtype=Int64),
+        Field(name="release_year", dtype=Int64),
+        Field(name="genre_action", dtype=Int64),
+        Field(name="genre_comedy", dtype=Int64),
+        Field(name="genre_drama", dtype=Int64),
+        Field(name="genre_horror", dtype=Int64),
+        Field(name="genre_romance", dtype=Int64),
+    ]),
+    "user_movie_interaction_features": ([user, movie], timedelta(days=1), [
+        Field(name="watch_time_minutes", dtype=Float32),
+        Field(name="completion_rate", dtype=Float32),
+        Field(name="user_rating", dtype=Float32),
+        Field(name="watch_count", dtype=Int64),
+        Field(name="last_watched_days_ago", dtype=Int64),
+    ]),
+}
+
+# The ten features the guide's `movie_recommendation_service` names.
+RECOMMENDATION_FEATURES = [
+    "user_profile_features:avg_rating",
+    "user_profile_features:total_movies_watched",
+    "user_profile_features:favorite_genre",
+    "movie_metadata_features:vote_average",
+    "movie_metadata_features:popularity",
+    "movie_metadata_features:genre_action",
+    "movie_metadata_features:genre_comedy",
+    "movie_metadata_features:genre_drama",
+    "movie_metadata_features:genre_horror",
+    "movie_metadata_features:genre_romance",
+]
+
+
+@dataclass(frozen=True)
+class Definitions:
+    """Everything `course apply` registers for one profile."""
+
+    entities: list[Entity]
+    sources: list[DataSource]
+    feature_views: list[FeatureView]
+    feature_services: list[FeatureService]
+
+    def objects(self) -> list:
+        """All objects, in the order Feast applies them."""
+        return [*self.entities, *self.sources, *self.feature_views, *self.feature_services]
+
+
+def batch_source(view: str, profile: "Profile") -> DataSource:
+    """The offline source a feature view reads in this profile."""
+    name = f"{view}_source"
+    location = profile.offline_location(view)
+    if profile.name == "local":
+        return FileSource(name=name, path=location, timestamp_field=TIMESTAMP_FIELD)
+    return PostgreSQLSource(name=name, table=location, timestamp_field=TIMESTAMP_FIELD)
+
+
+def feature_view(view: str, profile: "Profile") -> FeatureView:
+    """One of the three feature views, bound to this profile's source."""
+    entities, ttl, schema = VIEWS[view]
+    return FeatureView(name=view, entities=entities, ttl=ttl, schema=schema,
+                       source=batch_source(view, profile), online=True)
+
+
+def build(profile: "Profile") -> Definitions:
+    """All course definitions for a profile."""
+    views = [feature_view(name, profile) for name in VIEWS]
+    by_name = {fv.name: fv for fv in views}
+    selected: dict[str, list[str]] = {}
+    for ref in RECOMMENDATION_FEATURES:
+        view_name, feature = ref.split(":")
+        selected.setdefault(view_name, []).append(feature)
+    service = FeatureService(
+        name="movie_recommendation_service",
+        features=[by_name[v][names] for v, names in selected.items()],
+        description="Features the movie recommender reads: user taste and movie metadata",
+    )
+    return Definitions(entities=[user, movie], sources=[fv.batch_source for fv in views],
+                       feature_views=views, feature_services=[service])
