@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,9 @@ from course_lib.config import PROFILES, Profile, resolve_profile
 TEST_PROJECT = "course_test"
 TEST_REDIS_DB = "15"
 TEST_SCHEMA = "course_test"
+# The shared MovieLens copy beside the checkout; tests FAIL (never skip) when it is missing.
+MOVIELENS_PATH = Path(os.environ.get("MOVIELENS_PATH",
+                                     Path(__file__).resolve().parents[2] / "shared/datasets/ml-latest-small"))
 
 
 def isolated_env(workdir: str) -> dict[str, str]:

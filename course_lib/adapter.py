@@ -1,0 +1,382 @@
+"""Canonical watch logs -> the three feature-view tables, point-in-time correct (2.7.2).
+
+Every row carries the `event_timestamp` at which its values became known, and every
+aggregate uses only events at or before that timestamp. Entity tables are emitted as
+snapshots at day boundaries (UTC): on each day an entity had activity, plus a heartbeat
+every `TTL - 1 day` so a point-in-time join always finds a row inside the view's TTL.
+Interaction rows are emitted at each watch event and *include* that event: to predict
+an event, query features at its timestamp minus a microsecond.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+import numpy as np
+import pandas as pd
+from feast.types import Float32, Int64, String
+from tqdm.auto import tqdm
+
+from course_lib.config import Profile, resolve_profile
+from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS
+
+if TYPE_CHECKING:
+    from course_lib.datasets import Dataset
+
+DAY = pd.Timedelta(days=1)
+SNAPSHOT_EVERY = DAY
+TRACKED_GENRES = ("action", "comedy", "drama", "horror", "romance")
+POPULARITY_WINDOW = pd.Timedelta(days=7)
+
+# table -> {column: kind}; kinds: id (positive integer), int, float, str, ts (tz-aware)
+INPUT_SCHEMA: dict[str, dict[str, str]] = {
+    "users": {"user_id": "id", "age": "int", "signup_timestamp": "ts"},
+    "movies": {"movie_id": "id", "title": "str", "genres": "str", "release_year": "int", "runtime": "int"},
+    "watch_events": {"user_id": "id", "movie_id": "id", TIMESTAMP_FIELD: "ts",
+                     "rating": "float", "watch_seconds": "float"},
+}
+PANDAS_DTYPE = {Int64: "Int64", Float32: "float32", String: "string"}
+
+
+class AdapterError(ValueError):
+    """The input cannot be turned into feature tables; nothing was written."""
+
+
+@dataclass(frozen=True)
+class Canonical:
+    """Validated canonical tables, timestamps in UTC."""
+
+    users: pd.DataFrame
+    movies: pd.DataFrame
+    events: pd.DataFrame
+
+
+# --- validation -------------------------------------------------------------------------
+
+def _column_problems(table: str, df: pd.DataFrame, assume_timezone: str | None) -> list[str]:
+    """Schema and type problems of one canonical table."""
+    problems = []
+    for column, kind in INPUT_SCHEMA[table].items():
+        if column not in df.columns:
+            problems.append(f"{table}: missing column {column!r} (expected columns: "
+                            f"{', '.join(INPUT_SCHEMA[table])})")
+            continue
+        series = df[column]
+        if kind == "ts":
+            if not pd.api.types.is_datetime64_any_dtype(series):
+                problems.append(f"{table}.{column}: expected timestamps, got {series.dtype}; "
+                                "convert with pd.to_datetime(..., utc=True)")
+            elif series.dt.tz is None and assume_timezone is None:
+                problems.append(f"{table}.{column}: timestamps are timezone-naive; localize them "
+                                "(series.dt.tz_localize('UTC')) or pass assume_timezone='UTC'")
+        elif kind in ("id", "int", "float") and not pd.api.types.is_numeric_dtype(series):
+            problems.append(f"{table}.{column}: expected numbers, got {series.dtype}")
+        elif kind == "id" and (series.isna().any() or not pd.api.types.is_integer_dtype(series)
+                               or (series <= 0).any()):
+            problems.append(f"{table}.{column}: ids must be positive integers without nulls")
+        elif kind == "str" and not (pd.api.types.is_string_dtype(series) or series.dtype == object):
+            problems.append(f"{table}.{column}: expected text, got {series.dtype}")
+    return problems
+
+
+def _value_problems(events: pd.DataFrame) -> list[str]:
+    """Range and duplicate problems of the watch events."""
+    problems = []
+    rating = events["rating"]
+    bad = rating.notna() & ((rating < 0.5) | (rating > 5.0))
+    if bad.any():
+        problems.append(f"watch_events.rating: {int(bad.sum())} ratings outside 0.5..5.0 "
+                        f"(first: {rating[bad].iloc[0]!r}); fix or drop those rows")
+    negative = events["watch_seconds"] < 0
+    if negative.any():
+        problems.append(f"watch_events.watch_seconds: {int(negative.sum())} negative watch times; "
+                        "watch time must be >= 0 (use NaN when unknown)")
+    dupes = events.duplicated(["user_id", "movie_id", TIMESTAMP_FIELD])
+    if dupes.any():
+        first = events.loc[dupes, ["user_id", "movie_id", TIMESTAMP_FIELD]].iloc[0].to_dict()
+        problems.append(f"watch_events: {int(dupes.sum())} duplicate events (same user_id, movie_id "
+                        f"and event_timestamp; first: {first}); deduplicate before building features")
+    return problems
+
+
+def _to_utc(series: pd.Series, assume_timezone: str | None) -> pd.Series:
+    """Timestamps as UTC, localizing naive ones only when a timezone was given."""
+    if series.dt.tz is None:
+        series = series.dt.tz_localize(assume_timezone)
+    return series.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+
+
+def validate(dataset: "Dataset", assume_timezone: str | None = None) -> Canonical:
+    """Check the canonical tables and return them with UTC timestamps, or raise AdapterError."""
+    tables = {"users": dataset.users, "movies": dataset.movies, "watch_events": dataset.watch_events}
+    problems = [p for name, df in tables.items() for p in _column_problems(name, df, assume_timezone)]
+    if not problems:
+        problems = _value_problems(dataset.watch_events)
+    if problems:
+        raise AdapterError("invalid input, nothing was written:\n- " + "\n- ".join(problems))
+    users = dataset.users.assign(signup_timestamp=_to_utc(dataset.users["signup_timestamp"], assume_timezone))
+    events = dataset.watch_events.assign(
+        **{TIMESTAMP_FIELD: _to_utc(dataset.watch_events[TIMESTAMP_FIELD], assume_timezone)})
+    unknown = ~events["movie_id"].isin(dataset.movies["movie_id"]) | ~events["user_id"].isin(users["user_id"])
+    if unknown.any():
+        raise AdapterError(f"invalid input, nothing was written:\n- watch_events: {int(unknown.sum())} "
+                           "events name a user_id or movie_id missing from users/movies")
+    events = events.sort_values([TIMESTAMP_FIELD, "user_id", "movie_id"], kind="stable", ignore_index=True)
+    return Canonical(users=users, movies=dataset.movies, events=events)
+
+
+# --- snapshots --------------------------------------------------------------------------
+
+def _ceil_day(ts: pd.Series) -> pd.Series:
+    """The first day boundary at or after each timestamp: when a snapshot can include it."""
+    return ts.dt.ceil(SNAPSHOT_EVERY)
+
+
+def snapshot_times(view: str, active: pd.DataFrame, key: str, start: pd.Series) -> pd.DataFrame:
+    """(key, event_timestamp) rows: each active day, plus a heartbeat every TTL - 1 day
+    from the entity's start until its last active day, so no gap exceeds the TTL."""
+    heartbeat = VIEWS[view][1] - SNAPSHOT_EVERY
+    first = _ceil_day(start)
+    last = active.groupby(key)[TIMESTAMP_FIELD].max().reindex(first.index).fillna(first)
+    periods = ((last - first) // heartbeat).clip(lower=0).astype(int) + 1
+    base = first.repeat(periods)
+    beats = pd.DataFrame({key: base.index.to_numpy(), TIMESTAMP_FIELD: base.to_numpy()})
+    beats[TIMESTAMP_FIELD] += beats.groupby(key).cumcount() * heartbeat
+    rows = pd.concat([active[[key, TIMESTAMP_FIELD]], beats], ignore_index=True).drop_duplicates()
+    return rows.sort_values([TIMESTAMP_FIELD, key], ignore_index=True)
+
+
+def _asof(rows: pd.DataFrame, state: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Attach to each snapshot row the latest cumulative state at or before its time."""
+    state = state.sort_values("state_ts", kind="stable")
+    merged = pd.merge_asof(rows, state, left_on=TIMESTAMP_FIELD, right_on="state_ts", by=key,
+                           direction="backward", allow_exact_matches=True)
+    return merged.drop(columns="state_ts")
+
+
+def _genre_lists(movies: pd.DataFrame) -> pd.DataFrame:
+    """(movie_id, genre) pairs from the pipe-separated genres column."""
+    pairs = movies[["movie_id", "genres"]].assign(genre=movies["genres"].fillna("").str.split("|"))
+    pairs = pairs.explode("genre")
+    return pairs[pairs["genre"] != ""][["movie_id", "genre"]]
+
+
+def _favorite_genre_state(events: pd.DataFrame, movies: pd.DataFrame) -> pd.DataFrame:
+    """Per user, after each event: the most-watched genre so far (ties: alphabetical)."""
+    pairs = _genre_lists(movies)
+    genres = np.sort(pairs["genre"].unique())
+    n = len(genres)
+    watched = events[["user_id", "movie_id", TIMESTAMP_FIELD]].merge(pairs, on="movie_id")
+    watched = watched.sort_values(["user_id", TIMESTAMP_FIELD], kind="stable")
+    count = watched.groupby(["user_id", "genre"]).cumcount() + 1
+    rank = np.searchsorted(genres, watched["genre"].to_numpy())
+    # Each genre's score only grows, so the running max over rows is the max over genres.
+    score = count.to_numpy() * n + (n - 1 - rank)
+    best = pd.Series(score, index=watched.index).groupby(watched["user_id"]).cummax()
+    return pd.DataFrame({"user_id": watched["user_id"], "state_ts": watched[TIMESTAMP_FIELD],
+                         "favorite_genre": genres[n - 1 - (best.to_numpy() % n)]})
+
+
+def user_profile_table(data: Canonical) -> pd.DataFrame:
+    """user_profile_features snapshots."""
+    events = data.events
+    users = data.users.set_index("user_id")
+    active = pd.DataFrame({"user_id": events["user_id"], TIMESTAMP_FIELD: _ceil_day(events[TIMESTAMP_FIELD])})
+    start = users["signup_timestamp"].clip(lower=events[TIMESTAMP_FIELD].min())
+    rows = snapshot_times("user_profile_features", active, "user_id", start)
+    state = pd.DataFrame({
+        "user_id": events["user_id"], "state_ts": events[TIMESTAMP_FIELD],
+        "rating_sum": events["rating"].fillna(0).groupby(events["user_id"]).cumsum(),
+        "rating_n": events["rating"].notna().groupby(events["user_id"]).cumsum(),
+        "distinct": (~events.duplicated(["user_id", "movie_id"])).groupby(events["user_id"]).cumsum(),
+    })
+    table = _asof(rows, state, "user_id")
+    table = _asof(table, _favorite_genre_state(events, data.movies), "user_id")
+    signup = table["user_id"].map(users["signup_timestamp"])
+    return pd.DataFrame({
+        "user_id": table["user_id"], TIMESTAMP_FIELD: table[TIMESTAMP_FIELD],
+        "age": table["user_id"].map(users["age"]),
+        "avg_rating": table["rating_sum"] / table["rating_n"].where(table["rating_n"] > 0),
+        "total_movies_watched": table["distinct"].fillna(0),
+        "favorite_genre": table["favorite_genre"],
+        "account_created_days": (table[TIMESTAMP_FIELD] - signup) // DAY,
+    })
+
+
+def movie_metadata_table(data: Canonical) -> pd.DataFrame:
+    """movie_metadata_features snapshots: static metadata plus rating stats as of each time."""
+    events = data.events
+    movies = data.movies.set_index("movie_id")
+    active = pd.DataFrame({"movie_id": events["movie_id"], TIMESTAMP_FIELD: _ceil_day(events[TIMESTAMP_FIELD])})
+    start = events.groupby("movie_id")[TIMESTAMP_FIELD].min()
+    rows = snapshot_times("movie_metadata_features", active, "movie_id", start)
+    state = pd.DataFrame({
+        "movie_id": events["movie_id"], "state_ts": events[TIMESTAMP_FIELD],
+        "rating_sum": events["rating"].fillna(0).groupby(events["movie_id"]).cumsum(),
+        "vote_count": events["rating"].notna().groupby(events["movie_id"]).cumsum(),
+        "views": events.groupby("movie_id").cumcount() + 1,
+    })
+    table = _asof(rows, state, "movie_id")
+    earlier = rows.assign(**{TIMESTAMP_FIELD: rows[TIMESTAMP_FIELD] - POPULARITY_WINDOW})
+    views_before = _asof(earlier, state[["movie_id", "state_ts", "views"]], "movie_id")["views"]
+    out = pd.DataFrame({
+        "movie_id": table["movie_id"], TIMESTAMP_FIELD: table[TIMESTAMP_FIELD],
+        # TMDB's 0-10 scale: twice the mean star rating so far.
+        "vote_average": 2 * table["rating_sum"] / table["vote_count"].where(table["vote_count"] > 0),
+        "vote_count": table["vote_count"].fillna(0),
+        "popularity": table["views"].fillna(0) - views_before.fillna(0).to_numpy(),
+        "runtime": table["movie_id"].map(movies["runtime"]),
+        "release_year": table["movie_id"].map(movies["release_year"]),
+    })
+    genre_sets = movies["genres"].fillna("").str.lower().str.split("|")
+    for genre in TRACKED_GENRES:
+        flag = genre_sets.map(lambda names, g=genre: int(g in names))
+        out[f"genre_{genre}"] = table["movie_id"].map(flag)
+    return out
+
+
+def interaction_table(data: Canonical) -> pd.DataFrame:
+    """user_movie_interaction_features: one row per watch event, including that event."""
+    events = data.events
+    runtime = events["movie_id"].map(data.movies.set_index("movie_id")["runtime"]).astype("float64")
+    pair = events.groupby(["user_id", "movie_id"])
+    previous = pair[TIMESTAMP_FIELD].shift()
+    return pd.DataFrame({
+        "user_id": events["user_id"], "movie_id": events["movie_id"],
+        TIMESTAMP_FIELD: events[TIMESTAMP_FIELD],
+        "watch_time_minutes": events["watch_seconds"] / 60,
+        "completion_rate": (events["watch_seconds"] / (runtime * 60)).clip(upper=1.0),
+        "user_rating": pair["rating"].ffill(),
+        "watch_count": pair.cumcount() + 1,
+        "last_watched_days_ago": (events[TIMESTAMP_FIELD] - previous) // DAY,
+    })
+
+
+def join_keys(view: str) -> list[str]:
+    """The entity columns of a feature view."""
+    return [entity.join_key for entity in VIEWS[view][0]]
+
+
+def table_dtypes(view: str) -> dict[str, str]:
+    """Column -> pandas dtype of a feature view's offline table, in order."""
+    dtypes = {key: "int64" for key in join_keys(view)}
+    dtypes[TIMESTAMP_FIELD] = "datetime64[ns, UTC]"
+    dtypes.update({field.name: PANDAS_DTYPE[field.dtype] for field in VIEWS[view][2]})
+    return dtypes
+
+
+def conform(view: str, df: pd.DataFrame) -> pd.DataFrame:
+    """Order and type a table's columns exactly as its feature view declares."""
+    typed = pd.DataFrame({c: df[c].astype(t) for c, t in table_dtypes(view).items()})
+    return typed.sort_values([TIMESTAMP_FIELD, *join_keys(view)], ignore_index=True)
+
+
+def build_feature_tables(dataset: "Dataset", assume_timezone: str | None = None) -> dict[str, pd.DataFrame]:
+    """Validate a dataset and build the three feature-view tables, keyed by view name."""
+    data = validate(dataset, assume_timezone)
+    builders = {
+        "user_profile_features": lambda: user_profile_table(data),
+        "movie_metadata_features": lambda: movie_metadata_table(data),
+        "user_movie_interaction_features": lambda: interaction_table(data),
+    }
+    return {view: conform(view, build()) for view, build in
+            tqdm(builders.items(), desc="feature tables", unit="view", leave=False)}
+
+
+# --- offline writes ---------------------------------------------------------------------
+
+PG_TYPE = {"int64": "BIGINT", "Int64": "BIGINT", "float32": "REAL", "string": "TEXT",
+           "datetime64[ns, UTC]": "TIMESTAMPTZ"}
+
+
+def check_tables(tables: dict[str, pd.DataFrame]) -> None:
+    """Refuse to write tables that do not match the feature views exactly."""
+    problems = []
+    for view in VIEWS:
+        if view not in tables:
+            problems.append(f"missing table {view!r}")
+            continue
+        actual = {c: str(t) for c, t in tables[view].dtypes.items()}
+        if list(actual.items()) != list(table_dtypes(view).items()):
+            problems.append(f"{view}: columns/dtypes {actual} differ from {table_dtypes(view)}; "
+                            "build tables with build_feature_tables()")
+    extra = set(tables) - set(VIEWS)
+    if extra:
+        problems.append(f"unknown tables {sorted(extra)}")
+    if problems:
+        raise AdapterError("refusing to write, nothing was changed:\n- " + "\n- ".join(problems))
+
+
+def _write_parquet(tables: dict[str, pd.DataFrame], profile: Profile) -> None:
+    """Write every table to a temp file first, then rename them all into place."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for view, df in tqdm(tables.items(), desc="parquet", unit="table", leave=False):
+            target = Path(profile.offline_location(view))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            df.to_parquet(tmp, index=False)
+            staged.append((tmp, target))
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    for tmp, target in staged:
+        os.replace(tmp, target)
+
+
+def _copy_rows(cursor, table: str, df: pd.DataFrame, chunk_rows: int = 200_000) -> None:
+    """Stream a DataFrame into a PostgreSQL table with COPY (CSV, empty = NULL)."""
+    columns = ", ".join(df.columns)
+    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
+        for start in range(0, len(df), chunk_rows):
+            copy.write(df.iloc[start:start + chunk_rows].to_csv(index=False, header=False))
+
+
+def _write_postgres(tables: dict[str, pd.DataFrame], profile: Profile) -> None:
+    """Load every table in one transaction: new tables are swapped in only if all succeed."""
+    import psycopg
+
+    schema = profile.offline_schema
+    with psycopg.connect(profile.pg_conninfo()) as conn, conn.cursor() as cur:
+        cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        for view, df in tqdm(tables.items(), desc="postgres COPY", unit="table", leave=False):
+            columns = ", ".join(f"{c} {PG_TYPE[str(t)]}" for c, t in df.dtypes.items())
+            staging = f'"{schema}"."{view}__staging"'
+            cur.execute(f"DROP TABLE IF EXISTS {staging}")
+            cur.execute(f"CREATE TABLE {staging} ({columns})")
+            _copy_rows(cur, staging, df)
+            cur.execute(f'DROP TABLE IF EXISTS "{schema}"."{view}"')
+            cur.execute(f'ALTER TABLE {staging} RENAME TO "{view}"')
+            cur.execute(f'ANALYZE "{schema}"."{view}"')
+        # psycopg commits when the `with` block exits cleanly and rolls back on error.
+
+
+def write_offline(tables: dict[str, pd.DataFrame], profile: str | Profile | None = None) -> dict[str, str]:
+    """Write the tables where the profile's sources read them; returns view -> location."""
+    resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
+    check_tables(tables)
+    if resolved.name == "local":
+        _write_parquet(tables, resolved)
+    else:
+        _write_postgres(tables, resolved)
+    return {view: resolved.offline_location(view) for view in tables}
+
+
+def read_offline(profile: str | Profile | None = None,
+                 views: Iterable[str] = tuple(VIEWS)) -> dict[str, pd.DataFrame]:
+    """Read the offline tables back, as written, for inspection and tests."""
+    resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
+    if resolved.name == "local":
+        return {v: pd.read_parquet(resolved.offline_location(v)) for v in views}
+    import psycopg
+
+    with psycopg.connect(resolved.pg_conninfo()) as conn, conn.cursor() as cur:
+        out = {}
+        for view in views:
+            cur.execute(f"SELECT * FROM {resolved.offline_location(view)}")
+            out[view] = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+        return out
