@@ -379,3 +379,39 @@ def read_offline(profile: str | Profile | None = None,
             cur.execute(f"SELECT * FROM {resolved.offline_location(view)}")
             out[view] = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
         return out
+
+
+def _offline_query(profile: Profile, sql: str, params: list) -> tuple:
+    """Run one aggregate query over the profile's offline tables ({view} placeholders resolved)."""
+    if profile.name == "local":
+        import duckdb
+
+        with duckdb.connect() as conn:
+            return conn.execute(sql, params).fetchone()
+    import psycopg
+
+    with psycopg.connect(profile.pg_conninfo()) as conn:
+        return conn.execute(sql.replace("?", "%s"), params).fetchone()
+
+
+def _table_expr(profile: Profile, view: str) -> str:
+    """SQL expression reading a view's offline table in the profile's engine."""
+    location = profile.offline_location(view)
+    return f"read_parquet('{location}')" if profile.name == "local" else location
+
+
+def offline_time_range(profile: Profile, view: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Oldest and newest event_timestamp stored offline for a view."""
+    lo, hi = _offline_query(profile, f"SELECT min({TIMESTAMP_FIELD}), max({TIMESTAMP_FIELD}) "
+                                     f"FROM {_table_expr(profile, view)}", [])
+    return pd.Timestamp(lo).tz_convert("UTC"), pd.Timestamp(hi).tz_convert("UTC")
+
+
+def offline_entity_count(profile: Profile, view: str, start, end) -> int:
+    """Distinct entity keys with offline rows in [start, end] (start None: from the beginning)."""
+    keys = ", ".join(join_keys(view))
+    where, params = f"{TIMESTAMP_FIELD} <= ?", [end]
+    if start is not None:
+        where, params = f"{TIMESTAMP_FIELD} >= ? AND " + where, [start, end]
+    sql = f"SELECT count(*) FROM (SELECT DISTINCT {keys} FROM {_table_expr(profile, view)} WHERE {where}) k"
+    return int(_offline_query(profile, sql, params)[0])

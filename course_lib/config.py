@@ -70,6 +70,16 @@ class Profile:
         return self.repo_dir / "data"
 
     @property
+    def raw_dir(self) -> Path:
+        """Folder holding the canonical dataset the feature tables were built from."""
+        return self.repo_dir / "raw"
+
+    @property
+    def model_path(self) -> Path:
+        """Where the trained ranker is saved."""
+        return self.repo_dir / "ranker.joblib"
+
+    @property
     def offline_schema(self) -> str:
         """PostgreSQL schema holding the enterprise offline tables."""
         return self.get("FEAST_OFFLINE_SCHEMA")

@@ -7,6 +7,7 @@ missing or synthetic. Nothing downstream needs to know which source it got.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +76,33 @@ class Dataset:
         for table in (self.users, self.movies, self.watch_events):
             digest.update(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
         return digest.hexdigest()
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the three tables and the provenance to a folder (temp files, then rename)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = json.dumps({"name": self.name, "provenance": self.provenance}, indent=1)
+        files = {f"{t}.parquet": getattr(self, t) for t in ("users", "movies", "watch_events")}
+        staged = []
+        for filename, table in files.items():
+            tmp = folder / f".{filename}.tmp"
+            table.to_parquet(tmp, index=False)
+            staged.append((tmp, folder / filename))
+        (folder / ".dataset.json.tmp").write_text(meta)
+        staged.append((folder / ".dataset.json.tmp", folder / "dataset.json"))
+        for tmp, target in staged:
+            tmp.replace(target)
+        return folder
+
+
+def load(folder: str | Path) -> Dataset:
+    """Read a dataset written by `Dataset.save`."""
+    folder = Path(folder)
+    if not (folder / "dataset.json").is_file():
+        raise DatasetError(f"no saved dataset in {folder}; create one with `course data`")
+    meta = json.loads((folder / "dataset.json").read_text())
+    tables = {t: pd.read_parquet(folder / f"{t}.parquet") for t in ("users", "movies", "watch_events")}
+    return Dataset(meta["name"], provenance=meta["provenance"], **tables)
 
 
 def _utc(origin: pd.Timestamp, seconds: np.ndarray) -> pd.Series:

@@ -1,14 +1,17 @@
 """Registering definitions, materialization and feature retrieval (2.7.1 and 2.7.3)."""
 from __future__ import annotations
 
-from typing import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable
 
 import click
 import pandas as pd
 from feast import FeatureService, FeatureStore, Project
+from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
 from feast.repo_contents import RepoContents
 
-from course_lib.adapter import PANDAS_DTYPE
+from course_lib.adapter import PANDAS_DTYPE, join_keys, offline_entity_count, offline_time_range
 from course_lib.config import Profile, resolve_profile
 from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS, Definitions, build
 
@@ -60,3 +63,124 @@ def historical_features(store: FeatureStore, entity_df: pd.DataFrame,
                         features: list[str] | FeatureService) -> pd.DataFrame:
     """A point-in-time-correct training frame, normalised with `normalize_frame`."""
     return normalize_frame(store.get_historical_features(entity_df=entity_df, features=features).to_df())
+
+
+# --- materialization --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MaterializeReport:
+    """What one materialization run did, per feature view."""
+
+    start: datetime | None  # None: incremental, each view from its own last end
+    end: datetime
+    rows: dict[str, int]  # entity keys with offline rows in the materialized window
+    intervals: dict[str, tuple[datetime, datetime] | None]  # each view's newest interval after the run
+
+    def lines(self) -> list[str]:
+        """Human-readable summary, one line per view."""
+        out = []
+        for view, rows in self.rows.items():
+            interval = self.intervals[view]
+            shown = "never" if interval is None else f"{interval[0].isoformat()} -> {interval[1].isoformat()}"
+            out.append(f"{view}: {rows} entity rows written; materialized interval {shown}")
+        return out
+
+
+def _utc(value: datetime) -> datetime:
+    """A timezone-aware UTC datetime (naive input is taken as UTC)."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def latest_interval(store: FeatureStore, view: str) -> tuple[datetime, datetime] | None:
+    """The most recent materialization interval the registry records for a view."""
+    intervals = store.get_feature_view(view).materialization_intervals
+    if not intervals:
+        return None
+    start, end = max(intervals, key=lambda pair: pair[1])
+    return _utc(start), _utc(end)
+
+
+def materialize(store: FeatureStore, profile: Profile, end: datetime | None = None,
+                incremental: bool = False) -> MaterializeReport:
+    """Load the latest feature values up to `end` into the online store.
+
+    A full run starts at the oldest offline row (Feast's own incremental default for a
+    never-materialized view is `end - ttl`, which would skip most history); an incremental
+    run continues each view from the end of its last materialization.
+    """
+    end = _utc(end or datetime.now(timezone.utc))
+    starts: dict[str, datetime | None] = {}
+    for view in VIEWS:
+        previous = latest_interval(store, view)
+        starts[view] = previous[1] if incremental and previous else None
+    if incremental:
+        store.materialize_incremental(end_date=end)
+    else:
+        oldest = min(offline_time_range(profile, view)[0] for view in VIEWS)
+        store.materialize(start_date=oldest - timedelta(seconds=1), end_date=end)
+    store.refresh_registry()
+    rows = {view: offline_entity_count(profile, view, starts[view] or
+                                       (end - VIEWS[view][1] if incremental else None), end)
+            for view in VIEWS}
+    return MaterializeReport(start=None if incremental else oldest, end=end, rows=rows,
+                             intervals={view: latest_interval(store, view) for view in VIEWS})
+
+
+# --- online retrieval -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EntityFeatures:
+    """One entity's online features, their event timestamps, and whether it was found."""
+
+    key: dict[str, int]
+    values: dict[str, Any]
+    event_timestamps: dict[str, datetime | None]
+    status: str  # "found" or "not_found"
+
+
+def _view_features(view: str) -> list[str]:
+    """Feature names of one view."""
+    return [field.name for field in VIEWS[view][2]]
+
+
+def online_rows(store: FeatureStore, views: list[str], entity_rows: list[dict[str, int]]
+                ) -> list[dict[str, EntityFeatures]]:
+    """Online features of several views for each entity row, split per view with statuses."""
+    refs = feature_refs(views)
+    response = store.get_online_features(features=refs, entity_rows=entity_rows)
+    names = list(response.proto.metadata.feature_names.val)
+    columns = response.to_dict()
+    results = dict(zip(names, response.proto.results))
+    out: list[dict[str, EntityFeatures]] = []
+    for i, row in enumerate(entity_rows):
+        per_view = {}
+        for view in views:
+            features = _view_features(view)
+            statuses = [results[f].statuses[i] for f in features]
+            stamps = [results[f].event_timestamps[i].seconds for f in features]
+            per_view[view] = EntityFeatures(
+                key={k: row[k] for k in join_keys(view)},
+                values={f: columns[f][i] for f in features},
+                event_timestamps={f: datetime.fromtimestamp(s, timezone.utc) if st == FieldStatus.PRESENT
+                                  else None for f, s, st in zip(features, stamps, statuses)},
+                status="found" if FieldStatus.PRESENT in statuses else "not_found",
+            )
+        out.append(per_view)
+    return out
+
+
+def user_features(store: FeatureStore, user_id: int) -> EntityFeatures:
+    """Online user profile features for one user."""
+    return online_rows(store, ["user_profile_features"], [{"user_id": user_id}])[0]["user_profile_features"]
+
+
+def movie_features(store: FeatureStore, movie_id: int) -> EntityFeatures:
+    """Online metadata features for one movie."""
+    return online_rows(store, ["movie_metadata_features"], [{"movie_id": movie_id}])[0]["movie_metadata_features"]
+
+
+def candidate_features(store: FeatureStore, user_id: int, movie_ids: list[int]
+                       ) -> list[dict[str, EntityFeatures]]:
+    """User, movie and (user, movie) interaction features for each candidate movie."""
+    rows = [{"user_id": user_id, "movie_id": m} for m in movie_ids]
+    return online_rows(store, list(VIEWS), rows)

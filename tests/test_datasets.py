@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import MOVIELENS_PATH
-from course_lib.datasets import GENRES, Dataset, DatasetError, _tie_breaks, movielens, synthetic
+from course_lib.datasets import GENRES, Dataset, DatasetError, _tie_breaks, load, movielens, synthetic
 
 START, DAYS = pd.Timestamp("2025-01-01", tz="UTC"), 90
 
@@ -270,3 +270,17 @@ def test_wrong_movielens_columns_are_reported(tmp_path: Path) -> None:
     (tmp_path / "ratings.csv").write_text("user,movie,stars\n1,1,4.0\n", encoding="utf-8")
     with pytest.raises(DatasetError, match=r"ratings\.csv lacks columns \['userId', 'movieId', 'rating', 'timestamp'\]"):
         movielens(tmp_path)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    """A saved dataset loads back with the same checksum and provenance."""
+    original = synthetic(seed=5, n_users=50, n_movies=30, n_events=800)
+    loaded = load(original.save(tmp_path / "raw"))
+    assert loaded.checksum() == original.checksum()
+    assert loaded.provenance == original.provenance and loaded.name == original.name
+
+
+def test_load_without_saved_dataset_says_how_to_fix(tmp_path):
+    """Loading from an empty folder names the command that creates the data."""
+    with pytest.raises(DatasetError, match="course data"):
+        load(tmp_path)
