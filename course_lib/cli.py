@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
+from dataclasses import asdict
+from datetime import datetime
 from typing import Callable
 
 from course_lib.config import PROFILES, ConfigError
@@ -20,6 +24,75 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check the environment and services; exit 1 if any check failed."""
+    from course_lib.config import resolve_profile
+    from course_lib.doctor import format_report, run_checks
+
+    checks = run_checks(resolve_profile(args.profile))
+    if args.json:
+        print(json.dumps([asdict(check) for check in checks], indent=2))
+    else:
+        print(format_report(checks))
+    return 0 if all(check.ok for check in checks) else 1
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """Load a dataset, build the feature-view tables and write them to the offline store."""
+    from course_lib import datasets
+    from course_lib.adapter import build_feature_tables, write_offline
+    from course_lib.config import resolve_profile
+
+    profile = resolve_profile(args.profile)
+    started = time.perf_counter()
+    if args.source == "movielens":
+        if not args.path:
+            raise ConfigError("--source movielens needs --path DIR (an unzipped ml-latest-small folder)")
+        dataset = datasets.movielens(args.path)
+    else:
+        size = {**datasets.SIZES[args.size], **{k: v for k, v in (
+            ("n_users", args.users), ("n_movies", args.movies), ("n_events", args.events)) if v}}
+        dataset = datasets.synthetic(seed=args.seed, days=args.days, **size)
+    dataset.save(profile.raw_dir)
+    tables = build_feature_tables(dataset)
+    locations = write_offline(tables, profile)
+    for view, table in tables.items():
+        ts = table["event_timestamp"]
+        print(f"{view}: {len(table):,} rows, {ts.min():%Y-%m-%d} .. {ts.max():%Y-%m-%d} -> {locations[view]}")
+    print(f"{dataset.name} data ready for profile {profile.name} in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def cmd_materialize(args: argparse.Namespace) -> int:
+    """Materialize offline features into the online store and report what was written."""
+    from course_lib.config import load_store, resolve_profile
+    from course_lib.serving import materialize
+
+    profile = resolve_profile(args.profile)
+    end = datetime.fromisoformat(args.end) if args.end else None
+    report = materialize(load_store(profile), profile, end=end, incremental=args.incremental)
+    print("\n".join(report.lines()))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train the ranker on point-in-time-correct features and save it."""
+    from course_lib.config import resolve_profile
+    from course_lib.ranker import train_and_save
+
+    ranker = train_and_save(resolve_profile(args.profile))
+    print(json.dumps(ranker.metrics, indent=2))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the feature / recommendation API."""
+    from course_lib.api import serve
+
+    serve(args.profile, host=args.host, port=args.port)
+    return 0
+
+
 def add_profile(parser: argparse.ArgumentParser) -> None:
     """Add the shared `--profile` option."""
     parser.add_argument("--profile", choices=PROFILES, default=None,
@@ -33,6 +106,34 @@ def build_parser() -> argparse.ArgumentParser:
     apply_p = verbs.add_parser("apply", help="register entities, feature views and the service")
     add_profile(apply_p)
     apply_p.set_defaults(handler=cmd_apply)
+    doctor_p = verbs.add_parser("doctor", help="check Python, packages, kernel, services and the registry")
+    add_profile(doctor_p)
+    doctor_p.add_argument("--json", action="store_true", help="print the checks as a JSON list")
+    doctor_p.set_defaults(handler=cmd_doctor)
+    data_p = verbs.add_parser("data", help="build feature tables from a dataset and write them offline")
+    add_profile(data_p)
+    data_p.add_argument("--source", choices=("synthetic", "movielens"), default="synthetic")
+    data_p.add_argument("--path", help="MovieLens ml-latest-small folder (for --source movielens)")
+    data_p.add_argument("--size", choices=("small", "full"), default="small", help="synthetic preset size")
+    data_p.add_argument("--seed", type=int, default=42)
+    data_p.add_argument("--days", type=int, default=90, help="synthetic time window in days")
+    data_p.add_argument("--users", type=int, help="override the preset's number of users")
+    data_p.add_argument("--movies", type=int, help="override the preset's number of movies")
+    data_p.add_argument("--events", type=int, help="override the preset's number of watch events")
+    data_p.set_defaults(handler=cmd_data)
+    mat_p = verbs.add_parser("materialize", help="load the latest features into the online store")
+    add_profile(mat_p)
+    mat_p.add_argument("--incremental", action="store_true", help="continue from each view's last end")
+    mat_p.add_argument("--end", help="ISO 8601 end time (default: now, UTC)")
+    mat_p.set_defaults(handler=cmd_materialize)
+    train_p = verbs.add_parser("train", help="train and save the ranker")
+    add_profile(train_p)
+    train_p.set_defaults(handler=cmd_train)
+    serve_p = verbs.add_parser("serve", help="run the feature / recommendation API")
+    add_profile(serve_p)
+    serve_p.add_argument("--host", default="127.0.0.1")
+    serve_p.add_argument("--port", type=int, default=8000)
+    serve_p.set_defaults(handler=cmd_serve)
     return parser
 
 
@@ -44,3 +145,6 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"course: configuration error: {exc}", file=sys.stderr)
         return 2
+    except ValueError as exc:  # AdapterError, DatasetError, RankerError: the message says how to fix it
+        print(f"course {args.verb}: {exc}", file=sys.stderr)
+        return 1

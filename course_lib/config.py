@@ -109,7 +109,7 @@ class Profile:
         if s["FEAST_PG_PASSWORD"]:
             auth += ":" + quote(s["FEAST_PG_PASSWORD"], safe="")
         return (f"postgresql+psycopg://{auth}@{s['FEAST_PG_HOST']}:{s['FEAST_PG_PORT']}/"
-                f"{s['FEAST_REGISTRY_DB']}?sslmode={s['FEAST_PG_SSLMODE']}")
+                f"{s['FEAST_REGISTRY_DB']}?sslmode={s['FEAST_PG_SSLMODE']}&connect_timeout=3")
 
     def redis_connection_string(self) -> str:
         """Feast's Redis connection string, with socket timeouts so outages fail fast."""

@@ -1,0 +1,255 @@
+"""Environment checks behind `course doctor` and notebook 00.
+
+Every check catches its own errors and reports them as a failed `Check` with a fix hint.
+Service checks use short timeouts, so an unreachable server fails in seconds, never hangs.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+
+from course_lib.config import FEATURE_VIEWS, REPO_ROOT, Profile
+
+DISTRIBUTION = "course-lib"
+ENVIRONMENT_FILE = REPO_ROOT / "environment.yml"
+MAINTENANCE_DB = "postgres"  # libpq's default database, present on every server
+SERVICES_FIX = "`make services` or `docker compose -f docker-compose.feast.yml up -d`"
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of one environment check."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def reason(exc: BaseException) -> str:
+    """A one-line description of an exception."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def elapsed_ms(start: float) -> str:
+    """Milliseconds since a `time.perf_counter()` reading, formatted."""
+    return f"{(time.perf_counter() - start) * 1000:.1f} ms"
+
+
+def environment_requirements(path: Path = ENVIRONMENT_FILE) -> list[Requirement]:
+    """The pip requirements listed in `environment.yml`."""
+    dependencies = yaml.safe_load(path.read_text())["dependencies"]
+    pip_lists = [item["pip"] for item in dependencies if isinstance(item, dict) and "pip" in item]
+    if not pip_lists:
+        raise ValueError(f"{path} has no `pip:` list under dependencies")
+    return [Requirement(line) for line in pip_lists[0]]
+
+
+def requirement_problem(req: Requirement) -> str | None:
+    """Why the installed distribution does not satisfy `req`, or None when it does."""
+    try:
+        installed = metadata.version(req.name)
+    except metadata.PackageNotFoundError:
+        return f"{req.name} not installed"
+    if not req.specifier.contains(installed, prereleases=True):
+        return f"{req.name} {installed} does not match {req.specifier}"
+    return None
+
+
+def extra_problems(req: Requirement) -> list[str]:
+    """Problems with the packages that `req`'s extras pull in (one level deep)."""
+    problems = []
+    for line in metadata.requires(req.name) or []:
+        dep = Requirement(line)
+        if dep.marker and any(dep.marker.evaluate({"extra": extra}) for extra in req.extras):
+            problem = requirement_problem(dep)
+            if problem:
+                problems.append(problem)
+    return problems
+
+
+def check_python() -> Check:
+    """The interpreter version is one the course package supports."""
+    version = ".".join(map(str, sys.version_info[:3]))
+    try:
+        supported = SpecifierSet(metadata.metadata(DISTRIBUTION)["Requires-Python"])
+    except metadata.PackageNotFoundError:
+        return Check("python", False, f"{version}, but {DISTRIBUTION} is not installed",
+                     fix="`pip install -e .` in the course folder")
+    detail = f"{version} at {sys.executable} (course needs {supported})"
+    if supported.contains(version):
+        return Check("python", True, detail)
+    return Check("python", False, detail, fix="create the course environment: `conda env create -f environment.yml`")
+
+
+def check_package(req: Requirement) -> Check:
+    """One pinned package from `environment.yml` is installed at a matching version."""
+    name = f"package {req.name}"
+    try:
+        problem = requirement_problem(req)
+        problems = [problem] if problem else extra_problems(req)
+        if problems:
+            return Check(name, False, "; ".join(problems), fix=f"pip install '{req}'")
+        extras = f" with [{','.join(sorted(req.extras))}]" if req.extras else ""
+        return Check(name, True, f"{metadata.version(req.name)}{extras} (pinned {req.specifier})")
+    except Exception as exc:  # noqa: BLE001 - a broken install must still produce a report
+        return Check(name, False, reason(exc), fix=f"pip install '{req}'")
+
+
+def check_packages() -> list[Check]:
+    """Every package pinned in `environment.yml`."""
+    try:
+        requirements = environment_requirements()
+    except Exception as exc:  # noqa: BLE001
+        return [Check("packages", False, f"cannot read {ENVIRONMENT_FILE}: {reason(exc)}",
+                      fix="run from a course checkout installed with `pip install -e .`")]
+    return [check_package(req) for req in requirements]
+
+
+def kernel_prefix(argv0: str) -> str:
+    """`sys.prefix` of the interpreter a kernelspec's argv[0] starts (as jupyter_client resolves it)."""
+    if argv0 in {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}:
+        return sys.prefix  # jupyter_client runs these names with its own interpreter
+    result = subprocess.run([argv0, "-c", "import sys; print(sys.prefix)"],
+                            capture_output=True, text=True, timeout=30, check=True)
+    return result.stdout.strip()
+
+
+def check_kernel() -> Check:
+    """Jupyter's `python3` kernel runs in this same environment."""
+    fix = f"`{sys.executable} -m ipykernel install --sys-prefix`"
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        spec = KernelSpecManager().get_kernel_spec("python3")
+        prefix = kernel_prefix(spec.argv[0])
+    except Exception as exc:  # noqa: BLE001
+        return Check("kernel", False, f"no usable python3 kernel: {reason(exc)}", fix=fix)
+    detail = f"python3 kernel ({spec.resource_dir}) starts {spec.argv[0]} in {prefix}"
+    if Path(prefix).resolve() == Path(sys.prefix).resolve():
+        return Check("kernel", True, detail)
+    return Check("kernel", False, f"{detail}, not in {sys.prefix}", fix=f"{fix} (or remove {spec.resource_dir})")
+
+
+def check_redis(profile: Profile) -> Check:
+    """Redis answers PING with the profile's host, port, db and password."""
+    s = profile.settings
+    where = f"{s['FEAST_REDIS_HOST']}:{s['FEAST_REDIS_PORT']} db={s['FEAST_REDIS_DB']}"
+    fix = (f"start Redis ({SERVICES_FIX}) or point FEAST_REDIS_HOST/FEAST_REDIS_PORT/"
+           "FEAST_REDIS_PASSWORD at your server")
+    timeout = float(s["FEAST_REDIS_TIMEOUT_S"])
+    try:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        client = redis.Redis(host=s["FEAST_REDIS_HOST"], port=int(s["FEAST_REDIS_PORT"]),
+                             db=int(s["FEAST_REDIS_DB"]), password=s["FEAST_REDIS_PASSWORD"] or None,
+                             socket_timeout=timeout, socket_connect_timeout=timeout,
+                             retry=Retry(NoBackoff(), 0))  # redis-py retries 3x with backoff by default
+        with client:
+            start = time.perf_counter()
+            client.ping()
+            latency = elapsed_ms(start)
+            version = client.info("server")["redis_version"]
+    except Exception as exc:  # noqa: BLE001
+        return Check("redis", False, f"{where}: {reason(exc)}", fix=fix)
+    return Check("redis", True, f"{where}, Redis {version}, connect + PING in {latency}")
+
+
+def check_postgres(profile: Profile) -> list[Check]:
+    """PostgreSQL accepts the profile's login, and the registry and offline databases exist."""
+    s = profile.settings
+    where = f"{s['FEAST_PG_HOST']}:{s['FEAST_PG_PORT']} user={s['FEAST_PG_USER']}"
+    wanted = [s["FEAST_REGISTRY_DB"], s["FEAST_OFFLINE_DB"]]
+    fix = (f"start PostgreSQL ({SERVICES_FIX}) or point FEAST_PG_HOST/FEAST_PG_PORT/FEAST_PG_USER/"
+           "FEAST_PG_PASSWORD/FEAST_PG_SSLMODE at your server")
+    try:
+        import psycopg
+
+        start = time.perf_counter()
+        with psycopg.connect(profile.pg_conninfo(MAINTENANCE_DB)) as conn:
+            version = conn.execute("SHOW server_version").fetchone()[0]
+            latency = elapsed_ms(start)
+            rows = conn.execute("SELECT datname FROM pg_database WHERE datname = ANY(%s)", (wanted,))
+            existing = {row[0] for row in rows.fetchall()}
+    except Exception as exc:  # noqa: BLE001
+        return [Check("postgres", False, f"{where}: {reason(exc)}", fix=fix),
+                *(Check(f"database {db}", False, "not checked: PostgreSQL is unreachable", fix=fix)
+                  for db in wanted)]
+    return [Check("postgres", True, f"{where}, PostgreSQL {version}, connect + query in {latency}"),
+            *(database_check(profile, db, db in existing) for db in wanted)]
+
+
+def database_check(profile: Profile, database: str, exists: bool) -> Check:
+    """Report whether one course database exists on the server."""
+    s = profile.settings
+    if exists:
+        return Check(f"database {database}", True, f"exists on {s['FEAST_PG_HOST']}:{s['FEAST_PG_PORT']}")
+    return Check(f"database {database}", False,
+                 f"missing on {s['FEAST_PG_HOST']}:{s['FEAST_PG_PORT']}",
+                 fix=f"`createdb -h {s['FEAST_PG_HOST']} -p {s['FEAST_PG_PORT']} -U {s['FEAST_PG_USER']} "
+                     f"{database}` or `make services`")
+
+
+def check_feast_registry(profile: Profile) -> Check:
+    """Feast loads the profile's repo and its registry lists the course feature views."""
+    from course_lib.config import load_store
+
+    name, fix = "feast registry", f"`course apply --profile {profile.name}`"
+    try:
+        store = load_store(profile)
+    except Exception as exc:  # noqa: BLE001
+        return Check(name, False, f"cannot load the feature repo {profile.repo_dir}: {reason(exc)}",
+                     fix=f"make sure COURSE_WORKDIR ({profile.get('COURSE_WORKDIR')}) is writable "
+                         "and the FEAST_* settings are valid")
+    try:
+        start = time.perf_counter()
+        views = {fv.name for fv in store.list_feature_views()}
+        latency = elapsed_ms(start)
+    except Exception as exc:  # noqa: BLE001
+        return Check(name, False, f"cannot read the registry: {reason(exc)}",
+                     fix="fix the failed service checks above, then run " + fix)
+    registry = f"project {profile.project}, {store.config.registry.registry_type} registry, listed in {latency}"
+    missing = [view for view in FEATURE_VIEWS if view not in views]
+    if missing:
+        return Check(name, False, f"{len(views)} feature views ({registry}); missing {', '.join(missing)}", fix=fix)
+    return Check(name, True, f"{len(views)} feature views ({registry})")
+
+
+def service_checks(profile: Profile) -> list[Check]:
+    """The Redis and PostgreSQL checks of the enterprise profile (none for local)."""
+    if profile.name != "enterprise":
+        return []
+    return [check_redis(profile), *check_postgres(profile)]
+
+
+def run_checks(profile: Profile) -> list[Check]:
+    """Run every check that applies to the profile, in report order."""
+    checks = [check_python(), *check_packages(), check_kernel(), *service_checks(profile)]
+    postgres_down = next((c for c in checks if c.name == "postgres" and not c.ok), None)
+    if postgres_down:  # the SQL registry lives there; trying it could wait for a TCP timeout
+        checks.append(Check("feast registry", False, "not tried: the registry's PostgreSQL server is unreachable",
+                            fix=postgres_down.fix))
+    else:
+        checks.append(check_feast_registry(profile))
+    return checks
+
+
+def format_report(checks: list[Check]) -> str:
+    """One aligned line per check: `OK   name  detail` or `FAIL name  detail -> fix`."""
+    width = max((len(c.name) for c in checks), default=0)
+    lines = []
+    for c in checks:
+        line = f"{'OK' if c.ok else 'FAIL':<4} {c.name:<{width}}  {c.detail}"
+        lines.append(line if c.ok or not c.fix else f"{line} -> {c.fix}")
+    return "\n".join(lines)
