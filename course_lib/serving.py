@@ -8,6 +8,9 @@ from typing import Any, Iterable
 import click
 import pandas as pd
 from feast import FeatureService, FeatureStore, Project
+from feast.diff.property_diff import TransitionType
+from feast.diff.registry_diff import RegistryDiff
+from feast.protos.feast.core.DataSource_pb2 import DataSource as DataSourceProto
 from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
 from feast.repo_contents import RepoContents
 
@@ -24,12 +27,35 @@ def repo_contents(project: str, definitions: Definitions) -> RepoContents:
                         feature_services=definitions.feature_services, permissions=[])
 
 
+def _without_meta(value: Any) -> Any:
+    """A data source proto minus its created/updated timestamps; other values unchanged."""
+    if not isinstance(value, DataSourceProto):
+        return value
+    copy = DataSourceProto()
+    copy.CopyFrom(value)
+    copy.ClearField("meta")
+    return copy
+
+
+def _drop_timestamp_only_updates(diff: RegistryDiff) -> RegistryDiff:
+    """Feast reports a view as updated when only its source's registry timestamps differ
+    (after a materialization); keep only real property changes."""
+    for change in diff.feast_object_diffs:
+        if change.transition_type == TransitionType.UPDATE:
+            change.feast_object_property_diffs = [
+                p for p in change.feast_object_property_diffs
+                if _without_meta(p.val_existing) != _without_meta(p.val_declared)]
+            if not change.feast_object_property_diffs:
+                change.transition_type = TransitionType.UNCHANGED
+    return diff
+
+
 def apply(store: FeatureStore, profile: Profile | str | None = None) -> str:
     """Register the course definitions and return Feast's description of what changed."""
     resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
     definitions = build(resolved)
     registry_diff, _, _ = store.plan(repo_contents(store.project, definitions))
-    changes = click.unstyle(registry_diff.to_string()).strip()
+    changes = click.unstyle(_drop_timestamp_only_updates(registry_diff).to_string()).strip()
     store.apply(definitions.objects())
     return changes
 

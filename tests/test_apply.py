@@ -75,3 +75,16 @@ def test_service_holds_exactly_the_ten_recommendation_features(
     for ref in refs:
         view, feature = ref.split(":")
         assert feature in EXPECTED_VIEWS[view][2], f"{ref} is not a course feature"
+
+
+def test_apply_after_materialization_reports_no_changes(profile: Profile, tmp_path) -> None:
+    """Materializing stamps the stored sources; a fresh process's apply must not call that a change."""
+    from course_lib import datasets
+    from course_lib.adapter import build_feature_tables, write_offline
+    from course_lib.serving import materialize
+
+    write_offline(build_feature_tables(datasets.synthetic(seed=1, n_users=30, n_movies=20, n_events=300)), profile)
+    store = load_store(profile)
+    apply(store, profile)
+    materialize(store, profile)
+    assert apply(load_store(profile), profile) == "No changes to registry"
