@@ -1,0 +1,216 @@
+"""A learned ranker trained on point-in-time-correct features (2.7.3).
+
+The guide scored candidates with hand-picked weights, where the user term was the same
+for every candidate and so could not change the order. Here a gradient-boosted model
+learns P(rating >= 4) from the feature views. Each training row is a rated watch event,
+with features as of one microsecond *before* the event (interaction rows include their
+own event, so querying at the event time would leak its rating). Evaluation holds out
+the last part of the time range and compares the model with a popularity baseline.
+The same `design_matrix` builds the model input at training and at serving time.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from feast import FeatureStore
+from feast.types import String
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import ndcg_score, roc_auc_score
+from threadpoolctl import threadpool_limits
+
+from course_lib import datasets
+from course_lib.adapter import TRACKED_GENRES, join_keys, table_dtypes
+from course_lib.config import Profile, load_store
+from course_lib.serving import EntityFeatures, feature_refs, historical_features
+from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS
+
+# Every view feature that is a number; favorite_genre (text) only enters through a derived feature.
+VIEW_FEATURES: list[str] = [f.name for _, _, schema in VIEWS.values() for f in schema if f.dtype != String]
+DERIVED_FEATURES: list[str] = ["favorite_genre_match"]
+FEATURES: list[str] = VIEW_FEATURES + DERIVED_FEATURES
+POSITIVE_RATING = 4.0  # label = rating >= this
+BEFORE_EVENT = pd.Timedelta(microseconds=1)  # features are read this long before the event they predict
+NDCG_AT = 10
+MODEL_PARAMS: dict[str, Any] = {"max_iter": 200, "learning_rate": 0.05, "early_stopping": False,
+                                "random_state": 0}
+# OpenMP threads for fitting and scoring. On busy shared cores, HistGradientBoosting's threads
+# spin and training slows several-fold; one thread is predictable, and a request scores few rows.
+MODEL_THREADS = 1
+
+
+class RankerError(ValueError):
+    """The ranker cannot be trained, evaluated or loaded; the message says how to fix it."""
+
+
+# --- model input ------------------------------------------------------------------------
+
+def favorite_genre_match(frame: pd.DataFrame) -> pd.Series:
+    """1.0 if the movie has the user's favourite genre, 0.0 if not; NaN when unknown
+    (no favourite yet, a favourite outside the five tracked genre flags, or no movie row)."""
+    favorite = frame["favorite_genre"].astype("string").str.lower()
+    match = pd.Series(np.nan, index=frame.index)
+    for genre in TRACKED_GENRES:
+        rows = favorite.eq(genre).fillna(False).to_numpy(dtype=bool)
+        match[rows] = frame.loc[rows, f"genre_{genre}"].to_numpy(dtype="float64", na_value=np.nan)
+    return match
+
+
+def design_matrix(frame: pd.DataFrame) -> pd.DataFrame:
+    """The model input: exactly FEATURES as float64, NaN where missing (training and serving alike)."""
+    missing = [c for c in [*VIEW_FEATURES, "favorite_genre"] if c not in frame.columns]
+    if missing:
+        raise RankerError(f"frame lacks feature columns {missing}; build it with training_frame() "
+                          "or candidate_frame()")
+    columns = {c: frame[c].to_numpy(dtype="float64", na_value=np.nan) for c in VIEW_FEATURES}
+    columns["favorite_genre_match"] = favorite_genre_match(frame).to_numpy()
+    return pd.DataFrame(columns, index=frame.index)[FEATURES]
+
+
+def training_entities(dataset: datasets.Dataset) -> pd.DataFrame:
+    """One row per rated watch event, timed just before it, with label = rating >= 4."""
+    events = dataset.watch_events
+    rated = events[events["rating"].notna()]
+    return pd.DataFrame({
+        "user_id": rated["user_id"].astype("int64"),
+        "movie_id": rated["movie_id"].astype("int64"),
+        TIMESTAMP_FIELD: rated[TIMESTAMP_FIELD] - BEFORE_EVENT,
+        "label": (rated["rating"] >= POSITIVE_RATING).astype("int64"),
+    }).reset_index(drop=True)
+
+
+def training_frame(store: FeatureStore, dataset: datasets.Dataset) -> pd.DataFrame:
+    """Point-in-time-correct features of every view for each training entity, label kept."""
+    frame = historical_features(store, training_entities(dataset), feature_refs())
+    return frame.assign(label=frame["label"].astype("int64"))
+
+
+def _within_ttl(found: EntityFeatures, ttl: timedelta, now: datetime | None) -> dict[str, Any]:
+    """One view's online values, each kept only if written at most `ttl` before `now` (None: all kept)."""
+    stamps = found.event_timestamps
+    return {name: value if now is None or (stamps[name] is not None and now - stamps[name] <= ttl) else None
+            for name, value in found.values.items()}
+
+
+def candidate_frame(rows: list[dict[str, EntityFeatures]], now: datetime | None = None) -> pd.DataFrame:
+    """`serving.candidate_features` output as a frame with a training frame's key and feature columns.
+
+    Online reads ignore the views' TTLs while point-in-time joins apply them. Pass a UTC-aware
+    `now` (for a replayed log, the materialization end) to drop values older than their view's
+    TTL, so the model sees missing values exactly where a training frame would.
+    """
+    records = []
+    for row in rows:
+        record: dict[str, Any] = {}
+        for view, found in row.items():
+            record.update({**found.key, **_within_ttl(found, VIEWS[view][1], now)})
+        records.append(record)
+    dtypes = {c: t for view in VIEWS for c, t in table_dtypes(view).items() if c != TIMESTAMP_FIELD}
+    keys = {k for view in VIEWS for k in join_keys(view)}
+    columns = sorted(dtypes, key=lambda c: c not in keys)  # entity keys first, as in a training frame
+    return pd.DataFrame({c: pd.Series([r.get(c) for r in records], dtype=dtypes[c]) for c in columns})
+
+
+# --- model --------------------------------------------------------------------------------
+
+@dataclass
+class Ranker:
+    """A fitted model, the FEATURES it reads, its training cut-off and held-out metrics."""
+
+    model: Any
+    features: list[str]
+    trained_until: pd.Timestamp
+    metrics: dict
+
+    def score(self, frame: pd.DataFrame) -> np.ndarray:
+        """P(rating >= 4) for each row of a frame with the view feature columns."""
+        if frame.empty:
+            return np.empty(0)
+        with threadpool_limits(MODEL_THREADS, user_api="openmp"):
+            return self.model.predict_proba(design_matrix(frame)[self.features])[:, 1]
+
+
+def mean_ndcg(users: pd.Series, labels: np.ndarray, scores: np.ndarray, k: int = NDCG_AT) -> float:
+    """NDCG@k of each user's rows ranked by score (ties averaged), over users with >= 2 rows
+    and a positive; NaN when no user qualifies."""
+    table = pd.DataFrame({"user": np.asarray(users), "label": labels, "score": scores})
+    values = [ndcg_score([group["label"]], [group["score"]], k=k)
+              for _, group in table.groupby("user") if len(group) >= 2 and group["label"].any()]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def evaluate(ranker: Ranker, test: pd.DataFrame) -> dict:
+    """AUC and NDCG@10 of the model and of the popularity baseline on held-out rows."""
+    labels = test["label"].to_numpy(dtype="int64")
+    if len(np.unique(labels)) < 2:
+        raise RankerError(f"the {len(test)} held-out rows need both labels to compute AUC; "
+                          "use more data or a larger test_fraction")
+    popularity = design_matrix(test)["popularity"].fillna(0.0).to_numpy()
+    metrics: dict[str, Any] = {}
+    for name, scores in (("model", ranker.score(test)), ("popularity", popularity)):
+        metrics[name] = {"auc": float(roc_auc_score(labels, scores)),
+                         f"ndcg@{NDCG_AT}": mean_ndcg(test["user_id"], labels, scores)}
+    return {**metrics, "rows": len(test), "split": ranker.trained_until.isoformat()}
+
+
+def train(frame: pd.DataFrame, test_fraction: float = 0.2) -> Ranker:
+    """Fit on all but the last `test_fraction` of the time range and evaluate on that last part."""
+    if not 0 < test_fraction < 1:
+        raise RankerError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
+    times = frame[TIMESTAMP_FIELD]
+    split = times.min() + (times.max() - times.min()) * (1 - test_fraction)
+    fit, test = frame[times < split], frame[times >= split]
+    if fit["label"].nunique() < 2:
+        raise RankerError(f"the {len(fit)} training rows before {split} need both labels; "
+                          "use more data or a smaller test_fraction")
+    inputs = design_matrix(fit)
+    # A feature the source never fills (MovieLens has no watch times) is left out: it carries
+    # no signal, and HistGradientBoosting fails on an all-NaN column.
+    features = [c for c in FEATURES if inputs[c].notna().any()]
+    with threadpool_limits(MODEL_THREADS, user_api="openmp"):
+        model = HistGradientBoostingClassifier(**MODEL_PARAMS).fit(inputs[features], fit["label"])
+    ranker = Ranker(model=model, features=features, trained_until=split, metrics={})
+    ranker.metrics = evaluate(ranker, test)
+    return ranker
+
+
+# --- persistence --------------------------------------------------------------------------
+
+def save(ranker: Ranker, profile: Profile) -> Path:
+    """Write the ranker to the profile's model path (temp file, then rename)."""
+    target = profile.model_path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        joblib.dump(ranker, tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, target)
+    return target
+
+
+def load(profile: Profile) -> Ranker:
+    """The profile's saved ranker, or a RankerError saying to run `course train`."""
+    path = profile.model_path
+    if not path.is_file():
+        raise RankerError(f"no trained ranker at {path}; run `course train --profile {profile.name}` first")
+    ranker = joblib.load(path)
+    if not isinstance(ranker, Ranker) or not set(ranker.features) <= set(FEATURES):
+        raise RankerError(f"{path} was saved with different model features; retrain it with "
+                          f"`course train --profile {profile.name}`")
+    return ranker
+
+
+def train_and_save(profile: Profile) -> Ranker:
+    """Train on the profile's saved dataset and feature store, then save the ranker."""
+    dataset = datasets.load(profile.raw_dir)
+    ranker = train(training_frame(load_store(profile), dataset))
+    save(ranker, profile)
+    return ranker
