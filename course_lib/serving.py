@@ -182,8 +182,10 @@ def online_rows(store: FeatureStore, views: list[str], entity_rows: list[dict[st
         per_view = {}
         for view in views:
             features = _view_features(view)
-            statuses = [results[f].statuses[i] for f in features]
+            # Redis answers a missing key with PRESENT and a zero timestamp; real rows have a time.
             stamps = [results[f].event_timestamps[i].seconds for f in features]
+            statuses = [results[f].statuses[i] if s > 0 else FieldStatus.NOT_FOUND
+                        for f, s in zip(features, stamps)]
             per_view[view] = EntityFeatures(
                 key={k: row[k] for k in join_keys(view)},
                 values={f: columns[f][i] for f in features},

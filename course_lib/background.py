@@ -1,0 +1,150 @@
+"""Servers the course starts in the background on loopback: the course API, `feast serve`,
+and private redis-servers for outage drills. Each object only ever stops what it started.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import redis
+
+from course_lib.config import Profile
+
+START_S = 180  # importing Feast and opening a store can take a while on a busy 2-core machine
+STOP_S = 30
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class BackgroundServer:
+    """One HTTP server process on 127.0.0.1, its base URL and its log file."""
+
+    process: subprocess.Popen
+    url: str
+    log: Path
+
+    def output(self) -> str:
+        """Everything the process printed so far."""
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def wait_ready(self, path: str = "/health", timeout_s: float = START_S) -> "BackgroundServer":
+        """Poll `path` until it answers 200; raise with the server's output if it exits or never does."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                if httpx.get(f"{self.url}{path}", timeout=5).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server at {self.url} never answered 200 on {path} "
+                           f"(exit code {self.process.poll()}); its output:\n{self.output()[-3000:]}")
+
+    def stop(self) -> int | None:
+        """SIGTERM the process (as a process manager would), then kill it if it hangs."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def __enter__(self) -> "BackgroundServer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def launch(command: list[str], profile: Profile, port: int, log: Path) -> BackgroundServer:
+    """Start a command with the profile's settings in its environment, output to a log file."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as sink:
+        process = subprocess.Popen(command, env={**os.environ, **profile.settings, "COURSE_PROFILE": profile.name},
+                                   stdout=sink, stderr=subprocess.STDOUT)
+    return BackgroundServer(process=process, url=f"http://127.0.0.1:{port}", log=log)
+
+
+def start_course_api(profile: Profile, log: Path, port: int | None = None) -> BackgroundServer:
+    """Run `course serve` for the profile on a free loopback port and wait until healthy."""
+    port = port or free_port()
+    command = [sys.executable, "-m", "course_lib", "serve", "--profile", profile.name,
+               "--host", "127.0.0.1", "--port", str(port)]
+    return launch(command, profile, port, log).wait_ready("/health")
+
+
+def start_feast_serve(profile: Profile, log: Path, port: int | None = None, workers: int = 1,
+                      max_requests: int = 0) -> BackgroundServer:
+    """Run Feast's own HTTP feature server on loopback (metrics off: they would bind 0.0.0.0:8000).
+
+    `max_requests=0` stops gunicorn from recycling workers; Feast's default of 1000 restarts a
+    worker about every 2 s under load.
+    """
+    from course_lib.config import render
+
+    port = port or free_port()
+    feast = str(Path(sys.executable).with_name("feast"))
+    command = [feast, "-c", str(render(profile)), "serve", "-h", "127.0.0.1", "-p", str(port),
+               "-w", str(workers), "--max-requests", str(max_requests)]
+    return launch(command, profile, port, log).wait_ready("/health")
+
+
+class RedisServer:
+    """A private, non-persistent redis-server on a loopback port, for outage drills."""
+
+    def __init__(self, port: int | None = None, ready_s: float = 30) -> None:
+        self.port = port or free_port()
+        self.ready_s = ready_s
+        self.process: subprocess.Popen | None = None
+
+    @staticmethod
+    def available() -> bool:
+        """Whether a `redis-server` binary is on PATH."""
+        return shutil.which("redis-server") is not None
+
+    def start(self) -> "RedisServer":
+        """Start the server (again, on the same port) and wait until it answers PING."""
+        if not self.available():
+            raise RuntimeError("redis-server is not installed: `sudo apt-get install redis-server`, "
+                               "`brew install redis` or `conda install -c conda-forge redis-server`")
+        self.process = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                         "--save", "", "--appendonly", "no"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + self.ready_s
+        while True:
+            try:
+                if redis.Redis(port=self.port, socket_connect_timeout=1).ping():
+                    return self
+            except redis.ConnectionError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server on port {self.port} did not start") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Terminate this server (only ever the one this object started)."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=STOP_S)
+
+    def __enter__(self) -> "RedisServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,317 @@
+"""The feature / recommendation API in process (FastAPI TestClient), real services, both profiles.
+
+Set-up is the course pipeline on a small synthetic log: dataset -> feature tables ->
+offline store -> apply -> materialize -> trained ranker, in an isolated project/schema.
+The outage tests run their OWN redis-server on a free port; the shared Redis is never stopped.
+"""
+from __future__ import annotations
+
+import functools
+import shutil
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from conftest import isolated_env
+from fastapi.testclient import TestClient
+from feast import FeatureStore
+
+from course_lib import datasets, ranker, serving
+from course_lib.adapter import build_feature_tables, write_offline
+from course_lib.api import MAX_CANDIDATES, ApiStartupError, create_app
+from course_lib.background import RedisServer, free_port
+from course_lib.config import PROFILES, Profile, load_store, resolve_profile
+
+API_PROJECT = "course_test_api"
+GUARD_S = 60  # a hung call fails the test instead of hanging the run
+UNKNOWN_ID = 987_654_321
+
+
+def api_env(workdir: str, **overrides: str) -> dict[str, str]:
+    """Environment of the API tests' isolated project and offline schema."""
+    return {**isolated_env(workdir), "FEAST_PROJECT": API_PROJECT, "FEAST_OFFLINE_SCHEMA": API_PROJECT,
+            **overrides}
+
+
+def api_dataset() -> datasets.Dataset:
+    """The small synthetic log every API test serves."""
+    return datasets.synthetic(seed=11, n_users=300, n_movies=120, n_events=12_000, days=60)
+
+
+def prepare(profile: Profile) -> None:
+    """Run the course pipeline for one profile and train its ranker (written last)."""
+    dataset = api_dataset()
+    dataset.save(profile.raw_dir)
+    write_offline(build_feature_tables(dataset), profile)
+    store = load_store(profile)
+    serving.apply(store, profile)
+    serving.materialize(store, profile)
+    ranker.train_and_save(profile)
+
+
+def prepared_profile(name: str, tmp_path_factory: pytest.TempPathFactory) -> Profile:
+    """A ready profile, prepared once per session and shared with test_api_process.py
+    (the saved model, written last, marks a finished preparation)."""
+    profile = resolve_profile(name, api_env(str(tmp_path_factory.getbasetemp() / "api")))
+    if not profile.model_path.is_file():
+        prepare(profile)
+    return profile
+
+
+@functools.cache
+def known_ids() -> tuple[int, tuple[int, ...]]:
+    """The most active user and the 30 most watched movies."""
+    events = api_dataset().watch_events
+    user = int(events["user_id"].value_counts().index[0])
+    return user, tuple(int(m) for m in events["movie_id"].value_counts().index[:30])
+
+
+def within(call: Callable[..., httpx.Response], *args, **kwargs) -> httpx.Response:
+    """Run one request, failing if it does not return within GUARD_S seconds."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(call, *args, **kwargs).result(timeout=GUARD_S)
+
+
+# Each profile; the enterprise one carries the marker that says it needs Redis and PostgreSQL.
+PROFILE_PARAMS = [pytest.param(name, marks=[pytest.mark.enterprise] if name == "enterprise" else [])
+                  for name in PROFILES]
+
+
+@pytest.fixture(scope="module", params=PROFILE_PARAMS)
+def ready(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Profile:
+    """Each profile with data online and a trained ranker."""
+    return prepared_profile(request.param, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def client(ready: Profile) -> Iterator[TestClient]:
+    """The API running in process for the profile (lifespan entered)."""
+    with TestClient(create_app(ready)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def store(ready: Profile) -> FeatureStore:
+    """An independent FeatureStore to compute expected answers."""
+    return load_store(ready)
+
+
+# --- features -------------------------------------------------------------------------------
+
+def test_user_features_equal_the_serving_layer(client: TestClient, store: FeatureStore) -> None:
+    user, _ = known_ids()
+    body = client.get(f"/users/{user}/features").json()
+    expected = serving.user_features(store, user)
+    assert body["user_id"] == user and body["status"] == "found"
+    assert body["features"] == expected.values
+    assert body["event_timestamps"] == {k: v.isoformat().replace("+00:00", "Z")
+                                        for k, v in expected.event_timestamps.items()}
+    assert isinstance(body["feature_retrieval_ms"], float) and body["feature_retrieval_ms"] > 0
+
+
+def test_movie_features_equal_the_serving_layer(client: TestClient, store: FeatureStore) -> None:
+    _, movies = known_ids()
+    body = client.get(f"/movies/{movies[0]}/features").json()
+    expected = serving.movie_features(store, movies[0])
+    assert body["movie_id"] == movies[0] and body["status"] == "found"
+    assert body["features"] == expected.values and all(v is not None for v in body["event_timestamps"].values())
+
+
+@pytest.mark.parametrize("kind", ["users", "movies"])
+def test_unknown_ids_are_not_found_with_null_features(client: TestClient, kind: str) -> None:
+    response = client.get(f"/{kind}/{UNKNOWN_ID}/features")
+    body = response.json()
+    assert response.status_code == 200 and body["status"] == "not_found", body
+    assert body["features"] and all(v is None for v in body["features"].values()), body
+    assert all(v is None for v in body["event_timestamps"].values()), body
+
+
+# --- recommendations ------------------------------------------------------------------------
+
+def expected_scores(ready: Profile, store: FeatureStore, user: int, movies: tuple[int, ...]) -> dict[int, float]:
+    """The saved ranker's score for each candidate, from an independent online read."""
+    frame = ranker.candidate_frame(serving.candidate_features(store, user, movies))
+    return dict(zip(movies, ranker.load(ready).score(frame).tolist()))
+
+
+def test_recommendations_are_the_rankers_scores_sorted(client: TestClient, ready: Profile,
+                                                       store: FeatureStore) -> None:
+    user, movies = known_ids()
+    candidates = (*reversed(movies), UNKNOWN_ID)
+    response = client.post("/recommendations", json={"user_id": user, "movie_ids": candidates,
+                                                     "k": len(candidates)})
+    body = response.json()
+    assert response.status_code == 200, body
+    expected = expected_scores(ready, store, user, candidates)
+    got = [(r["movie_id"], r["score"]) for r in body["recommendations"]]
+    assert got == sorted(expected.items(), key=lambda pair: (-pair[1], pair[0]))
+    assert body["user_id"] == user and body["user_status"] == "found"
+    statuses = {r["movie_id"]: r["movie_status"] for r in body["recommendations"]}
+    assert statuses.pop(UNKNOWN_ID) == "not_found" and set(statuses.values()) == {"found"}
+    unknown = next(r for r in body["recommendations"] if r["movie_id"] == UNKNOWN_ID)
+    assert unknown["features_used"]["vote_average"] is None and unknown["features_used"]["avg_rating"] is not None
+    assert body["feature_retrieval_ms"] > 0 and body["scoring_ms"] > 0
+    metrics = ranker.load(ready).metrics
+    assert body["model"]["auc"] == metrics["model"]["auc"] and body["model"]["held_out_rows"] == metrics["rows"]
+
+
+@pytest.mark.parametrize("k", [1, 5, 10])
+def test_recommendations_return_the_top_k(client: TestClient, k: int) -> None:
+    user, movies = known_ids()
+    body = client.post("/recommendations", json={"user_id": user, "movie_ids": movies, "k": k}).json()
+    everything = client.post("/recommendations", json={"user_id": user, "movie_ids": movies,
+                                                       "k": len(movies)}).json()
+    assert body["recommendations"] == everything["recommendations"][:k]
+
+
+def test_k_defaults_to_ten_and_never_exceeds_the_candidates(client: TestClient) -> None:
+    user, movies = known_ids()
+    assert len(client.post("/recommendations", json={"user_id": user, "movie_ids": movies}).json()
+               ["recommendations"]) == 10
+    assert len(client.post("/recommendations", json={"user_id": user, "movie_ids": movies[:3], "k": 50}).json()
+               ["recommendations"]) == 3
+
+
+def test_unknown_user_is_scored_on_null_user_features(client: TestClient, ready: Profile,
+                                                      store: FeatureStore) -> None:
+    _, movies = known_ids()
+    body = client.post("/recommendations", json={"user_id": UNKNOWN_ID, "movie_ids": movies[:5]}).json()
+    assert body["user_status"] == "not_found", body
+    assert all(r["features_used"]["avg_rating"] is None for r in body["recommendations"])
+    expected = expected_scores(ready, store, UNKNOWN_ID, movies[:5])
+    assert {r["movie_id"]: r["score"] for r in body["recommendations"]} == expected
+
+
+# --- invalid input --------------------------------------------------------------------------
+
+BAD_REQUESTS = {
+    "path user_id 0": ("GET", "/users/0/features", None, "user_id"),
+    "path user_id -1": ("GET", "/users/-1/features", None, "user_id"),
+    "path user_id abc": ("GET", "/users/abc/features", None, "user_id"),
+    "path movie_id 0": ("GET", "/movies/0/features", None, "movie_id"),
+    "body user_id 0": ("POST", "/recommendations", {"user_id": 0, "movie_ids": [1]}, "user_id"),
+    "body user_id -1": ("POST", "/recommendations", {"user_id": -1, "movie_ids": [1]}, "user_id"),
+    "body user_id abc": ("POST", "/recommendations", {"user_id": "abc", "movie_ids": [1]}, "user_id"),
+    "missing user_id": ("POST", "/recommendations", {"movie_ids": [1]}, "user_id"),
+    "missing movie_ids": ("POST", "/recommendations", {"user_id": 1}, "movie_ids"),
+    "empty movie_ids": ("POST", "/recommendations", {"user_id": 1, "movie_ids": []}, "movie_ids"),
+    "1001 movie_ids": ("POST", "/recommendations",
+                       {"user_id": 1, "movie_ids": list(range(1, MAX_CANDIDATES + 2))}, "movie_ids"),
+    "negative movie id": ("POST", "/recommendations", {"user_id": 1, "movie_ids": [1, -2]}, "movie_ids[1]"),
+    "repeated movie id": ("POST", "/recommendations", {"user_id": 1, "movie_ids": [4, 4]}, "movie_ids"),
+    "k 0": ("POST", "/recommendations", {"user_id": 1, "movie_ids": [1], "k": 0}, "k"),
+    "no body": ("POST", "/recommendations", None, "body"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_REQUESTS)
+def test_invalid_input_is_a_422_naming_the_field(client: TestClient, case: str) -> None:
+    method, url, payload, field = BAD_REQUESTS[case]
+    response = client.request(method, url, json=payload)
+    body = response.json()
+    assert response.status_code == 422, body
+    assert body["error"] == "invalid_request" and field in [f["field"] for f in body["fields"]], body
+    assert f"{field}: " in body["detail"] and body["hint"], body
+
+
+def test_malformed_json_is_a_422_naming_the_body(client: TestClient) -> None:
+    response = client.post("/recommendations", content=b'{"user_id": 1,', headers={"content-type": "application/json"})
+    assert response.status_code == 422 and response.json()["fields"][0]["field"] == "body", response.text
+
+
+# --- schema and health ----------------------------------------------------------------------
+
+def test_openapi_documents_every_endpoint_with_models(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    expected = {("/users/{user_id}/features", "get"): "UserFeaturesResponse",
+                ("/movies/{movie_id}/features", "get"): "MovieFeaturesResponse",
+                ("/recommendations", "post"): "RecommendationResponse",
+                ("/health", "get"): "HealthResponse"}
+    for (path, method), model in expected.items():
+        responses = paths[path][method]["responses"]
+        assert responses["200"]["content"]["application/json"]["schema"]["$ref"].endswith(f"/{model}")
+        assert "503" in responses
+    assert paths["/recommendations"]["post"]["responses"]["422"]["content"]["application/json"]["schema"][
+        "$ref"].endswith("/ErrorBody")
+
+
+def test_health_is_ok_when_registry_and_online_store_work(client: TestClient, ready: Profile) -> None:
+    response = client.get("/health")
+    body = response.json()
+    assert response.status_code == 200 and body["status"] == "ok" and body["failed"] == [], body
+    assert body["profile"] == ready.name and body["project"] == API_PROJECT
+    assert set(body["components"]) == {"registry", "online_store"}
+    assert "lists all 3 course feature views" in body["components"]["registry"]["detail"]
+
+
+# --- start-up failures ----------------------------------------------------------------------
+
+def start_up(profile: Profile) -> None:
+    """Run the app's lifespan once: start-up, then shutdown."""
+    with TestClient(create_app(profile)):
+        pass
+
+
+@pytest.mark.enterprise
+def test_unreachable_postgres_stops_start_up_with_a_clear_message(tmp_path) -> None:
+    port = free_port()
+    profile = resolve_profile("enterprise", api_env(str(tmp_path), FEAST_PG_PORT=str(port)))
+    with pytest.raises(ApiStartupError) as failure:
+        start_up(profile)
+    message = str(failure.value)
+    assert "feature registry" in message and f"127.0.0.1:{port}" in message and "FEAST_PG_PORT" in message
+
+
+def test_start_up_needs_applied_views_and_a_trained_model(tmp_path) -> None:
+    profile = resolve_profile("local", api_env(str(tmp_path), FEAST_PROJECT="course_test_api_empty"))
+    with pytest.raises(ApiStartupError, match="no feature views .* `course apply --profile local`"):
+        start_up(profile)
+    serving.apply(load_store(profile), profile)
+    with pytest.raises(ApiStartupError, match="no trained ranker .* `course train --profile local`"):
+        start_up(profile)
+
+
+# --- Redis outage ---------------------------------------------------------------------------
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of the test's own, stopped afterwards."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.mark.enterprise
+def test_redis_outage_gives_503_and_the_api_recovers_without_restart(
+        own_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> None:
+    base = prepared_profile("enterprise", tmp_path_factory)  # its offline tables and model are reused
+    profile = resolve_profile("enterprise", {**base.settings, "FEAST_PROJECT": "course_test_api_outage",
+                                             "FEAST_REDIS_PORT": str(own_redis.port), "FEAST_REDIS_DB": "0"})
+    store = load_store(profile)
+    serving.apply(store, profile)
+    serving.materialize(store, profile)
+    shutil.copy(base.model_path, profile.model_path)
+    user, movies = known_ids()
+    recommend = {"user_id": user, "movie_ids": movies[:5]}
+
+    with TestClient(create_app(profile)) as client:
+        before = client.get(f"/users/{user}/features").json()
+        assert before["status"] == "found"
+        opened = client.app.state.services.store
+
+        own_redis.stop()
+        for response in (within(client.get, f"/users/{user}/features"),
+                         within(client.post, "/recommendations", json=recommend)):
+            body = response.json()
+            assert response.status_code == 503, body
+            assert body["error"] == "online_store_unavailable" and f":{own_redis.port}" in body["hint"], body
+        health = within(client.get, "/health")
+        assert health.status_code == 503 and health.json()["failed"] == ["online_store"], health.text
+
+        own_redis.start()  # same port, empty: the API must reconnect on its own
+        assert within(client.get, f"/users/{user}/features").json()["status"] == "not_found"
+        serving.materialize(store, profile)
+        assert within(client.get, f"/users/{user}/features").json()["features"] == before["features"]
+        assert within(client.post, "/recommendations", json=recommend).status_code == 200
+        assert within(client.get, "/health").status_code == 200
+        assert client.app.state.services.store is opened
