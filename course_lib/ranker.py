@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 from course_lib import datasets
 from course_lib.adapter import TRACKED_GENRES, join_keys, table_dtypes
 from course_lib.config import Profile, load_store
-from course_lib.serving import EntityFeatures, feature_refs, historical_features
+from course_lib.serving import EntityFeatures, candidate_features, feature_refs, historical_features
 from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS
 
 # Every view feature that is a number; favorite_genre (text) only enters through a derived feature.
@@ -115,6 +115,13 @@ def candidate_frame(rows: list[dict[str, EntityFeatures]], now: datetime | None 
     keys = {k for view in VIEWS for k in join_keys(view)}
     columns = sorted(dtypes, key=lambda c: c not in keys)  # entity keys first, as in a training frame
     return pd.DataFrame({c: pd.Series([r.get(c) for r in records], dtype=dtypes[c]) for c in columns})
+
+
+def online_frame(store: FeatureStore, pairs: pd.DataFrame, now: datetime | None) -> pd.DataFrame:
+    """`candidate_frame` for (user_id, movie_id) pairs read online, one request per user, in pair order."""
+    rows = [row for user, group in pairs.groupby("user_id", sort=True)
+            for row in candidate_features(store, int(user), group["movie_id"].tolist())]
+    return candidate_frame(rows, now=now)
 
 
 # --- model --------------------------------------------------------------------------------

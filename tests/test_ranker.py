@@ -18,9 +18,9 @@ from conftest import isolated_env
 from course_lib import datasets
 from course_lib.adapter import build_feature_tables, write_offline
 from course_lib.config import PROFILES, Profile, load_store, resolve_profile
-from course_lib.ranker import (FEATURES, Ranker, RankerError, candidate_frame, design_matrix, load,
+from course_lib.ranker import (FEATURES, Ranker, RankerError, design_matrix, load, online_frame,
                                mean_ndcg, save, train, train_and_save, training_entities, training_frame)
-from course_lib.serving import apply, candidate_features, feature_refs, historical_features, materialize
+from course_lib.serving import apply, feature_refs, historical_features, materialize
 
 PROJECT = "course_test_rank"
 INTERACTION = ["watch_time_minutes", "completion_rate", "user_rating", "watch_count", "last_watched_days_ago"]
@@ -148,13 +148,6 @@ def serving_sample(dataset: datasets.Dataset) -> pd.DataFrame:
                                  "movie_id": rng.choice(dataset.movies["movie_id"], 20)})
     pairs = pd.concat([recent[["user_id", "movie_id"]], later[["user_id", "movie_id"]], random_pairs])
     return pairs.drop_duplicates().sort_values(["user_id", "movie_id"], ignore_index=True)
-
-
-def online_frame(store: FeatureStore, pairs: pd.DataFrame, now: pd.Timestamp | None) -> pd.DataFrame:
-    """candidate_frame over serving.candidate_features, one call per user, in the pairs' order."""
-    rows = [row for user, group in pairs.groupby("user_id", sort=True)
-            for row in candidate_features(store, int(user), group["movie_id"].tolist())]
-    return candidate_frame(rows, now=now)
 
 
 @pytest.mark.parametrize("profile_name", [p if p == "local" else pytest.param(p, marks=pytest.mark.enterprise)
