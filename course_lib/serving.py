@@ -1,6 +1,8 @@
 """Registering definitions, materialization and feature retrieval (2.7.1 and 2.7.3)."""
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
@@ -131,7 +133,7 @@ def materialize(store: FeatureStore, profile: Profile, end: datetime | None = No
     """Load the latest feature values up to `end` into the online store.
 
     A full run starts at the oldest offline row (Feast's own incremental default for a
-    never-materialized view is `end - ttl`, which would skip most history); an incremental
+    never-materialized view is `now - ttl`, which would skip most history); an incremental
     run continues each view from the end of its last materialization.
     """
     end = _utc(end or datetime.now(timezone.utc))
@@ -139,17 +141,33 @@ def materialize(store: FeatureStore, profile: Profile, end: datetime | None = No
     for view in VIEWS:
         previous = latest_interval(store, view)
         starts[view] = previous[1] if incremental and previous else None
-    if incremental:
-        store.materialize_incremental(end_date=end)
-    else:
-        oldest = min(offline_time_range(profile, view)[0] for view in VIEWS)
-        store.materialize(start_date=oldest - timedelta(seconds=1), end_date=end)
+    with contextlib.redirect_stdout(io.StringIO()):  # Feast's own colour log; the report replaces it
+        if incremental:
+            store.materialize_incremental(end_date=end)
+        else:
+            oldest = min(offline_time_range(profile, view)[0] for view in VIEWS)
+            store.materialize(start_date=oldest - timedelta(seconds=1), end_date=end)
     store.refresh_registry()
+    now = datetime.now(timezone.utc)
     rows = {view: offline_entity_count(profile, view, starts[view] or
-                                       (end - VIEWS[view][1] if incremental else None), end)
+                                       (now - VIEWS[view][1] if incremental else None), end)
             for view in VIEWS}
     return MaterializeReport(start=None if incremental else oldest, end=end, rows=rows,
                              intervals={view: latest_interval(store, view) for view in VIEWS})
+
+
+def reset_online(store: FeatureStore, profile: Profile) -> None:
+    """Empty the online store and forget every materialization interval of the course views.
+
+    The registered views (not freshly built ones: only those carry the join keys Feast needs
+    to find their Redis keys) are deleted, which drops their online rows, then registered
+    again. Offline tables and other projects are untouched.
+    """
+    registered = [store.get_feature_view(view) for view in VIEWS]
+    services = [s for s in store.list_feature_services() if s.name in
+                {fs.name for fs in build(profile).feature_services}]
+    store.apply([], objects_to_delete=[*services, *registered], partial=False)
+    store.apply(build(profile).objects())
 
 
 # --- online retrieval -------------------------------------------------------------------
