@@ -1,0 +1,60 @@
+"""The measurement tools: percentiles, bounded loads, and the loopback-only rule."""
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+from course_lib.bench import http_load, latency, time_calls
+
+
+class Handler(BaseHTTPRequestHandler):
+    """200 on /ok, 500 anywhere else."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        self.send_response(200 if self.path == "/ok" else 500)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        """Keep the test output quiet."""
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """A tiny HTTP server on a free loopback port."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_latency_percentiles_match_numpy() -> None:
+    samples = np.random.default_rng(0).exponential(3.0, 1000)
+    got = latency(samples, seconds=2.0, errors=10)
+    assert got.n == 1000 and got.p50_ms == pytest.approx(np.percentile(samples, 50))
+    assert got.p99_ms == pytest.approx(np.percentile(samples, 99)) and got.rps == pytest.approx(505.0)
+    with pytest.raises(ValueError, match="no samples"):
+        latency([])
+
+
+def test_time_calls_discards_warmup() -> None:
+    seen = []
+    result = time_calls(seen.append, list(range(50)), warmup=20)
+    assert result.n == 30 and seen == list(range(50))
+
+
+def test_http_load_counts_every_request(server: str) -> None:
+    """Successes and errors add up to the requests sent after warm-up."""
+    requests = [("GET", f"{server}/ok" if i % 4 else f"{server}/fail", None) for i in range(250)]
+    result = http_load(requests, concurrency=4, max_seconds=30, warmup=50)
+    assert result.n + result.errors == 200 and result.errors == 50 and result.rps > 0
+
+
+def test_http_load_refuses_non_loopback_targets() -> None:
+    with pytest.raises(ValueError, match="only target 127.0.0.1"):
+        http_load([("GET", "http://192.0.2.1/ok", None)])
