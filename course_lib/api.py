@@ -11,13 +11,19 @@ Failure policy:
 - an online store that fails at request time gives a 503 JSON body (error, detail, hint)
   and nothing is cached, so the next request after the store comes back succeeds;
 - invalid input gives a 422 whose `fields` name each offending field.
+
+Monitoring (2.7.4, `course_lib.monitoring`): every request is counted and timed under its
+route template and status; handlers record the online read's latency, the entities read
+and how many were not found. `GET /metrics` (Prometheus text) and `GET /freshness` measure
+freshness from the registry and real online reads; `GET /health` checks the online store,
+the registry and the offline store, and answers 503 naming what failed.
 """
 from __future__ import annotations
 
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,14 +38,22 @@ from fastapi.responses import JSONResponse
 from feast import FeatureStore
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from course_lib import ranker, serving
-from course_lib.config import FEATURE_VIEWS, Profile, load_store, resolve_profile
-from course_lib.doctor import SERVICES_FIX, reason
+from course_lib import monitoring, ranker, serving
+from course_lib.config import Profile, load_store, resolve_profile
+from course_lib.doctor import reason
+from course_lib.monitoring import (
+    Clock,
+    Metrics,
+    missing_views,
+    ms_since,
+    online_store_hint,
+    registry_hint,
+    registry_location,
+)
 
 MAX_ID = 2**63 - 1  # entity keys are INT64
 MAX_CANDIDATES = 1000
 MAX_K = 1000
-HEALTH_PROBE_USER = 1  # any id works: the probe checks that a read round trip succeeds
 ONLINE_STORE_ERRORS = (redis.RedisError, sqlite3.Error)
 
 EntityId = Annotated[int, Field(gt=0, le=MAX_ID, strict=True)]
@@ -152,7 +166,7 @@ class Component(BaseModel):
 
 
 class HealthResponse(BaseModel):
-    """`GET /health`: 200 when every component works, else 503 listing the failed ones."""
+    """`GET /health`: 200 when the online store, registry and offline store work, else 503 naming the failed ones."""
 
     status: Literal["ok", "unavailable"]
     profile: str
@@ -160,6 +174,32 @@ class HealthResponse(BaseModel):
     failed: list[str]
     components: dict[str, Component]
     model: ModelInfo
+
+
+class FreshnessEntry(BaseModel):
+    """How old one view's pipeline or data is; see `course_lib.monitoring.Freshness`."""
+
+    status: Literal["fresh", "stale", "never_materialized"]
+    age_seconds: float | None = Field(description="never negative; null when there is nothing to measure")
+    threshold_seconds: float
+    timestamp: datetime | None = Field(description="materialization end (pipeline) or newest event timestamp (data)")
+    source: Literal["registry", "online", "offline", "none"]
+    future_end: bool = Field(description="the timestamp lies after now, so the age was clipped to 0")
+    detail: str
+
+
+class ViewFreshness(BaseModel):
+    """Pipeline and data freshness of one feature view."""
+
+    pipeline: FreshnessEntry
+    data: FreshnessEntry
+
+
+class FreshnessResponse(BaseModel):
+    """`GET /freshness`: every feature view, measured at `checked_at`."""
+
+    checked_at: datetime
+    views: dict[str, ViewFreshness]
 
 
 # --- services -------------------------------------------------------------------------------
@@ -172,44 +212,6 @@ class Services:
     store: FeatureStore
     ranker: ranker.Ranker
     model: ModelInfo
-
-
-def ms_since(start: float) -> float:
-    """Milliseconds since a `time.perf_counter()` reading."""
-    return (time.perf_counter() - start) * 1000
-
-
-def registry_location(profile: Profile) -> str:
-    """Where the profile's registry lives, without credentials."""
-    if profile.name == "local":
-        return profile.feature_store_config()["registry"]["path"]
-    s = profile.settings
-    return f"PostgreSQL {s['FEAST_PG_HOST']}:{s['FEAST_PG_PORT']}/{s['FEAST_REGISTRY_DB']}"
-
-
-def registry_hint(profile: Profile) -> str:
-    """How to fix a registry that cannot be read."""
-    if profile.name == "local":
-        return f"run `course apply --profile local` (the registry file is {registry_location(profile)})"
-    return (f"start PostgreSQL ({SERVICES_FIX}) or point FEAST_PG_HOST/FEAST_PG_PORT/FEAST_PG_USER/"
-            f"FEAST_PG_PASSWORD at it; `course doctor --profile {profile.name}` checks the connection")
-
-
-def online_store_hint(profile: Profile) -> str:
-    """How to fix an online store that cannot be read."""
-    if profile.name == "local":
-        return (f"the SQLite online store under {profile.data_dir} could not be read: run "
-                "`course apply --profile local` and `course materialize --profile local`")
-    s = profile.settings
-    return (f"Redis at {s['FEAST_REDIS_HOST']}:{s['FEAST_REDIS_PORT']} db={s['FEAST_REDIS_DB']} did not answer: "
-            f"start it ({SERVICES_FIX}) or point FEAST_REDIS_HOST/FEAST_REDIS_PORT at it; the API reconnects "
-            "by itself once Redis is back, no restart needed")
-
-
-def missing_views(store: FeatureStore, allow_cache: bool) -> list[str]:
-    """Course feature views the registry does not list."""
-    names = {view.name for view in store.list_feature_views(allow_cache=allow_cache)}
-    return [view for view in FEATURE_VIEWS if view not in names]
 
 
 def open_store(profile: Profile) -> FeatureStore:
@@ -253,6 +255,18 @@ def services_of(request: Request) -> Services:
     return request.app.state.services
 
 
+def metrics_of(request: Request) -> Metrics:
+    """The app's own metrics."""
+    return request.app.state.metrics
+
+
+def observe_entity(metrics: Metrics, feature_service: str, found: serving.EntityFeatures, seconds: float) -> None:
+    """Record a single-entity read: its latency, one entity, and whether it was found."""
+    metrics.observe_retrieval(feature_service, seconds)
+    metrics.observe_entities(feature_service, monitoring.FEATURE_SERVICES[feature_service], 1,
+                             int(found.status == "not_found"))
+
+
 def entity_payload(found: serving.EntityFeatures, elapsed_ms: float) -> dict:
     """Response fields shared by the user and movie feature endpoints."""
     return {**found.key, "status": found.status, "features": found.values,
@@ -272,11 +286,20 @@ def model_inputs(frame: pd.DataFrame, model: ranker.Ranker) -> list[dict[str, fl
             for row in matrix.to_dict("records")]
 
 
-def recommend(services: Services, body: RecommendationRequest) -> RecommendationResponse:
+def observe_candidates(metrics: Metrics, rows: list[dict[str, serving.EntityFeatures]], seconds: float) -> None:
+    """Record a recommendation read: its latency, the user and the candidate movies, and the misses."""
+    metrics.observe_retrieval("recommendation", seconds)
+    metrics.observe_entities("recommendation", "user", 1, int(rows[0]["user_profile_features"].status == "not_found"))
+    metrics.observe_entities("recommendation", "movie", len(rows),
+                             sum(row["movie_metadata_features"].status == "not_found" for row in rows))
+
+
+def recommend(services: Services, metrics: Metrics, body: RecommendationRequest) -> RecommendationResponse:
     """Read every candidate's features, score them, and return the top k."""
     start = time.perf_counter()
     rows = serving.candidate_features(services.store, body.user_id, body.movie_ids)
     retrieval_ms = ms_since(start)
+    observe_candidates(metrics, rows, retrieval_ms / 1000)
     start = time.perf_counter()
     frame = ranker.candidate_frame(rows)
     scores = services.ranker.score(frame)
@@ -288,33 +311,6 @@ def recommend(services: Services, body: RecommendationRequest) -> Recommendation
     return RecommendationResponse(user_id=body.user_id, user_status=rows[0]["user_profile_features"].status,
                                   recommendations=top, feature_retrieval_ms=retrieval_ms,
                                   scoring_ms=scoring_ms, model=services.model)
-
-
-def check_registry(services: Services) -> Component:
-    """The registry answers (uncached) and lists every course feature view."""
-    start = time.perf_counter()
-    try:
-        missing = missing_views(services.store, allow_cache=False)
-    except Exception as exc:  # noqa: BLE001 - a failing component is reported, not raised
-        return Component(ok=False, detail=f"{registry_location(services.profile)}: {reason(exc)}",
-                         latency_ms=ms_since(start), hint=registry_hint(services.profile))
-    where = registry_location(services.profile)
-    if missing:
-        return Component(ok=False, detail=f"{where} lacks feature views {missing}", latency_ms=ms_since(start),
-                         hint=f"`course apply --profile {services.profile.name}`")
-    return Component(ok=True, detail=f"{where} lists all {len(FEATURE_VIEWS)} course feature views",
-                     latency_ms=ms_since(start))
-
-
-def check_online_store(services: Services) -> Component:
-    """A real online read round trip succeeds."""
-    start = time.perf_counter()
-    try:
-        found = serving.user_features(services.store, HEALTH_PROBE_USER)
-    except ONLINE_STORE_ERRORS as exc:
-        return Component(ok=False, detail=reason(exc), latency_ms=ms_since(start),
-                         hint=online_store_hint(services.profile))
-    return Component(ok=True, detail=f"read user_id={HEALTH_PROBE_USER}: {found.status}", latency_ms=ms_since(start))
 
 
 def field_errors(exc: RequestValidationError) -> list[FieldError]:
@@ -329,8 +325,9 @@ def field_errors(exc: RequestValidationError) -> list[FieldError]:
     return out
 
 
-def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
     """422 naming every invalid field."""
+    metrics_of(request).count_error("invalid_request")
     fields = field_errors(exc)
     body = ErrorBody(error="invalid_request", detail="; ".join(f"{f.field}: {f.message}" for f in fields),
                      hint=(f"ids are positive integers; POST /recommendations takes {{user_id, movie_ids "
@@ -341,6 +338,7 @@ def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
 
 def online_store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     """503 when the online store cannot be read; nothing is cached, so the next call retries."""
+    metrics_of(request).count_error("online_store_unavailable")
     body = ErrorBody(error="online_store_unavailable", detail=reason(exc),
                      hint=online_store_hint(services_of(request).profile))
     return JSONResponse(body.model_dump(), status_code=503)
@@ -352,42 +350,94 @@ ERRORS = {422: {"model": ErrorBody, "description": "invalid ids or body; `fields
           503: {"model": ErrorBody, "description": "the online store cannot be reached"}}
 
 
-def add_routes(app: FastAPI) -> None:
-    """Register the feature, recommendation and health endpoints."""
+def add_routes(app: FastAPI, now: Clock) -> None:
+    """Register the feature, recommendation, health and monitoring endpoints."""
     @app.get("/users/{user_id}/features", response_model=UserFeaturesResponse, responses=ERRORS)
     def get_user_features(request: Request, user_id: Annotated[int, Path(gt=0, le=MAX_ID)]) -> dict:
         """A user's online profile features."""
         start = time.perf_counter()
         found = serving.user_features(services_of(request).store, user_id)
-        return entity_payload(found, ms_since(start))
+        elapsed_ms = ms_since(start)
+        observe_entity(metrics_of(request), "user_profile", found, elapsed_ms / 1000)
+        return entity_payload(found, elapsed_ms)
 
     @app.get("/movies/{movie_id}/features", response_model=MovieFeaturesResponse, responses=ERRORS)
     def get_movie_features(request: Request, movie_id: Annotated[int, Path(gt=0, le=MAX_ID)]) -> dict:
         """A movie's online metadata features."""
         start = time.perf_counter()
         found = serving.movie_features(services_of(request).store, movie_id)
-        return entity_payload(found, ms_since(start))
+        elapsed_ms = ms_since(start)
+        observe_entity(metrics_of(request), "movie_metadata", found, elapsed_ms / 1000)
+        return entity_payload(found, elapsed_ms)
 
     @app.post("/recommendations", response_model=RecommendationResponse, responses=ERRORS)
     def post_recommendations(request: Request, body: RecommendationRequest) -> RecommendationResponse:
         """Rank candidate movies for a user with the trained model."""
-        return recommend(services_of(request), body)
+        return recommend(services_of(request), metrics_of(request), body)
 
     @app.get("/health", response_model=HealthResponse,
              responses={503: {"model": HealthResponse, "description": "a component failed"}})
-    def health(request: Request, response: Response) -> HealthResponse:
-        """Check the registry and an online read; 503 names what failed."""
+    def get_health(request: Request, response: Response) -> HealthResponse:
+        """Check the online store (a real read), the registry and the offline store; 503 names what failed."""
         services = services_of(request)
-        components = {"registry": check_registry(services), "online_store": check_online_store(services)}
-        failed = [name for name, component in components.items() if not component.ok]
-        response.status_code = 503 if failed else 200
-        return HealthResponse(status="unavailable" if failed else "ok", profile=services.profile.name,
-                              project=services.profile.project, failed=failed, components=components,
-                              model=services.model)
+        ok, report = monitoring.health(services.store, services.profile)
+        metrics_of(request).record_health(report)
+        response.status_code = 200 if ok else 503
+        return HealthResponse(**report, model=services.model)
+
+    @app.get("/freshness", response_model=FreshnessResponse,
+             responses={503: {"model": ErrorBody, "description": "freshness could not be measured"}})
+    def get_freshness(request: Request) -> FreshnessResponse | JSONResponse:
+        """Pipeline and data freshness of every feature view, measured now."""
+        services, metrics = services_of(request), metrics_of(request)
+        try:
+            report = monitoring.freshness(services.store, services.profile, now)
+        except Exception as exc:  # noqa: BLE001 - reported as a 503 naming the cause
+            metrics.count_error("freshness_check")
+            body = ErrorBody(error="freshness_unavailable", detail=reason(exc),
+                             hint="freshness needs the registry, the offline store and the online store; "
+                                  "GET /health names the one that failed and how to fix it")
+            return JSONResponse(body.model_dump(), status_code=503)
+        metrics.record_freshness(report)
+        return FreshnessResponse(**report.as_dict())
+
+    @app.get("/metrics", response_class=Response,
+             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text exposition"}})
+    def get_metrics(request: Request) -> Response:
+        """Prometheus metrics; each scrape also runs the health checks and measures freshness."""
+        services, metrics = services_of(request), metrics_of(request)
+        monitoring.refresh(metrics, services.store, services.profile, now)
+        content, content_type = metrics.render()
+        return Response(content=content, media_type=content_type)
 
 
-def create_app(profile: Profile | str | None = None) -> FastAPI:
-    """The API for a profile; the store and the ranker are opened when the app starts."""
+def route_template(request: Request) -> str:
+    """The matched route's path template (`/users/{user_id}/features`), or `unmatched`."""
+    route = request.scope.get("route")
+    return getattr(route, "path", "unmatched")
+
+
+def add_request_metrics(app: FastAPI) -> None:
+    """Count and time every request under its route template and status code."""
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        start = time.perf_counter()
+        metrics = metrics_of(request)
+        try:
+            response = await call_next(request)
+        except Exception:
+            metrics.count_error("internal")
+            metrics.observe_request(route_template(request), 500, time.perf_counter() - start)
+            raise
+        metrics.observe_request(route_template(request), response.status_code, time.perf_counter() - start)
+        return response
+
+
+def create_app(profile: Profile | str | None = None, now: Clock = monitoring.utc_now) -> FastAPI:
+    """The API for a profile; the store and the ranker are opened when the app starts.
+
+    `now` is the clock freshness is measured against (tests inject one).
+    """
     resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
 
     @asynccontextmanager
@@ -401,10 +451,12 @@ def create_app(profile: Profile | str | None = None) -> FastAPI:
                   description=f"Online features and ranked recommendations (profile `{resolved.name}`, "
                               f"project `{resolved.project}`). Every timing is measured per request.",
                   version="1.0", lifespan=lifespan)
+    app.state.metrics = Metrics()
     app.add_exception_handler(RequestValidationError, invalid_request)
     for error_type in ONLINE_STORE_ERRORS:
         app.add_exception_handler(error_type, online_store_unavailable)
-    add_routes(app)
+    add_routes(app, now)
+    add_request_metrics(app)
     return app
 
 

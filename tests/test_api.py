@@ -236,12 +236,12 @@ def test_openapi_documents_every_endpoint_with_models(client: TestClient) -> Non
         "$ref"].endswith("/ErrorBody")
 
 
-def test_health_is_ok_when_registry_and_online_store_work(client: TestClient, ready: Profile) -> None:
+def test_health_is_ok_when_every_component_works(client: TestClient, ready: Profile) -> None:
     response = client.get("/health")
     body = response.json()
     assert response.status_code == 200 and body["status"] == "ok" and body["failed"] == [], body
     assert body["profile"] == ready.name and body["project"] == API_PROJECT
-    assert set(body["components"]) == {"registry", "online_store"}
+    assert set(body["components"]) == {"registry", "online_store", "offline_store"}
     assert "lists all 3 course feature views" in body["components"]["registry"]["detail"]
 
 

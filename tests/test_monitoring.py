@@ -1,0 +1,466 @@
+"""Monitoring against real stores, both profiles: freshness from the registry and online reads,
+health checks that name the failed component, and metrics parsed with the Prometheus parser.
+
+Isolated project `course_test_mon`. The clock is injected (never slept on). Outages use a
+redis-server of the test's own and a TCP forwarder in front of the shared PostgreSQL that
+the test stops and restarts; the shared services are never stopped.
+"""
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import redis
+from conftest import isolated_env
+from feast import FeatureStore
+from prometheus_client.parser import text_string_to_metric_families
+
+from course_lib import datasets, serving
+from course_lib.adapter import build_feature_tables, read_offline, write_offline
+from course_lib.background import RedisServer, free_port
+from course_lib.config import (
+    FEATURE_VIEWS,
+    PROFILES,
+    ConfigError,
+    Profile,
+    load_store,
+    resolve_profile,
+)
+from course_lib.monitoring import (
+    FAMILIES,
+    FRESHNESS_KINDS,
+    HEALTH_COMPONENTS,
+    METRIC_NAMES,
+    FreshnessReport,
+    Metrics,
+    freshness,
+    health,
+    histogram_quantile,
+    parse_metrics,
+    refresh,
+    sample_values,
+    utc_now,
+)
+from feature_repo.definitions import VIEWS
+
+MON_PROJECT = "course_test_mon"
+T_END = pd.Timestamp("2025-01-11 07:13:00", tz="UTC").to_pydatetime()  # inside the data's 20 days
+PIPELINE_STALE_S = 3600.0  # the COURSE_PIPELINE_STALE_S default
+PROFILE_PARAMS = [pytest.param(name, marks=[pytest.mark.enterprise] if name == "enterprise" else [])
+                  for name in PROFILES]
+
+
+class FakeClock:
+    """An injectable clock the test moves by hand."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def mon_env(workdir: Path, project: str = MON_PROJECT, **overrides: str) -> dict[str, str]:
+    """Environment of an isolated monitoring test project (offline schema course_test_mon)."""
+    return {**isolated_env(str(workdir)), "FEAST_PROJECT": project, "FEAST_OFFLINE_SCHEMA": MON_PROJECT,
+            **overrides}
+
+
+def fresh_store(profile: Profile) -> FeatureStore:
+    """A store for the profile with the project's online rows from earlier runs removed (Redis db 15).
+
+    The registry project is kept: in Feast 0.67 `delete_project` on a SQL registry leaves
+    `feature_view_version_history` rows behind and the next apply fails on them. Every run
+    materializes to the same T_END, so earlier intervals never end later.
+    """
+    if profile.name == "enterprise":
+        client = redis.Redis(port=int(profile.get("FEAST_REDIS_PORT")), db=int(profile.get("FEAST_REDIS_DB")))
+        for key in client.scan_iter(match=b"*" + profile.project.encode()):
+            client.delete(key)
+    return load_store(profile)
+
+
+@pytest.fixture(scope="module", params=PROFILE_PARAMS)
+def materialized(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                 ) -> tuple[Profile, FeatureStore]:
+    """Each profile with a small synthetic log materialized up to T_END."""
+    profile = resolve_profile(request.param, mon_env(tmp_path_factory.mktemp(f"mon-{request.param}")))
+    write_offline(build_feature_tables(datasets.synthetic(seed=5, n_users=80, n_movies=40, n_events=2000,
+                                                          days=20)), profile)
+    store = fresh_store(profile)
+    serving.apply(store, profile)
+    serving.materialize(store, profile, end=T_END)
+    return profile, store
+
+
+def parsed(metrics: Metrics) -> dict[str, list]:
+    """Sample name -> samples, from the text exposition parsed by Prometheus' own parser."""
+    out: dict[str, list] = {}
+    for family in text_string_to_metric_families(metrics.render()[0].decode()):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append(sample)
+    return out
+
+
+def value(samples: dict[str, list], name: str, **labels: str) -> float | None:
+    """The value of the one sample with these labels, or None when it is absent."""
+    hits = [s.value for s in samples.get(name, []) if all(s.labels.get(k) == v for k, v in labels.items())]
+    assert len(hits) <= 1, f"{name}{labels} matched {len(hits)} samples"
+    return hits[0] if hits else None
+
+
+# --- freshness --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("profile_name", PROFILE_PARAMS)
+def test_never_materialized_views_report_never_materialized(profile_name: str, tmp_path: Path) -> None:
+    profile = resolve_profile(profile_name, mon_env(tmp_path, "course_test_mon_empty"))
+    store = fresh_store(profile)
+    serving.apply(store, profile)
+    report = freshness(store, profile)
+    assert {(e.feature_view, e.kind) for e in report.entries} == {(v, k) for v in FEATURE_VIEWS
+                                                                  for k in FRESHNESS_KINDS}
+    for e in report.entries:
+        assert e.status == "never_materialized" and e.age_seconds is None and e.timestamp is None, e
+    metrics = Metrics()
+    metrics.record_freshness(report)
+    samples = parsed(metrics)
+    assert "course_pipeline_freshness_seconds" not in samples  # no age is invented
+    for view in FEATURE_VIEWS:
+        assert value(samples, "course_freshness_status", feature_view=view, kind="pipeline",
+                     status="never_materialized") == 1
+
+
+def test_pipeline_freshness_is_now_minus_the_registrys_materialization_end(materialized) -> None:
+    profile, store = materialized
+    for view in FEATURE_VIEWS:  # Feast's own record of the run, read independently
+        assert store.get_feature_view(view).most_recent_end_time == T_END
+    before = utc_now()
+    report = freshness(store, profile)
+    after = utc_now()
+    assert before <= report.checked_at <= after
+    for view in FEATURE_VIEWS:
+        entry = report.get(view, "pipeline")
+        assert entry.timestamp == T_END and entry.source == "registry" and not entry.future_end
+        assert (before - T_END).total_seconds() <= entry.age_seconds <= (after - T_END).total_seconds()
+
+
+def test_pipeline_status_flips_to_stale_when_the_clock_passes_the_threshold(materialized) -> None:
+    profile, store = materialized
+    clock = FakeClock(T_END + timedelta(seconds=PIPELINE_STALE_S - 1))
+    for expected_age, expected_status in ((PIPELINE_STALE_S - 1, "fresh"), (PIPELINE_STALE_S + 1, "stale")):
+        clock.now = T_END + timedelta(seconds=expected_age)
+        report = freshness(store, profile, now=clock)
+        assert report.checked_at == clock.now
+        for view in FEATURE_VIEWS:
+            entry = report.get(view, "pipeline")
+            assert (entry.age_seconds, entry.status, entry.threshold_seconds) == (
+                expected_age, expected_status, PIPELINE_STALE_S)
+
+
+def test_pipeline_threshold_comes_from_config(materialized) -> None:
+    profile, store = materialized
+    strict = resolve_profile(profile.name, {**profile.settings, "COURSE_PIPELINE_STALE_S": "60"})
+    entry = freshness(store, strict, now=FakeClock(T_END + timedelta(seconds=61))).get(FEATURE_VIEWS[0], "pipeline")
+    assert (entry.threshold_seconds, entry.status) == (60.0, "stale")
+    broken = resolve_profile(profile.name, {**profile.settings, "COURSE_PIPELINE_STALE_S": "soon"})
+    with pytest.raises(ConfigError, match="COURSE_PIPELINE_STALE_S='soon' must be a positive number"):
+        freshness(store, broken)
+
+
+def test_a_future_materialization_end_gives_age_zero_never_negative(materialized) -> None:
+    profile, store = materialized
+    report = freshness(store, profile, now=FakeClock(T_END - timedelta(hours=2)))
+    metrics = Metrics()
+    metrics.record_freshness(report)
+    samples = parsed(metrics)
+    for view in FEATURE_VIEWS:
+        entry = report.get(view, "pipeline")
+        assert (entry.age_seconds, entry.future_end, entry.status) == (0.0, True, "fresh"), entry
+        assert value(samples, "course_pipeline_freshness_seconds", feature_view=view) == 0.0
+    ages = [s.value for name in ("course_pipeline_freshness_seconds", "course_data_freshness_seconds")
+            for s in samples[name]]
+    assert ages and min(ages) >= 0
+
+
+def offline_newest_at_or_before(profile: Profile, view: str, end: datetime) -> pd.Timestamp:
+    """The newest offline event timestamp <= end, read straight from the offline table."""
+    table = read_offline(profile, [view])[view]
+    stamps = pd.to_datetime(table["event_timestamp"], utc=True)
+    assert stamps.max() > end, "the test's end must lie inside the data, or '<= end' is not exercised"
+    return stamps[stamps <= end].max()
+
+
+def test_data_freshness_is_now_minus_the_newest_online_event_timestamp(materialized) -> None:
+    profile, store = materialized
+    clock = FakeClock(T_END + timedelta(minutes=10))
+    report = freshness(store, profile, now=clock)
+    for view in FEATURE_VIEWS:
+        entry = report.get(view, "data")
+        expected = offline_newest_at_or_before(profile, view, T_END)
+        assert entry.source == "online", entry
+        # online event timestamps carry whole seconds
+        assert entry.timestamp == expected.floor("s").to_pydatetime(), (view, entry.timestamp, expected)
+        assert entry.age_seconds == (clock.now - entry.timestamp).total_seconds()
+        assert entry.threshold_seconds == VIEWS[view][1].total_seconds() and entry.status == "fresh"
+
+
+def test_data_freshness_goes_stale_after_the_views_ttl(materialized) -> None:
+    profile, store = materialized
+    newest = freshness(store, profile).get("user_movie_interaction_features", "data").timestamp
+    report = freshness(store, profile, now=FakeClock(newest + timedelta(days=1, seconds=1)))
+    assert report.get("user_movie_interaction_features", "data").status == "stale"  # TTL 1 day
+    assert report.get("user_profile_features", "data").status == "fresh"  # TTL 7 days
+
+
+def test_freshness_gauges_match_the_report(materialized) -> None:
+    profile, store = materialized
+    report = freshness(store, profile, now=FakeClock(T_END + timedelta(days=2)))
+    metrics = Metrics()
+    metrics.record_freshness(report)
+    samples = parsed(metrics)
+    for e in report.entries:
+        name = f"course_{e.kind}_freshness_seconds"
+        labels = {"feature_view": e.feature_view} | ({"source": e.source} if e.kind == "data" else {})
+        assert value(samples, name, **labels) == e.age_seconds
+        assert value(samples, "course_freshness_threshold_seconds", feature_view=e.feature_view,
+                     kind=e.kind) == e.threshold_seconds
+        assert [value(samples, "course_freshness_status", feature_view=e.feature_view, kind=e.kind, status=s)
+                for s in ("fresh", "stale", "never_materialized")] == [
+            float(e.status == s) for s in ("fresh", "stale", "never_materialized")]
+    as_json = report.as_dict()
+    assert as_json["views"]["user_profile_features"]["pipeline"]["timestamp"] == T_END.isoformat()
+
+
+# --- metrics ----------------------------------------------------------------------------
+
+def test_metric_names_are_exactly_the_exported_families() -> None:
+    families = {f.name: f.type for f in text_string_to_metric_families(Metrics().render()[0].decode())}
+    expected = {spec.name.removesuffix("_total"): spec.kind for spec in FAMILIES}
+    assert families == expected
+    assert all(name.startswith("course_") for name in METRIC_NAMES)
+
+
+def test_each_metrics_object_counts_on_its_own() -> None:
+    first, second = Metrics(), Metrics()
+    for _ in range(3):
+        first.observe_request("/users/{user_id}/features", 200, 0.002)
+    second.observe_request("/users/{user_id}/features", 200, 0.002)
+    a, b = parsed(first), parsed(second)
+    labels = {"endpoint": "/users/{user_id}/features", "status": "200"}
+    assert value(a, "course_requests_total", **labels) == 3 and value(b, "course_requests_total", **labels) == 1
+
+
+def test_histograms_bucket_observations_cumulatively() -> None:
+    metrics = Metrics()
+    for seconds in (0.0004, 0.003, 0.003, 7.0):
+        metrics.observe_retrieval("recommendation", seconds)
+    metrics.observe_entities("recommendation", "movie", requested=30, not_found=2)
+    samples = parsed(metrics)
+    labels = {"feature_service": "recommendation", "entity_type": "user_movie"}
+    bucket = lambda le: value(samples, "course_feature_retrieval_seconds_bucket", le=le, **labels)
+    assert (bucket("0.0005"), bucket("0.0025"), bucket("0.005"), bucket("5.0"), bucket("+Inf")) == (1, 1, 3, 3, 4)
+    assert value(samples, "course_feature_retrieval_seconds_count", **labels) == 4
+    assert value(samples, "course_feature_retrieval_seconds_sum", **labels) == pytest.approx(7.0064)
+    assert value(samples, "course_entities_per_request_sum", feature_service="recommendation",
+                 entity_type="movie") == 30
+    assert value(samples, "course_entities_not_found_total", entity_type="movie") == 2
+    with pytest.raises(ValueError, match="unknown feature_service"):
+        metrics.observe_entities("recommendation", "actor", requested=1, not_found=0)
+
+
+def test_parsed_histograms_give_promql_quantiles() -> None:
+    metrics = Metrics()
+    for seconds in (0.0004, 0.003, 0.003, 7.0):
+        metrics.observe_request("/recommendations", 200, seconds)
+    frame = parse_metrics(metrics.render()[0].decode())
+    buckets = sample_values(frame, "course_request_duration_seconds_bucket", ["endpoint", "le"])["/recommendations"]
+    cumulative = buckets.rename(index=float).sort_index()
+    assert cumulative.iloc[-1] == 4 and list(cumulative.index[-2:]) == [5.0, float("inf")]
+    assert histogram_quantile(0.25, cumulative) == pytest.approx(0.0005)  # inside the first bucket
+    assert histogram_quantile(0.5, cumulative) == pytest.approx(0.00375)  # 0.0025 + 0.0025 * (2 - 1) / (3 - 1)
+    assert histogram_quantile(0.99, cumulative) == 5.0  # falls in +Inf: the highest finite bound
+    assert sample_values(frame, "course_requests_total", ["endpoint", "status"]).to_dict() == {
+        ("/recommendations", "200"): 4.0}
+
+
+# --- health -----------------------------------------------------------------------------
+
+def test_health_checks_every_component_for_real(materialized) -> None:
+    profile, store = materialized
+    ok, report = health(store, profile)
+    assert ok and report["status"] == "ok" and report["failed"] == [], report
+    components = report["components"]
+    assert tuple(components) == HEALTH_COMPONENTS
+    assert all(c["ok"] and c["latency_ms"] > 0 for c in components.values())
+    assert "lists all 3 course feature views" in components["registry"]["detail"]
+    assert components["online_store"]["detail"] == "read user_id=1: found"
+    metrics = Metrics()
+    assert refresh(metrics, store, profile)
+    samples = parsed(metrics)
+    assert [value(samples, "course_component_up", component=c) for c in components] == [1, 1, 1]
+    assert value(samples, "course_errors_total", kind="freshness_check") is None
+
+
+def test_health_names_missing_definitions_with_the_apply_fix(tmp_path: Path) -> None:
+    profile = resolve_profile("local", mon_env(tmp_path, "course_test_mon_void"))
+    ok, report = health(load_store(profile), profile)
+    assert not ok and set(report["failed"]) == {"registry", "online_store", "offline_store"}, report
+    components = report["components"]
+    assert "course apply --profile local" in components["registry"]["hint"]
+    assert "course apply --profile local" in components["online_store"]["hint"]
+    assert "course data --profile local" in components["offline_store"]["hint"]
+
+
+@pytest.mark.parametrize("materialized", ["local"], indirect=True)
+def test_local_health_fails_on_a_missing_parquet_table_and_recovers(materialized) -> None:
+    profile, store = materialized
+    table = Path(profile.offline_location("movie_metadata_features"))
+    aside = table.with_name(table.name + ".aside")
+    table.rename(aside)
+    try:
+        ok, report = health(store, profile)
+    finally:
+        aside.rename(table)
+    assert not ok and report["failed"] == ["offline_store"], report
+    assert "movie_metadata_features.parquet" in report["components"]["offline_store"]["detail"]
+    assert health(store, profile)[0]
+
+
+@pytest.mark.enterprise
+@pytest.mark.parametrize("materialized", ["enterprise"], indirect=True)
+def test_redis_outage_fails_the_online_store_and_recovers(materialized) -> None:
+    base, _ = materialized
+    server = RedisServer().start()
+    try:
+        profile = resolve_profile("enterprise", {**base.settings, "FEAST_REDIS_PORT": str(server.port),
+                                                 "FEAST_REDIS_DB": "0"})
+        store = load_store(profile)  # same registry and project, its own (empty) Redis
+        assert health(store, profile)[0]
+        server.stop()
+        ok, report = health(store, profile)
+        assert not ok and report["failed"] == ["online_store"], report
+        assert f"127.0.0.1:{server.port}" in report["components"]["online_store"]["hint"]
+        metrics = Metrics()
+        assert not refresh(metrics, store, profile)
+        samples = parsed(metrics)
+        assert value(samples, "course_component_up", component="online_store") == 0
+        assert value(samples, "course_errors_total", kind="freshness_check") == 1
+        server.start()
+        assert health(store, profile)[0] and refresh(metrics, store, profile)
+        assert value(parsed(metrics), "course_component_up", component="online_store") == 1
+        # Registry says materialized, this Redis holds nothing: data freshness falls back to offline.
+        entry = freshness(store, profile, now=FakeClock(T_END)).get("user_profile_features", "data")
+        assert entry.source == "offline" and entry.timestamp == offline_newest_at_or_before(
+            profile, "user_profile_features", T_END)
+    finally:
+        server.stop()
+
+
+class TcpForwarder:
+    """Forwards a loopback port to another; `stop` closes the port and every open connection."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self.sockets: list[socket.socket] = []
+        self.listener: socket.socket | None = None
+        self.lock = threading.Lock()
+
+    def start(self) -> TcpForwarder:
+        """Listen on `port` and forward each connection to the target."""
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen()
+        listener.settimeout(0.1)
+        self.listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        return self
+
+    def _accept(self, listener: socket.socket) -> None:
+        """Accept until stopped, pairing each client with a connection to the target."""
+        while self.listener is listener:
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.settimeout(None)
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            with self.lock:
+                self.sockets += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        """Copy bytes one way until either side closes."""
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        """Close the listening port and cut every forwarded connection."""
+        listener, self.listener = self.listener, None
+        if listener:
+            listener.close()
+        with self.lock:
+            sockets, self.sockets = self.sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+
+@pytest.mark.enterprise
+@pytest.mark.parametrize("materialized", ["enterprise"], indirect=True)
+def test_postgres_outage_fails_registry_and_offline_store_and_recovers(materialized) -> None:
+    base, _ = materialized
+    forwarder = TcpForwarder(int(base.get("FEAST_PG_PORT"))).start()
+    try:
+        profile = resolve_profile("enterprise", {**base.settings, "FEAST_PG_PORT": str(forwarder.port)})
+        store = load_store(profile)
+        assert health(store, profile)[0]
+        forwarder.stop()  # nothing listens on the profile's PostgreSQL port any more
+        ok, report = health(store, profile)
+        assert not ok and report["failed"] == ["registry", "offline_store"], report
+        for name in report["failed"]:
+            component = report["components"][name]
+            assert f"port {forwarder.port}" in component["detail"] and "FEAST_PG_PORT" in component["hint"]
+        # Serving keeps working from the registry cache while PostgreSQL is down.
+        assert report["components"]["online_store"]["ok"]
+        forwarder.start()
+        assert health(store, profile)[0]
+    finally:
+        forwarder.stop()
+
+
+@pytest.mark.enterprise
+@pytest.mark.parametrize("materialized", ["enterprise"], indirect=True)
+def test_a_store_that_never_reached_postgres_blames_the_registry(materialized, tmp_path: Path) -> None:
+    base, _ = materialized
+    profile = resolve_profile("enterprise", {**base.settings, "FEAST_PG_PORT": str(free_port())})
+    ok, report = health(load_store(profile), profile)
+    assert not ok and set(report["failed"]) == {"registry", "offline_store", "online_store"}, report
+    online = report["components"]["online_store"]
+    assert "registry" in online["detail"] and "FEAST_PG_PORT" in online["hint"], online
+    ok, report = health(load_store(base), base)  # pointed back at the real port
+    assert ok, report
+
+
+def test_freshness_report_json_has_every_view_and_kind(materialized) -> None:
+    profile, store = materialized
+    report: FreshnessReport = freshness(store, profile)
+    views = report.as_dict()["views"]
+    assert set(views) == set(FEATURE_VIEWS) and all(set(v) == {"pipeline", "data"} for v in views.values())
