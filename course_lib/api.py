@@ -133,6 +133,9 @@ class RecommendationResponse(BaseModel):
     user_id: int
     user_status: Literal["found", "not_found"]
     recommendations: list[Recommendation]
+    features_as_of: datetime = Field(description="values older than their view's TTL at this moment "
+                                                 "(newest materialization end, at most now) are treated "
+                                                 "as missing, exactly as in training")
     feature_retrieval_ms: float
     scoring_ms: float
     model: ModelInfo
@@ -212,6 +215,7 @@ class Services:
     store: FeatureStore
     ranker: ranker.Ranker
     model: ModelInfo
+    clock: serving.ServingClock
 
 
 def open_store(profile: Profile) -> FeatureStore:
@@ -238,14 +242,15 @@ def model_info(model: ranker.Ranker) -> ModelInfo:
                      popularity_auc=metrics["popularity"]["auc"], held_out_rows=metrics["rows"])
 
 
-def open_services(profile: Profile) -> Services:
+def open_services(profile: Profile, now: Clock) -> Services:
     """Open the store and load the ranker, or raise ApiStartupError."""
     store = open_store(profile)
     try:
         model = ranker.load(profile)
     except ranker.RankerError as exc:
         raise ApiStartupError(f"API start-up failed: {exc}") from exc
-    return Services(profile=profile, store=store, ranker=model, model=model_info(model))
+    clock = serving.ServingClock(store, refresh_s=float(profile.get("FEAST_REGISTRY_CACHE_TTL")), now=now)
+    return Services(profile=profile, store=store, ranker=model, model=model_info(model), clock=clock)
 
 
 # --- handlers ---------------------------------------------------------------------------------
@@ -301,7 +306,8 @@ def recommend(services: Services, metrics: Metrics, body: RecommendationRequest)
     retrieval_ms = ms_since(start)
     observe_candidates(metrics, rows, retrieval_ms / 1000)
     start = time.perf_counter()
-    frame = ranker.candidate_frame(rows)
+    as_of = services.clock()
+    frame = ranker.candidate_frame(rows, now=as_of)  # TTLs applied as in training
     scores = services.ranker.score(frame)
     scoring_ms = ms_since(start)
     inputs = model_inputs(frame, services.ranker)
@@ -309,8 +315,9 @@ def recommend(services: Services, metrics: Metrics, body: RecommendationRequest)
                           movie_status=rows[i]["movie_metadata_features"].status, features_used=inputs[i])
            for i in ranked(body.movie_ids, scores, body.k)]
     return RecommendationResponse(user_id=body.user_id, user_status=rows[0]["user_profile_features"].status,
-                                  recommendations=top, feature_retrieval_ms=retrieval_ms,
-                                  scoring_ms=scoring_ms, model=services.model)
+                                  recommendations=top, features_as_of=as_of,
+                                  feature_retrieval_ms=retrieval_ms, scoring_ms=scoring_ms,
+                                  model=services.model)
 
 
 def field_errors(exc: RequestValidationError) -> list[FieldError]:
@@ -443,7 +450,7 @@ def create_app(profile: Profile | str | None = None, now: Clock = monitoring.utc
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         """Open the services once for the app's lifetime, close them at shutdown."""
-        app.state.services = open_services(resolved)
+        app.state.services = open_services(resolved, now)
         yield
         await app.state.services.store.close()
 

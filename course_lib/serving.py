@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import struct
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from pathlib import Path
+from typing import Any, Callable, Iterable
 
 import click
 import pandas as pd
@@ -157,17 +160,130 @@ def materialize(store: FeatureStore, profile: Profile, end: datetime | None = No
 
 
 def reset_online(store: FeatureStore, profile: Profile) -> None:
-    """Empty the online store and forget every materialization interval of the course views.
+    """Empty the project's online store and forget every materialization interval of the course views.
 
-    The registered views (not freshly built ones: only those carry the join keys Feast needs
-    to find their Redis keys) are deleted, which drops their online rows, then registered
-    again. Offline tables and other projects are untouched.
+    Online rows are dropped first, matched exactly to this project (Feast's own deletion scans
+    `<prefix>*<project>`, which also hits projects whose names merely end the same way); then the
+    views and services are deleted from the registry and registered again. Offline tables and
+    other projects are untouched.
     """
-    registered = [store.get_feature_view(view) for view in VIEWS]
-    services = [s for s in store.list_feature_services() if s.name in
-                {fs.name for fs in build(profile).feature_services}]
-    store.apply([], objects_to_delete=[*services, *registered], partial=False)
+    objects = _registered(store)
+    _drop_online(store, objects["feature views"])
+    for service in objects["feature services"]:
+        store.registry.delete_feature_service(service.name, store.project)
+    for view in objects["feature views"]:
+        store.registry.delete_feature_view(view.name, store.project)
     store.apply(build(profile).objects())
+
+
+# --- resetting a learner ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ResetReport:
+    """What `reset_course` removed for one profile's Feast project."""
+
+    project: str
+    registry: dict[str, list[str]]  # object kind -> names deleted
+    online: str
+    offline: list[str]  # offline tables removed
+
+    def lines(self) -> list[str]:
+        """Human-readable summary, one line per store."""
+        counts = ", ".join(f"{len(names)} {kind}" for kind, names in self.registry.items())
+        return [f"registry: deleted project {self.project!r} ({counts})", f"online: {self.online}",
+                f"offline: removed {', '.join(self.offline) if self.offline else 'nothing (no course tables)'}"]
+
+
+def _registered(store: FeatureStore) -> dict[str, list]:
+    """Every object the registry holds for the store's project, by kind."""
+    registry, project = store.registry, store.project
+    views = [*registry.list_feature_views(project, allow_cache=False),
+             *registry.list_stream_feature_views(project, allow_cache=False),
+             *registry.list_on_demand_feature_views(project, allow_cache=False)]
+    return {"feature services": registry.list_feature_services(project, allow_cache=False),
+            "feature views": views,
+            "data sources": registry.list_data_sources(project, allow_cache=False),
+            "entities": registry.list_entities(project, allow_cache=False)}
+
+
+def _is_project_key(key: bytes, project: bytes, version: int) -> bool:
+    """Whether a Redis key is a Feast entity key of exactly this project.
+
+    Feast's own deletion scans `<prefix>*<project>`, which also matches every project whose
+    name merely ends with this one (`my_movie_recommendation`), and deletes their rows too.
+    """
+    from feast.infra.key_encoding_utils import deserialize_entity_key, serialize_entity_key
+
+    if not key.endswith(project):
+        return False
+    entity = key[:-len(project)]
+    try:
+        return serialize_entity_key(deserialize_entity_key(entity, version), version) == entity
+    except (ValueError, struct.error):
+        return False
+
+
+def _delete_redis_keys(store: FeatureStore) -> int:
+    """Delete every Redis key of exactly this project (and nothing else); return how many.
+
+    Feast's own client is used, so a single server and a cluster (all nodes scanned) both work.
+    """
+    client = store._get_provider().online_store._get_client(store.config.online_store)
+    project = store.project.encode()
+    version = store.config.entity_key_serialization_version
+    keys = [key for key in client.scan_iter(match=b"*" + project, count=10_000)
+            if _is_project_key(key, project, version)]
+    return sum(client.delete(*keys[start:start + 10_000]) for start in range(0, len(keys), 10_000))
+
+
+def _drop_online(store: FeatureStore, views: list) -> str:
+    """Remove the project's online rows: its Redis keys (exact match), or its tables (SQLite)."""
+    if store.config.online_store.type == "redis":
+        return f"deleted {_delete_redis_keys(store)} Redis keys of project {store.project!r}"
+    # Other online stores name their tables after the project and view, so Feast drops exactly these.
+    store._get_provider().update_infra(store.project, tables_to_delete=views, tables_to_keep=[],
+                                       entities_to_delete=[], entities_to_keep=[], partial=False)
+    return f"dropped the {store.config.online_store.type} tables of {len(views)} feature views"
+
+
+def _drop_offline(store: FeatureStore, profile: Profile) -> list[str]:
+    """Remove the course's offline tables (parquet files or PostgreSQL tables) and nothing else."""
+    if store.config.offline_store.type != "postgres":
+        removed = [Path(profile.offline_location(view)) for view in VIEWS]
+        removed = [path for path in removed if path.exists()]
+        for path in removed:
+            path.unlink()
+        return [str(path) for path in removed]
+    import psycopg
+
+    schema, removed = profile.offline_schema, []
+    with psycopg.connect(profile.pg_conninfo()) as conn:
+        for table in [name for view in VIEWS for name in (view, f"{view}__staging")]:
+            if conn.execute("SELECT to_regclass(%s)", [f'"{schema}"."{table}"']).fetchone()[0]:
+                conn.execute(f'DROP TABLE "{schema}"."{table}"')
+                removed.append(f"{schema}.{table}")
+    return removed
+
+
+def reset_course(profile: Profile | str | None = None) -> ResetReport:
+    """Drop the course's registry objects, online rows and offline tables for the profile's
+    project, and only those: other projects in the same registry database or Redis db, other
+    tables in the offline schema, and other files are left alone.
+
+    Never `FeatureStore.teardown()`: on a SQL registry it deletes every project in the database.
+    """
+    from course_lib.config import load_store
+
+    resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
+    store = load_store(resolved)
+    objects = _registered(store)
+    online = _drop_online(store, objects["feature views"])
+    for view in objects["feature views"]:  # the SQL registry also drops their version history here
+        store.registry.delete_feature_view(view.name, store.project)
+    if store.project in {p.name for p in store.registry.list_projects(allow_cache=False)}:
+        store.registry.delete_project(store.project)
+    return ResetReport(project=store.project, online=online, offline=_drop_offline(store, resolved),
+                       registry={kind: sorted(o.name for o in found) for kind, found in objects.items()})
 
 
 # --- online retrieval -------------------------------------------------------------------
@@ -230,3 +346,26 @@ def candidate_features(store: FeatureStore, user_id: int, movie_ids: list[int]
     """User, movie and (user, movie) interaction features for each candidate movie."""
     rows = [{"user_id": user_id, "movie_id": m} for m in movie_ids]
     return online_rows(store, list(VIEWS), rows)
+
+
+class ServingClock:
+    """The moment the online store is complete up to: the newest materialization end, never later than now.
+
+    Online reads ignore feature-view TTLs while training applies them; scoring with TTLs
+    applied as of this moment keeps the model's input consistent with training. The registry
+    is re-read at most every `refresh_s` seconds (one read costs milliseconds).
+    """
+
+    def __init__(self, store: FeatureStore, refresh_s: float,
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        self.store, self.refresh_s, self.now = store, refresh_s, now
+        self._ends: list[datetime] = []
+        self._read_at = float("-inf")
+
+    def __call__(self) -> datetime:
+        """The serving moment: min(now, newest materialization end), or now if never materialized."""
+        if time.monotonic() - self._read_at >= self.refresh_s:
+            self._ends = [interval[1] for view in VIEWS if (interval := latest_interval(self.store, view))]
+            self._read_at = time.monotonic()
+        now = self.now()
+        return min(now, max(self._ends)) if self._ends else now

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import shutil
+from datetime import datetime, timezone
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -39,6 +40,9 @@ def api_dataset() -> datasets.Dataset:
     return datasets.synthetic(seed=11, n_users=300, n_movies=120, n_events=12_000, days=60)
 
 
+DATA_END = datetime(2025, 3, 2, tzinfo=timezone.utc)  # the day api_dataset() ends
+
+
 def prepare(profile: Profile) -> None:
     """Run the course pipeline for one profile and train its ranker (written last)."""
     dataset = api_dataset()
@@ -46,7 +50,8 @@ def prepare(profile: Profile) -> None:
     write_offline(build_feature_tables(dataset), profile)
     store = load_store(profile)
     serving.apply(store, profile)
-    serving.materialize(store, profile)
+    serving.reset_online(store, profile)  # the SQL registry outlives test runs: forget earlier intervals
+    serving.materialize(store, profile, end=DATA_END)  # the replayed log's present
     ranker.train_and_save(profile)
 
 
@@ -129,9 +134,10 @@ def test_unknown_ids_are_not_found_with_null_features(client: TestClient, kind: 
 
 # --- recommendations ------------------------------------------------------------------------
 
-def expected_scores(ready: Profile, store: FeatureStore, user: int, movies: tuple[int, ...]) -> dict[int, float]:
-    """The saved ranker's score for each candidate, from an independent online read."""
-    frame = ranker.candidate_frame(serving.candidate_features(store, user, movies))
+def expected_scores(ready: Profile, store: FeatureStore, user: int, movies: tuple[int, ...],
+                    as_of: datetime) -> dict[int, float]:
+    """The saved ranker's score for each candidate, from an independent online read, TTLs applied at as_of."""
+    frame = ranker.candidate_frame(serving.candidate_features(store, user, movies), now=as_of)
     return dict(zip(movies, ranker.load(ready).score(frame).tolist()))
 
 
@@ -143,7 +149,9 @@ def test_recommendations_are_the_rankers_scores_sorted(client: TestClient, ready
                                                      "k": len(candidates)})
     body = response.json()
     assert response.status_code == 200, body
-    expected = expected_scores(ready, store, user, candidates)
+    as_of = datetime.fromisoformat(body["features_as_of"])
+    assert as_of == DATA_END, "features are scored as of the replayed log's materialization end"
+    expected = expected_scores(ready, store, user, candidates, as_of)
     got = [(r["movie_id"], r["score"]) for r in body["recommendations"]]
     assert got == sorted(expected.items(), key=lambda pair: (-pair[1], pair[0]))
     assert body["user_id"] == user and body["user_status"] == "found"
@@ -179,7 +187,7 @@ def test_unknown_user_is_scored_on_null_user_features(client: TestClient, ready:
     body = client.post("/recommendations", json={"user_id": UNKNOWN_ID, "movie_ids": movies[:5]}).json()
     assert body["user_status"] == "not_found", body
     assert all(r["features_used"]["avg_rating"] is None for r in body["recommendations"])
-    expected = expected_scores(ready, store, UNKNOWN_ID, movies[:5])
+    expected = expected_scores(ready, store, UNKNOWN_ID, movies[:5], DATA_END)
     assert {r["movie_id"]: r["score"] for r in body["recommendations"]} == expected
 
 

@@ -9,7 +9,7 @@ import pytest
 from course_lib import datasets
 from course_lib.adapter import build_feature_tables, join_keys, write_offline
 from course_lib.config import Profile, load_store, resolve_profile
-from course_lib.serving import apply, latest_interval, materialize, reset_online, user_features
+from course_lib.serving import ServingClock, apply, latest_interval, materialize, reset_online, user_features
 
 T1 = datetime(2025, 1, 20, tzinfo=timezone.utc)
 T2 = datetime(2025, 2, 10, tzinfo=timezone.utc)
@@ -55,7 +55,8 @@ def test_materialize_reports_rows_and_intervals(profile: Profile, tables) -> Non
 
 def test_reset_online_clears_only_this_project(profile: Profile, tables) -> None:
     """After a reset the course views are empty and unmaterialized; another project keeps its data."""
-    mine, other = project_profile(profile, "course_test_reset"), project_profile(profile, "course_test_foreign")
+    # The foreign name ends with ours: Feast's own `<prefix>*<project>` deletion would wipe it too.
+    mine, other = project_profile(profile, "course_test_reset"), project_profile(profile, "x_course_test_reset")
     stores = {}
     for p in (mine, other):
         write_offline(tables, p)
@@ -70,3 +71,22 @@ def test_reset_online_clears_only_this_project(profile: Profile, tables) -> None
     assert user_features(load_store(other), user).status == "found"
     assert latest_interval(load_store(other), "user_profile_features")[1] == T2
 
+
+
+def test_serving_clock_is_the_newest_materialization_end_capped_at_now(profile: Profile, tables) -> None:
+    """Scoring happens as of what the online store is complete up to, never in the future."""
+    profile = project_profile(profile, "course_test_clock")
+    write_offline(tables, profile)
+    store = load_store(profile)
+    apply(store, profile)
+    reset_online(store, profile)
+    late = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    assert ServingClock(store, refresh_s=0, now=lambda: late)() == late  # nothing materialized yet
+    materialize(store, profile, end=T1)
+    assert ServingClock(store, refresh_s=0, now=lambda: late)() == T1
+    early = datetime(2025, 1, 5, tzinfo=timezone.utc)
+    assert ServingClock(store, refresh_s=0, now=lambda: early)() == early
+    cached = ServingClock(store, refresh_s=3600, now=lambda: late)
+    assert cached() == T1
+    materialize(store, profile, end=T2, incremental=True)
+    assert cached() == T1 and ServingClock(store, refresh_s=0, now=lambda: late)() == T2

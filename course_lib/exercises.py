@@ -1,0 +1,157 @@
+"""Learner notebooks from the solution notebooks (`make exercises`).
+
+Solutions live in the course notebooks themselves, inside code cells, between a
+`# BEGIN SOLUTION` line and an `# END SOLUTION` line. The learner copy replaces each such
+block with a `# YOUR CODE HERE` stub that raises NotImplementedError (indented like the
+block), clears every output, execution count and execution timestamp, and drops widget
+state. The output depends only on the source cells, so it is byte-for-byte reproducible.
+
+Usage: python -m course_lib.exercises [--out exercises] [NOTEBOOK_DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from course_lib.config import REPO_ROOT
+
+BEGIN, END, STUB = "# BEGIN SOLUTION", "# END SOLUTION", "# YOUR CODE HERE"
+NOTEBOOK_METADATA = ("kernelspec", "language_info")  # everything else (widget state, ...) is dropped
+
+
+class ExerciseError(ValueError):
+    """A notebook's solution markers are malformed; the message names the notebook and cell."""
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise: a code cell with solution blocks, its learner stub, and the check cell after it."""
+
+    notebook: str
+    label: str  # "<notebook number>.<n>", e.g. "2.1"
+    cell: int  # index of the exercise cell
+    solution: str
+    stub: str
+    check: str  # source of the next code cell, which calls course_lib.checks
+
+
+def notebook_number(path: Path) -> str:
+    """The section number in a notebook's file name: `02_data_sources.ipynb` -> `2`."""
+    match = re.match(r"(\d+)_", path.name)
+    if not match:
+        raise ExerciseError(f"{path.name}: notebook names must start with their number, e.g. 02_name.ipynb")
+    return str(int(match.group(1)))
+
+
+def stub_lines(indent: str, label: str) -> list[str]:
+    """The learner's placeholder for one solution block."""
+    return [f"{indent}{STUB}", f'{indent}raise NotImplementedError("Exercise {label}: write your solution here")']
+
+
+def strip_solutions(source: str, label: str, where: str = "cell") -> str:
+    """The cell source with every solution block replaced by a stub."""
+    out: list[str] = []
+    inside = False
+    for line in source.split("\n"):
+        marker = line.strip()
+        if marker == BEGIN:
+            if inside:
+                raise ExerciseError(f"{where}: {BEGIN} inside another solution block")
+            inside = True
+            out += stub_lines(line[: len(line) - len(line.lstrip())], label)
+        elif marker == END:
+            if not inside:
+                raise ExerciseError(f"{where}: {END} without a {BEGIN}")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ExerciseError(f"{where}: {BEGIN} is never closed by {END}")
+    return "\n".join(out)
+
+
+def has_solution(cell: nbformat.NotebookNode) -> bool:
+    """Whether a cell is a code cell holding a solution block."""
+    return cell.cell_type == "code" and any(line.strip() == BEGIN for line in cell.source.split("\n"))
+
+
+def exercises(path: Path) -> list[Exercise]:
+    """The exercises of one notebook, in order, each with the check cell that follows it."""
+    notebook = nbformat.read(path, as_version=4)
+    number, found = notebook_number(path), []
+    for index, cell in enumerate(notebook.cells):
+        if not has_solution(cell):
+            continue
+        label = f"{number}.{len(found) + 1}"
+        later = [c for c in notebook.cells[index + 1:] if c.cell_type == "code"]
+        found.append(Exercise(notebook=path.name, label=label, cell=index, solution=cell.source,
+                              stub=strip_solutions(cell.source, label, f"{path.name} cell {index}"),
+                              check=later[0].source if later else ""))
+    return found
+
+
+def learner_notebook(path: Path) -> nbformat.NotebookNode:
+    """The learner version of a notebook: solutions stubbed, outputs and run metadata cleared."""
+    notebook = nbformat.read(path, as_version=4)
+    stubs = {exercise.cell: exercise.stub for exercise in exercises(path)}
+    for index, cell in enumerate(notebook.cells):
+        if "id" not in cell:
+            raise ExerciseError(f"{path.name} cell {index} has no id; save it with nbformat >= 4.5 (JupyterLab 3+)")
+        cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":
+            cell.source = stubs.get(index, cell.source)
+            cell.outputs, cell.execution_count = [], None
+    notebook.metadata = {key: notebook.metadata[key] for key in NOTEBOOK_METADATA if key in notebook.metadata}
+    return notebook
+
+
+def render(path: Path) -> str:
+    """The learner notebook's file content (nbformat's sorted-key JSON, one trailing newline)."""
+    return nbformat.writes(learner_notebook(path)).rstrip("\n") + "\n"
+
+
+def write_exercises(notebook_dir: Path, out_dir: Path) -> dict[str, int]:
+    """Write the learner version of every notebook to `out_dir`, removing stale ones; name -> exercises."""
+    sources = sorted(notebook_dir.glob("*.ipynb"))
+    if not sources:
+        raise ExerciseError(f"no notebooks in {notebook_dir}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in set(out_dir.glob("*.ipynb")) - {out_dir / path.name for path in sources}:
+        stale.unlink()
+    counts = {}
+    for path in sources:
+        target = out_dir / path.name
+        text = render(path)
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            target.write_text(text, encoding="utf-8")
+        counts[path.name] = len(exercises(path))
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Generate the learner notebooks and print how many exercises each has."""
+    parser = argparse.ArgumentParser(prog="python -m course_lib.exercises", description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="?", type=Path, default=REPO_ROOT / "notebooks",
+                        help="folder of solution notebooks (default: notebooks/)")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "exercises",
+                        help="folder for the learner notebooks (default: exercises/)")
+    args = parser.parse_args(argv)
+    if args.out.resolve() == args.notebooks.resolve():
+        parser.error("--out must differ from the notebook folder: the solutions would be overwritten")
+    try:
+        counts = write_exercises(args.notebooks, args.out)
+    except ExerciseError as exc:
+        print(f"exercises: {exc}", file=sys.stderr)
+        return 1
+    for name, count in counts.items():
+        print(f"{args.out.name}/{name}: {count} exercise{'' if count == 1 else 's'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

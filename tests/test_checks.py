@@ -1,0 +1,128 @@
+"""The pieces the exercise checks are built from: failures are assertions with the learner's
+own error named, and the probe cases really separate right answers from the usual mistakes."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from course_lib import checks, datasets
+from course_lib.adapter import build_feature_tables, table_dtypes
+from feature_repo.definitions import VIEWS
+
+
+@pytest.fixture(scope="module")
+def dataset() -> datasets.Dataset:
+    """A small synthetic log."""
+    return datasets.synthetic(seed=3, n_users=60, n_movies=30, n_events=2000, days=40)
+
+
+def test_check_failed_is_an_assertion() -> None:
+    assert issubclass(checks.CheckFailed, AssertionError)
+
+
+def test_a_stub_is_reported_as_not_written() -> None:
+    def stub(*args):
+        raise NotImplementedError("Exercise 9.1: write your solution here")
+
+    with pytest.raises(checks.CheckFailed, match="`mine` is not written yet"):
+        checks._answer(stub, "mine")
+
+
+def test_errors_in_learner_code_name_the_function_and_the_error() -> None:
+    with pytest.raises(checks.CheckFailed, match=r"your `mine` raised KeyError: 'user_id'"):
+        checks._answer(lambda: {}["user_id"], "mine")
+    with pytest.raises(checks.CheckFailed, match="run the exercise cell first"):
+        checks._answer(None, "mine")
+
+
+def test_missing_values_compare_equal_and_numbers_with_float32_tolerance() -> None:
+    assert checks._same(None, float("nan")) and checks._same(pd.NA, None)
+    assert checks._same(np.float32(3.7), 3.7)
+    assert not checks._same(0.0, None) and not checks._same(3.7, 3.8)
+    assert checks._same("Drama", "Drama") and not checks._same("Drama", "Comedy")
+
+
+def test_durations_are_shown_in_days_or_hours() -> None:
+    assert checks._show(timedelta(days=1)) == "1 day"
+    assert checks._show(timedelta(days=7)) == "7 days"
+    assert checks._show(timedelta(hours=36)) == "36 hours"
+
+
+def test_tiny_tables_have_every_key_at_both_times_with_distinct_values() -> None:
+    tables = checks.tiny_tables()
+    for view, table in tables.items():
+        assert {c: str(t) for c, t in table.dtypes.items()} == table_dtypes(view)
+        assert len(table) == len(checks.TINY_KEYS[view]) * len(checks.TINY_TIMES)
+        for field in VIEWS[view][2]:
+            assert table[field.name].is_unique, (view, field.name)
+
+
+def test_interaction_probes_separate_a_one_day_ttl_from_longer_and_shorter_ones() -> None:
+    """Some probe gets a row under a 1-day TTL but none under 1 hour, and one the other way round for 7 days."""
+    table = checks.tiny_tables()["user_movie_interaction_features"]
+    probes = [{"user_id": u, "movie_id": m, "event_timestamp": t} for u, m, t in checks.INTERACTION_PROBES]
+
+    def found(ttl: timedelta) -> list[bool]:
+        return [checks._pit_expected(table, ["movie_id", "user_id"], p, ttl) is not None for p in probes]
+
+    day = found(timedelta(days=1))
+    assert day != found(timedelta(days=7)) and day != found(timedelta(hours=1))
+    by_user_only = [checks._pit_expected(table, ["user_id"], p, timedelta(days=1)) is not None for p in probes]
+    assert day != by_user_only  # a view keyed by user alone answers differently
+
+
+def test_avg_rating_cases_catch_the_usual_mistakes(dataset) -> None:
+    """Including the event at as_of, counting unrated events as 0 and peeking ahead each change some answer."""
+    events = dataset.watch_events
+    cases = checks.avg_rating_cases(events)
+
+    def answers(select) -> list[float]:
+        return [select(events[events["user_id"] == user], at) for user, at in cases]
+
+    right = answers(lambda mine, at: mine.loc[mine["event_timestamp"] <= at, "rating"].mean())
+    mistakes = {
+        "strict": answers(lambda mine, at: mine.loc[mine["event_timestamp"] < at, "rating"].mean()),
+        "zeros": answers(lambda mine, at: mine.loc[mine["event_timestamp"] <= at, "rating"].fillna(0).mean()),
+        "future": answers(lambda mine, at: mine["rating"].mean()),
+    }
+    assert all(checks._same(value, checks._avg_rating(events, user, at)) for value, (user, at) in zip(right, cases))
+    for name, values in mistakes.items():
+        assert not all(checks._same(a, b) for a, b in zip(values, right)), f"no case catches the {name} mistake"
+    assert any(np.isnan(value) for value in right), "no case expects NaN"
+
+
+def test_pit_probes_cover_the_edges_in_random_order(dataset) -> None:
+    table = build_feature_tables(dataset)["user_profile_features"]
+    ttl = VIEWS["user_profile_features"][1]
+    probes = checks.pit_probes(table, ttl)
+    assert not probes["event_timestamp"].is_monotonic_increasing
+    outcomes = {"none": 0, "exact": 0, "expired": 0}
+    for _, probe in probes.iterrows():
+        row = checks._pit_expected(table, ["user_id"], probe, ttl)
+        earlier = checks._pit_expected(table, ["user_id"], probe, timedelta(0))
+        outcomes["none"] += earlier is None
+        outcomes["exact"] += row is not None and row["event_timestamp"] == probe["event_timestamp"]
+        outcomes["expired"] += row is None and earlier is not None
+    assert all(outcomes.values()), outcomes
+
+
+def test_ndcg_cases_have_no_score_ties_and_include_nothing_relevant() -> None:
+    cases = checks.ndcg_cases()
+    assert all(len(set(scores)) == len(scores) >= 2 for _, scores, _ in cases)
+    assert any(not any(relevance) for relevance, _, _ in cases)
+    assert any(k > len(relevance) for relevance, _, k in cases)
+    assert any(max(relevance) > 1 for relevance, _, _ in cases if relevance)
+
+
+def test_candidates_mix_watched_unwatched_and_unknown_movies(dataset) -> None:
+    tables = build_feature_tables(dataset)
+    interactions, movies = tables["user_movie_interaction_features"], tables["movie_metadata_features"]
+    user = int(interactions["user_id"].value_counts().index[0])
+    candidates = checks.candidate_list(interactions, movies, user)
+    watched = set(interactions.loc[interactions["user_id"] == user, "movie_id"])
+    assert len(candidates) == len(set(candidates)) == 6
+    assert sum(m in watched for m in candidates) == 3
+    assert sum(m not in set(movies["movie_id"]) for m in candidates) == 1

@@ -1,0 +1,319 @@
+"""Exercises: the learner notebooks in exercises/ are current, every section notebook has its
+exercises, and each check passes on the notebook's own solution and fails, with a helpful
+message, on the learner's stub, on an empty answer and on typical wrong answers."""
+from __future__ import annotations
+
+import ast
+from datetime import timedelta
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+from feast import FeatureService, FeatureView, Field, FileSource
+from feast.types import Float32
+
+from course_lib import checks, datasets
+from course_lib.adapter import build_feature_tables, write_offline
+from course_lib.config import REPO_ROOT, Profile, load_store, resolve_profile
+from course_lib.exercises import BEGIN, Exercise, exercises, notebook_number, write_exercises
+from course_lib.serving import apply, materialize, reset_course
+from feature_repo import definitions
+
+NOTEBOOKS = REPO_ROOT / "notebooks"
+LEARNER = REPO_ROOT / "exercises"
+# Section notebooks (2.7.1 onwards); 00 only checks the set-up.
+SECTIONS = [path for path in sorted(NOTEBOOKS.glob("*.ipynb")) if int(notebook_number(path)) >= 1]
+# Notebooks that already have their exercises; the others are listed as expected failures.
+MUST_HAVE_EXERCISES = ("01_feast_setup.ipynb", "02_data_sources.ipynb", "03_realtime_serving.ipynb")
+MIN_EXERCISES = 2
+EXERCISES: list[Exercise] = [exercise for path in SECTIONS for exercise in exercises(path)]
+PROJECT = "course_test_exercises"
+
+
+# --- the generated learner notebooks -----------------------------------------------------
+
+def test_learner_notebooks_are_up_to_date(tmp_path: Path) -> None:
+    """exercises/ holds exactly what `make exercises` writes now, byte for byte."""
+    write_exercises(NOTEBOOKS, tmp_path)
+    fresh = {path.name: path.read_bytes() for path in tmp_path.glob("*.ipynb")}
+    committed = {path.name: path.read_bytes() for path in LEARNER.glob("*.ipynb")}
+    assert sorted(committed) == sorted(fresh), "exercises/ has other notebooks than notebooks/: run `make exercises`"
+    stale = [name for name in fresh if committed[name] != fresh[name]]
+    assert not stale, f"exercises/ is out of date for {stale}: run `make exercises` and commit the result"
+
+
+def test_generation_is_reproducible(tmp_path: Path) -> None:
+    """Two runs give identical bytes, with no outputs, execution counts, timestamps or solutions."""
+    write_exercises(NOTEBOOKS, tmp_path / "a")
+    write_exercises(NOTEBOOKS, tmp_path / "b")
+    for path in sorted((tmp_path / "a").glob("*.ipynb")):
+        assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
+        notebook = nbformat.read(path, as_version=4)
+        assert set(notebook.metadata) <= {"kernelspec", "language_info"}
+        for cell in notebook.cells:
+            assert "execution" not in cell.metadata
+            assert BEGIN not in cell.source
+            if cell.cell_type == "code":
+                assert cell.outputs == [] and cell.execution_count is None
+
+
+@pytest.mark.parametrize("path", SECTIONS, ids=lambda path: path.name)
+def test_section_notebook_has_exercises(path: Path) -> None:
+    """Each section notebook with exercises has at least two; those still without are listed as xfail."""
+    found = exercises(path)
+    if not found and path.name not in MUST_HAVE_EXERCISES:
+        pytest.xfail(f"{path.name} has no exercises yet (issue 7 asks for {MIN_EXERCISES}-4 per section notebook)")
+    assert len(found) >= MIN_EXERCISES, f"{path.name} has {len(found)} exercises; write at least {MIN_EXERCISES}"
+
+
+# --- notebook structure of each exercise ---------------------------------------------------
+
+def check_call(exercise: Exercise) -> ast.Call:
+    """The `checks.<name>(answer, ...)` call of an exercise's check cell."""
+    calls = [node for node in ast.walk(ast.parse(exercise.check)) if isinstance(node, ast.Call)
+             and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name)
+             and node.func.value.id == "checks"]
+    assert len(calls) == 1, f"exercise {exercise.label}: the next code cell must call one course_lib.checks function"
+    return calls[0]
+
+
+def answer_name(exercise: Exercise) -> str:
+    """The name of the learner's function, as the check cell passes it."""
+    first = check_call(exercise).args[0]
+    assert isinstance(first, ast.Name), f"exercise {exercise.label}: pass the learner's function to the check by name"
+    return first.id
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=lambda e: e.label)
+def test_exercise_cell_layout(exercise: Exercise) -> None:
+    """A markdown cell names the exercise, the stub only defines, and the check is a course_lib.checks function."""
+    cells = nbformat.read(NOTEBOOKS / exercise.notebook, as_version=4).cells
+    task = [cell for cell in cells[:exercise.cell] if cell.cell_type == "markdown"][-1]
+    assert f"Exercise {exercise.label}" in task.source
+    assert callable(getattr(checks, check_call(exercise).func.attr, None))
+    namespace = notebook_namespace(exercise.notebook, {})
+    exec(compile(exercise.stub, exercise.label, "exec"), namespace)  # defining must not run the stub
+    assert callable(namespace[answer_name(exercise)])
+    assert "NotImplementedError" in exercise.stub and BEGIN not in exercise.stub
+
+
+# --- checks against the solution, the stub, an empty and a wrong answer ----------------------
+
+def notebook_imports(notebook: str) -> str:
+    """Every top-level import statement of a notebook's code cells."""
+    statements = []
+    for cell in nbformat.read(NOTEBOOKS / notebook, as_version=4).cells:
+        if cell.cell_type == "code":
+            statements += [ast.unparse(node) for node in ast.parse(cell.source).body
+                           if isinstance(node, (ast.Import, ast.ImportFrom))]
+    return "\n".join(statements)
+
+
+def notebook_namespace(notebook: str, context: dict) -> dict:
+    """Globals for running a notebook's exercise and check cells: its imports plus the test's context."""
+    namespace: dict = {"__name__": "__notebook__"}
+    exec(notebook_imports(notebook), namespace)
+    namespace.update(context)
+    return namespace
+
+
+def run_check(exercise: Exercise, context: dict, answer) -> None:
+    """Run the exercise's check cell with `answer` as the learner's function."""
+    namespace = notebook_namespace(exercise.notebook, context)
+    namespace[answer_name(exercise)] = answer
+    exec(compile(exercise.check, f"check {exercise.label}", "exec"), namespace)
+
+
+def defined(exercise: Exercise, source: str, context: dict):
+    """The learner function that an exercise cell's source defines."""
+    namespace = notebook_namespace(exercise.notebook, context)
+    exec(compile(source, exercise.label, "exec"), namespace)
+    return namespace[answer_name(exercise)]
+
+
+@pytest.fixture(scope="module")
+def context(profile: Profile) -> dict:
+    """The notebook variables the check cells use, on a small synthetic log, materialized online."""
+    course = resolve_profile(profile.name, {**profile.settings, "FEAST_PROJECT": PROJECT,
+                                            "FEAST_OFFLINE_SCHEMA": PROJECT})
+    reset_course(course)  # start clean: no online rows from an earlier run
+    dataset = datasets.synthetic(seed=11, n_users=120, n_movies=60, n_events=4000, days=45)
+    tables = build_feature_tables(dataset)
+    write_offline(tables, course)
+    store = load_store(course)
+    apply(store, course)
+    events = dataset.watch_events
+    materialize(store, course, end=(events["event_timestamp"].max() + pd.Timedelta(seconds=1)).to_pydatetime())
+    busiest = events.groupby("user_id").size().sort_values(ascending=False, kind="stable").index[0]
+    return {"store": store, "profile": course, "events": events, "tables": tables, "user_id": int(busiest)}
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=lambda e: e.label)
+def test_check_passes_on_the_solution(exercise: Exercise, context: dict, capsys) -> None:
+    run_check(exercise, context, defined(exercise, exercise.solution, context))
+    assert capsys.readouterr().out.startswith("✓ ")
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=lambda e: e.label)
+def test_check_fails_on_the_stub(exercise: Exercise, context: dict) -> None:
+    with pytest.raises(checks.CheckFailed, match="not written yet.*Replace the `# YOUR CODE HERE` stub"):
+        run_check(exercise, context, defined(exercise, exercise.stub, context))
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=lambda e: e.label)
+def test_check_fails_on_an_empty_answer(exercise: Exercise, context: dict) -> None:
+    with pytest.raises(checks.CheckFailed):
+        run_check(exercise, context, lambda *args: None)
+
+
+# Typical wrong answers per learner function, each with a phrase its check's message must contain.
+
+def _interactions(source, ttl=timedelta(days=1), entities=None, schema=None, **overrides):
+    """A user_movie_interaction_features view with some property changed."""
+    return FeatureView(name="user_movie_interaction_features", ttl=ttl,
+                       entities=entities or [definitions.user, definitions.movie],
+                       schema=schema or definitions.VIEWS["user_movie_interaction_features"][2],
+                       source=source, **overrides)
+
+
+def _retyped(name: str, dtype) -> list[Field]:
+    """The interaction schema with one field's dtype changed."""
+    return [Field(name=f.name, dtype=dtype if f.name == name else f.dtype)
+            for f in definitions.VIEWS["user_movie_interaction_features"][2]]
+
+
+GENRES = [f"genre_{g}" for g in ("action", "comedy", "drama", "horror", "romance")]
+
+
+def _merge(entity_df, table, **options):
+    """merge_asof on user_id and time with the original row order restored."""
+    left = entity_df.reset_index(drop=True).reset_index(names="row").sort_values("event_timestamp")
+    joined = pd.merge_asof(left, table.sort_values("event_timestamp"), on="event_timestamp", by="user_id", **options)
+    return joined.sort_values("row").drop(columns="row").reset_index(drop=True)
+
+
+def _online(store, rows):
+    """The three candidate columns for some entity rows, read online."""
+    refs = ["movie_metadata_features:vote_average", "movie_metadata_features:popularity",
+            "user_movie_interaction_features:watch_count"]
+    return store.get_online_features(features=refs, entity_rows=rows).to_df()
+
+
+def _ratings(events: pd.DataFrame, user: int, at: pd.Timestamp, strict: bool = False) -> pd.Series:
+    """One user's ratings before `at` (strict) or at or before it."""
+    times = events["event_timestamp"]
+    return events.loc[(events["user_id"] == user) & ((times < at) if strict else (times <= at)), "rating"]
+
+
+def _pairs(user: int, movies: list[int]) -> list[dict[str, int]]:
+    """Entity rows of one user with each movie."""
+    return [{"user_id": user, "movie_id": movie} for movie in movies]
+
+
+def _dcg(gains, k: int) -> float:
+    """DCG@k with log2(i + 1) discounts."""
+    top = np.asarray(gains, dtype=float)[:k]
+    return float((top / np.log2(np.arange(2, len(top) + 2))).sum())
+
+
+def _ranked(relevance, scores) -> np.ndarray:
+    """Relevances in descending score order."""
+    return np.asarray(relevance, dtype=float)[np.argsort(scores)[::-1]]
+
+
+def _first_discount_zero(ranked: np.ndarray) -> float:
+    """DCG with log2(i) discounts for 1-based i: the top item is divided by log2(1) = 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.sum(ranked / np.log2(np.arange(1, len(ranked) + 1))))
+
+
+WRONG_ANSWERS: dict[str, list[tuple[str, object, str]]] = {
+    "interaction_view": [
+        ("7-day TTL", lambda source: _interactions(source, ttl=timedelta(days=7)), "your view's ttl is 7 days"),
+        ("1-hour TTL", lambda source: _interactions(source, ttl=timedelta(hours=1)), "your view's ttl is 1 hour"),
+        ("user entity only", lambda source: _interactions(source, entities=[definitions.user]), "needs both"),
+        ("Float32 watch_count", lambda source: _interactions(source, schema=_retyped("watch_count", Float32)),
+         "watch_count is declared Float32"),
+        ("a field missing", lambda source: _interactions(
+            source, schema=definitions.VIEWS["user_movie_interaction_features"][2][:-1]),
+         "last_watched_days_ago (Int64) is missing"),
+        ("its own source", lambda source: _interactions(
+            FileSource(name="mine", path="interactions.parquet", timestamp_field="event_timestamp")),
+         "does not read the `source` argument"),
+    ],
+    "taste_service": [
+        ("whole user view", lambda views: FeatureService(name="user_taste_service", features=[
+            views["user_profile_features"], views["movie_metadata_features"][GENRES]]), "Not asked for"),
+        ("genre flags missing", lambda views: FeatureService(name="user_taste_service", features=[
+            views["user_profile_features"][["avg_rating", "favorite_genre"]]]), "Missing: ['genre_action'"),
+        ("wrong name", lambda views: FeatureService(name="taste", features=[
+            views["user_profile_features"][["avg_rating", "favorite_genre"]]]), "call it 'user_taste_service'"),
+        ("a view, not a service", lambda views: views["user_profile_features"], "must return a feast.FeatureService"),
+    ],
+    "avg_rating_as_of": [
+        ("future events", lambda events, user, at: events.loc[events["user_id"] == user, "rating"].mean(),
+         "did you include events after the timestamp?"),
+        ("strict <", lambda events, user, at: _ratings(events, user, at, strict=True).mean(),
+         "keep event_timestamp <= as_of, not <"),
+        ("unrated as 0", lambda events, user, at: _ratings(events, user, at).fillna(0).mean(),
+         "must be skipped, not counted as 0"),
+        ("all users", lambda events, user, at: events.loc[events["event_timestamp"] <= at, "rating"].mean(),
+         "did you filter on user_id?"),
+        ("a Series", lambda events, user, at: events.loc[events["user_id"] == user, "rating"],
+         "return one number"),
+    ],
+    "pit_join": [
+        ("no TTL", lambda entity_df, table, ttl: _merge(entity_df, table, direction="backward"),
+         "older than the view's TTL (7 days)"),
+        ("looks forward", lambda entity_df, table, ttl: _merge(entity_df, table, direction="forward", tolerance=ttl),
+         "direction='backward'"),
+        ("exact time excluded", lambda entity_df, table, ttl: _merge(entity_df, table, tolerance=ttl,
+                                                                     allow_exact_matches=False),
+         "exactly at the row's time counts"),
+        ("inner join", lambda entity_df, table, ttl: _merge(entity_df, table, tolerance=ttl).dropna(subset=["age"]),
+         "keep every entity row"),
+        ("time order kept", lambda entity_df, table, ttl: pd.merge_asof(
+            entity_df.sort_values("event_timestamp"), table.sort_values("event_timestamp"), on="event_timestamp",
+            by="user_id", tolerance=ttl), "keep entity_df's row order"),
+    ],
+    "candidate_features": [
+        ("no user_id", lambda store, user, movies: _online(store, [{"movie_id": m} for m in movies]),
+         "keyed by the (user, movie) pair"),
+        ("reversed", lambda store, user, movies: _online(store, _pairs(user, movies[::-1])),
+         "keep the candidates' order"),
+        ("unknown movies dropped", lambda store, user, movies: _online(store, _pairs(user, movies)).dropna(
+            subset=["vote_average"]), "one row per candidate, unknown ones included"),
+        ("another user's watches", lambda store, user, movies: _online(store, _pairs(user + 1, movies)),
+         "your watch_count is"),
+    ],
+    "ndcg_at_k": [
+        ("DCG, not normalized", lambda rel, scores, k: _dcg(_ranked(rel, scores), k), "divide by the ideal DCG@k"),
+        ("lowest score first", lambda rel, scores, k: _dcg(_ranked(rel, scores)[::-1], k) / _dcg(sorted(rel)[::-1], k),
+         "rank by score from highest to lowest"),
+        ("k ignored", lambda rel, scores, k: _dcg(_ranked(rel, scores), len(rel)) / _dcg(sorted(rel)[::-1], len(rel)),
+         "only the top k positions count"),
+        ("exponential gain", lambda rel, scores, k: _dcg(2 ** _ranked(rel, scores) - 1, k)
+         / _dcg(2 ** np.sort(rel)[::-1] - 1, k), "not 2**rel - 1"),
+        ("ideal of the top k only", lambda rel, scores, k: _dcg(_ranked(rel, scores), k)
+         / _dcg(np.sort(_ranked(rel, scores)[:k])[::-1], k), "ranks *all* candidates"),
+        ("log2(i) discount", lambda rel, scores, k: _first_discount_zero(_ranked(rel, scores)[:k]),
+         "a finite number is expected"),
+    ],
+}
+WRONG = [(exercise, *wrong) for exercise in EXERCISES for wrong in WRONG_ANSWERS.get(answer_name(exercise), [])]
+
+
+def test_every_exercise_has_wrong_answers() -> None:
+    """New exercises (04, 05, ...) must come with typical wrong answers their checks reject."""
+    missing = sorted({answer_name(e) for e in EXERCISES} - set(WRONG_ANSWERS))
+    assert not missing, f"add typical wrong answers for {missing} to WRONG_ANSWERS in tests/test_exercises.py"
+
+
+@pytest.mark.parametrize(("exercise", "mistake", "answer", "phrase"), WRONG,
+                         ids=[f"{e.label}-{mistake}" for e, mistake, _, _ in WRONG])
+def test_check_explains_a_wrong_answer(exercise: Exercise, mistake: str, answer, phrase: str, context: dict) -> None:
+    with pytest.raises(checks.CheckFailed) as failure:
+        run_check(exercise, context, answer)
+    assert phrase in str(failure.value)
