@@ -52,7 +52,7 @@ def test_http_load_counts_every_request(server: str) -> None:
     """Successes and errors add up to the requests sent after warm-up."""
     requests = [("GET", f"{server}/ok" if i % 4 else f"{server}/fail", None) for i in range(250)]
     result = http_load(requests, concurrency=4, max_seconds=30, warmup=50)
-    assert result.n + result.errors == 200 and result.errors == 50 and result.rps > 0
+    assert result.n + result.errors == 200 and result.error_kinds == {"HTTP 500": 50} and result.rps > 0
 
 
 def test_http_load_refuses_non_loopback_targets() -> None:

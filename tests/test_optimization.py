@@ -1,0 +1,403 @@
+"""2.7.5 optimizations return exactly what the plain paths return, on real stores.
+
+Every optimized path (cache, near-cache, raw Redis reads, tuned materialization, tuned and
+chunked retrieval) is compared with `course_lib.serving` on the same data, on both profiles.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pandas as pd
+import psycopg
+import pytest
+from conftest import isolated_env
+from feast.infra.online_stores.helpers import _mmh3, _redis_key
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+from feast.repo_config import load_repo_config
+from prometheus_client import CollectorRegistry, generate_latest
+
+from course_lib import datasets
+from course_lib import optimization as opt
+from course_lib.adapter import build_feature_tables, join_keys, write_offline
+from course_lib.config import (PG_PIT_SETTINGS, PROFILES, TUNED_YAML, ConfigError, Profile, load_store,
+                               render, resolve_profile)
+from course_lib.serving import (apply, candidate_features, feature_refs, historical_features, latest_interval,
+                                materialize, online_rows, reset_online)
+from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS
+
+PROJECT = "course_test_opt"
+DATASET = datasets.synthetic(seed=11, n_users=60, n_movies=40, n_events=1500, days=30)
+TABLES = build_feature_tables(DATASET)
+FIRST = DATASET.watch_events[TIMESTAMP_FIELD].min()
+MID = (FIRST + pd.Timedelta(days=15)).to_pydatetime()  # first materialization ends here
+END = (DATASET.watch_events[TIMESTAMP_FIELD].max() + pd.Timedelta(days=1)).to_pydatetime()
+ALL_VIEWS = list(VIEWS)
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class World:
+    """One profile with the test data written offline and materialized up to MID."""
+
+    profile: Profile
+    store: object
+
+
+def profile_for(name: str, workdir: str, project: str = PROJECT, **overrides: str) -> Profile:
+    """An isolated profile: own project, offline schema, Redis db 15, temp workdir."""
+    env = isolated_env(workdir)
+    env.update(FEAST_PROJECT=project, FEAST_OFFLINE_SCHEMA=PROJECT, **overrides)
+    return resolve_profile(name, env)
+
+
+def prepared(profile: Profile, tuned: bool = False):
+    """Write the offline tables, register the views and empty the project's online rows."""
+    write_offline(TABLES, profile)
+    store = load_store(profile, tuned=tuned)
+    apply(store, profile)
+    reset_online(store, profile)
+    return store
+
+
+@pytest.fixture(scope="module", params=PROFILES)
+def world(request, tmp_path_factory) -> World:
+    profile = profile_for(request.param, str(tmp_path_factory.mktemp(request.param)))
+    store = prepared(profile)
+    materialize(store, profile, end=MID)
+    return World(profile, store)
+
+
+def entity_rows(view: str) -> list[dict[str, int]]:
+    """Every entity key of a view's offline table."""
+    keys = TABLES[view][join_keys(view)].drop_duplicates().sort_values(join_keys(view))
+    return [{k: int(v) for k, v in row.items()} for row in keys.to_dict("records")]
+
+
+def changed_after_mid(view: str) -> list[dict[str, int]]:
+    """Entities with offline rows both before and after MID: their online values move at END."""
+    table = TABLES[view]
+    before = table[table[TIMESTAMP_FIELD] <= MID][join_keys(view)].drop_duplicates()
+    after = table[table[TIMESTAMP_FIELD] > MID][join_keys(view)].drop_duplicates()
+    both = before.merge(after).head(8)
+    assert len(both) >= 3, f"the test data must change some {view} rows after MID"
+    return [{k: int(v) for k, v in row.items()} for row in both.to_dict("records")]
+
+
+UNKNOWN = 999_999  # an id absent from every table
+
+
+def request_rows() -> list[dict[str, int]]:
+    """(user, movie) rows mixing watched pairs, other pairs and unknown ids."""
+    events = DATASET.watch_events.head(40)
+    rows = [{"user_id": int(u), "movie_id": int(m)} for u, m in zip(events["user_id"], events["movie_id"])]
+    return rows + [{"user_id": rows[0]["user_id"], "movie_id": UNKNOWN}, {"user_id": UNKNOWN, "movie_id": 1}]
+
+
+# --- Redis format and raw reads -------------------------------------------------------
+
+@pytest.mark.parametrize("view", ALL_VIEWS)
+def test_redis_key_and_fields_match_feasts_helpers(view: str) -> None:
+    for values in ({"user_id": 1, "movie_id": 2}, {"user_id": 2**40 + 7, "movie_id": 123_456_789}):
+        names = join_keys(view)
+        proto = EntityKeyProto(join_keys=names, entity_values=[ValueProto(int64_val=values[n]) for n in names])
+        assert opt.redis_key(view, values, "some_project") == _redis_key("some_project", proto, 3)
+    for field in VIEWS[view][2]:
+        assert opt.redis_field(view, field.name) == _mmh3(f"{view}:{field.name}")
+
+
+@pytest.mark.enterprise
+@pytest.mark.parametrize("world", ["enterprise"], indirect=True)  # Redis is the enterprise online store
+def test_raw_redis_reads_equal_the_sdk_on_real_data(world: World) -> None:
+    reader = opt.RawRedisReader(world.store)
+    rows = request_rows()
+    assert reader.online_rows(ALL_VIEWS, rows) == online_rows(world.store, ALL_VIEWS, rows)
+    for view in ALL_VIEWS:
+        every = entity_rows(view)
+        assert reader.online_rows([view], every) == online_rows(world.store, [view], every), view
+
+
+@pytest.mark.parametrize("world", ["local"], indirect=True)
+def test_raw_reader_refuses_a_store_that_is_not_redis(world: World) -> None:
+    with pytest.raises(ConfigError, match="Redis online store"):
+        opt.RawRedisReader(world.store)
+
+
+# --- online feature cache -------------------------------------------------------------
+
+def cache_keys(rows: list[dict[str, int]]) -> set[tuple[str, tuple[int, ...]]]:
+    """The distinct (view, entity key) entries a request touches."""
+    return {(view, tuple(row[k] for k in join_keys(view))) for row in rows for view in VIEWS}
+
+
+def test_cached_rows_equal_uncached_and_are_shared_across_requests(world: World) -> None:
+    cache = opt.OnlineFeatureCache(world.store, fetch=opt.online_reader(world.store))
+    first, second = request_rows()[:20], request_rows()[10:]
+    assert cache.online_rows(ALL_VIEWS, first) == online_rows(world.store, ALL_VIEWS, first)
+    assert (cache.hits, cache.misses) == (0, len(cache_keys(first)))
+    assert cache.online_rows(ALL_VIEWS, second) == online_rows(world.store, ALL_VIEWS, second)
+    shared = cache_keys(first) & cache_keys(second)
+    assert shared and cache.hits == len(shared), "entries of the first request serve the second"
+    assert cache.misses == len(cache_keys(first) | cache_keys(second))
+    assert cache.online_rows(ALL_VIEWS, second) == online_rows(world.store, ALL_VIEWS, second)
+    assert cache.hits == len(shared) + len(cache_keys(second)), "a repeated request is all hits"
+
+
+def test_cache_is_a_bounded_lru_with_a_ttl(world: World) -> None:
+    clock = FakeClock()
+    cache = opt.OnlineFeatureCache(world.store, max_entries=3, ttl_s=10, clock=clock, check_every_s=1e9)
+    users = [{"user_id": int(u)} for u in DATASET.users["user_id"].head(4)]
+    view = ["user_profile_features"]
+    for user in users[:3]:
+        cache.online_rows(view, [user])
+    cache.online_rows(view, [users[0]])  # users[0] becomes the most recently used
+    cache.online_rows(view, [users[3]])  # evicts users[1], the least recently used
+    assert (len(cache), cache.evictions, cache.hits) == (3, 1, 1)
+    cache.online_rows(view, [users[1]])
+    assert cache.misses == 5, "an evicted entry is fetched again"
+    clock.advance(11)
+    assert cache.online_rows(view, [users[0]]) == online_rows(world.store, view, [users[0]])
+    assert cache.misses == 6 and cache.hits == 1, "an expired entry is fetched again"
+
+
+def test_cache_counts_are_prometheus_counters_in_the_given_registry(world: World) -> None:
+    registry = CollectorRegistry()
+    cache = opt.OnlineFeatureCache(world.store, registry=registry)
+    rows = [{"user_id": int(u)} for u in DATASET.users["user_id"].head(3)]
+    cache.online_rows(["user_profile_features"], rows)
+    cache.online_rows(["user_profile_features"], rows[:2])
+    text = generate_latest(registry).decode()
+    assert 'course_feature_cache_hits_total{view="user_profile_features"} 2.0' in text
+    assert 'course_feature_cache_misses_total{view="user_profile_features"} 3.0' in text
+    assert "course_feature_cache_evictions_total" in text and "course_feature_cache_invalidations_total" in text
+    fresh = opt.OnlineFeatureCache(world.store)  # its own private registry, starting from zero
+    assert (fresh.hits, fresh.misses) == (0, 0)
+    assert "course_feature_cache_hits_total{" not in generate_latest(fresh.registry).decode()
+
+
+# --- caches follow a materialization --------------------------------------------------
+
+@dataclass
+class Moved:
+    """Caches filled at the MID materialization, then the online store moved on to END."""
+
+    cache: opt.OnlineFeatureCache
+    near: opt.MovieNearCache
+    cache_clock: FakeClock
+    near_clock: FakeClock
+    users: list[dict[str, int]]
+    movies: list[int]
+    users_before: list
+    movies_before: list
+
+
+@pytest.fixture(scope="module")
+def moved(world: World) -> Moved:
+    cache_clock, near_clock = FakeClock(), FakeClock()
+    cache = opt.OnlineFeatureCache(world.store, ttl_s=1e9, check_every_s=30, clock=cache_clock)
+    near = opt.MovieNearCache(world.store, world.profile, check_every_s=30, clock=near_clock, batch_size=7)
+    users = changed_after_mid("user_profile_features")
+    movies = [row["movie_id"] for row in changed_after_mid("movie_metadata_features")]
+    users_before = cache.online_rows(["user_profile_features"], users)
+    movies_before = near.get_many(movies)
+    materialize(world.store, world.profile, end=END, incremental=True)
+    return Moved(cache, near, cache_clock, near_clock, users, movies, users_before, movies_before)
+
+
+def test_materialization_changed_the_online_values(world: World, moved: Moved) -> None:
+    now = online_rows(world.store, ["user_profile_features"], moved.users)
+    assert now != moved.users_before
+    assert latest_interval(world.store, "user_profile_features")[1] == END
+
+
+def test_cache_drops_a_views_entries_when_its_interval_moves_not_on_ttl(world: World, moved: Moved) -> None:
+    view = ["user_profile_features"]
+    assert moved.cache.online_rows(view, moved.users) == moved.users_before, "no poll is due yet"
+    moved.cache_clock.advance(30)
+    assert moved.cache.online_rows(view, moved.users) == online_rows(world.store, view, moved.users)
+    assert moved.cache.invalidations >= len(moved.users)
+
+
+def test_movie_near_cache_reloads_when_its_interval_moves(world: World, moved: Moved) -> None:
+    assert moved.near.get_many(moved.movies) == moved.movies_before and moved.near.loads == 1
+    moved.near_clock.advance(30)
+    expected = [row["movie_metadata_features"] for row in
+                online_rows(world.store, ["movie_metadata_features"], [{"movie_id": m} for m in moved.movies])]
+    assert moved.near.get_many(moved.movies) == expected != moved.movies_before
+    assert moved.near.loads == 2
+
+
+# --- near-cache and the optimized recommendation read ---------------------------------
+
+def test_movie_near_cache_holds_every_movie_as_the_online_store_has_it(world: World) -> None:
+    near = opt.MovieNearCache(world.store, world.profile, batch_size=9)
+    movies = [row["movie_id"] for row in entity_rows("movie_metadata_features")]
+    assert len(near) == len(movies)
+    expected = online_rows(world.store, ["movie_metadata_features"], [{"movie_id": m} for m in movies + [UNKNOWN]])
+    assert near.get_many(movies + [UNKNOWN]) == [row["movie_metadata_features"] for row in expected]
+
+
+def test_recommendation_features_equal_candidate_features(world: World) -> None:
+    optimized = opt.RecommendationFeatures(world.store, world.profile)
+    movies = [int(m) for m in DATASET.movies["movie_id"]] + [UNKNOWN, int(DATASET.movies["movie_id"].iloc[0])]
+    for user in [int(u) for u in DATASET.watch_events["user_id"].head(5)] + [UNKNOWN]:
+        assert optimized.recommendation_features(user, movies) == candidate_features(world.store, user, movies)
+
+
+# --- materialization automation -------------------------------------------------------
+
+def test_a_second_materialization_reports_locked_instead_of_running(world: World) -> None:
+    before = {view: latest_interval(world.store, view) for view in VIEWS}
+    with opt.exclusive_lock(world.profile) as first:
+        assert first
+        outcome = opt.materialize_once(world.store, world.profile)
+    assert (outcome.status, outcome.attempts, outcome.report) == ("locked", 0, None)
+    assert {view: latest_interval(world.store, view) for view in VIEWS} == before, "nothing ran"
+
+
+@pytest.mark.parametrize("world", ["local"], indirect=True)  # the lock file works the same on every profile
+def test_the_cli_reports_locked_while_another_process_holds_the_lock(world: World) -> None:
+    with opt.exclusive_lock(world.profile):
+        cli = subprocess.run([sys.executable, "-m", "course_lib", "materialize", "--profile", world.profile.name,
+                              "--incremental"], check=False, env={**os.environ, **world.profile.settings},
+                             capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 1 and "materialize locked" in cli.stdout, cli.stdout + cli.stderr
+    with opt.exclusive_lock(world.profile) as free:
+        assert free, "the lock is released when its holder leaves"
+
+
+@pytest.mark.enterprise
+def test_transient_failures_are_retried_with_backoff(tmp_path) -> None:
+    profile = profile_for("enterprise", str(tmp_path), project="course_test_opt_down", FEAST_REDIS_PORT="1")
+    write_offline(TABLES, profile)
+    store = load_store(profile)
+    apply(store, profile)
+    delays: list[float] = []
+    outcome = opt.materialize_once(store, profile, retry=opt.RetryPolicy(attempts=3, first_delay_s=0.5),
+                                   sleep=delays.append)
+    assert (outcome.status, outcome.attempts, delays) == ("failed", 3, [0.5, 1.0])
+    assert "ConnectionError" in outcome.error and "course doctor" in outcome.error
+
+
+def test_scheduled_runs_start_with_a_full_load_then_continue_incrementally(tmp_path) -> None:
+    profile = profile_for("local", str(tmp_path), project="course_test_opt_every")
+    store = prepared(profile)
+    clock, sleeps = FakeClock(), []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock.advance(seconds)
+
+    outcomes = opt.materialize_every(store, profile, timedelta(minutes=5), runs=2, sleep=sleep, clock=clock)
+    assert [o.status for o in outcomes] == ["ok", "ok"] and sleeps == [300.0]
+    assert outcomes[0].report.start is not None, "the first run loads all history, not only the last TTL"
+    assert outcomes[1].report.start is None, "later runs are incremental"
+    first_row = TABLES["user_movie_interaction_features"][TIMESTAMP_FIELD].min()
+    assert latest_interval(store, "user_movie_interaction_features")[1] > first_row
+
+
+@pytest.mark.parametrize("text, expected", [("5m", timedelta(minutes=5)), ("90", timedelta(seconds=90)),
+                                            ("1.5h", timedelta(minutes=90)), ("2d", timedelta(days=2))])
+def test_parse_every(text: str, expected: timedelta) -> None:
+    assert opt.parse_every(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "0s", "5 minutes", "-3m"])
+def test_parse_every_rejects_bad_intervals(text: str) -> None:
+    with pytest.raises(ValueError, match="e.g. 5m"):
+        opt.parse_every(text)
+
+
+# --- tuned materialization ------------------------------------------------------------
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_tuned_config_is_valid_for_feast_and_tunes_what_it_claims(name: str, tmp_path) -> None:
+    folder = render(profile_for(name, str(tmp_path)), tuned=True)
+    config = load_repo_config(folder, folder / TUNED_YAML)
+    assert config.materialization_config.pull_latest_features is True
+    assert config.materialization_config.online_write_batch_size > 0
+    if name == "enterprise":
+        assert config.online_store.skip_dedup is True
+        assert config.offline_store.entity_select_mode.value == "embed_query"
+        assert isinstance(config.batch_engine, opt.ParallelLocalComputeEngineConfig)
+        assert config.batch_engine.workers == len(VIEWS)
+
+
+def test_default_and_tuned_runs_write_identical_online_values(world: World, tmp_path) -> None:
+    name = world.profile.name
+    stores = {}
+    for label, tuned in (("default", False), ("tuned", True)):
+        profile = profile_for(name, str(tmp_path / label), project=f"{PROJECT}_{label}")
+        stores[label] = prepared(profile, tuned=tuned)
+        materialize(stores[label], profile, end=END)
+    for view in VIEWS:
+        rows = entity_rows(view)
+        default = online_rows(stores["default"], [view], rows)
+        assert all(row[view].status == "found" for row in default), view
+        assert online_rows(stores["tuned"], [view], rows) == default, view
+
+
+# --- point-in-time retrieval at scale -------------------------------------------------
+
+def entity_frame(n: int) -> pd.DataFrame:
+    """n rows one minute after sampled watch events, plus a label column."""
+    events = DATASET.watch_events.sample(n, random_state=4, replace=n > len(DATASET.watch_events))
+    return pd.DataFrame({"user_id": events["user_id"].to_numpy(), "movie_id": events["movie_id"].to_numpy(),
+                         TIMESTAMP_FIELD: (events[TIMESTAMP_FIELD] + pd.Timedelta(minutes=1)).to_numpy(),
+                         "label": events["rating"].fillna(0).to_numpy() >= 4})
+
+
+def test_chunked_retrieval_equals_one_call(world: World) -> None:
+    frame = entity_frame(900)
+    whole = historical_features(world.store, frame, feature_refs())
+    chunked = opt.historical_features_chunked(world.store, frame, feature_refs(), chunk_rows=250)
+    pd.testing.assert_frame_equal(chunked, whole)
+
+
+def offline_tables(profile: Profile) -> set[str]:
+    """Tables in the profile's offline schema."""
+    with psycopg.connect(profile.pg_conninfo()) as conn:
+        return {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s",
+                                           [profile.offline_schema])}
+
+
+def session_settings(profile: Profile) -> dict[str, str]:
+    """The tuned planner settings as a new session sees them."""
+    with psycopg.connect(profile.pg_conninfo()) as conn:
+        return {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in PG_PIT_SETTINGS}
+
+
+@pytest.mark.enterprise
+@pytest.mark.parametrize("world", ["enterprise"], indirect=True)  # the tuned path is PostgreSQL's
+def test_tuned_postgres_retrieval_equals_untuned_and_cleans_up(world: World) -> None:
+    frame = entity_frame(3000)
+    tables, settings = offline_tables(world.profile), session_settings(world.profile)
+    tuned = opt.historical_features_tuned(load_store(world.profile, tuned=True), frame, feature_refs())
+    pd.testing.assert_frame_equal(tuned, historical_features(world.store, frame, feature_refs()))
+    chunked = opt.historical_features_chunked(load_store(world.profile, tuned=True), frame, feature_refs(),
+                                              chunk_rows=1000, retrieve=opt.historical_features_tuned)
+    pd.testing.assert_frame_equal(chunked, tuned)
+    assert offline_tables(world.profile) == tables, "the uploaded entity tables were dropped"
+    assert session_settings(world.profile) == settings, "the planner settings stayed inside their transaction"
+
+
+@pytest.mark.parametrize("world", ["enterprise"], indirect=True)
+def test_tuned_retrieval_needs_the_tuned_store(world: World) -> None:
+    with pytest.raises(ConfigError, match="tuned=True"):
+        opt.historical_features_tuned(world.store, entity_frame(5), feature_refs())
