@@ -9,10 +9,11 @@ STAMP := $(VENV)/.installed
 NOTEBOOKS := notebooks
 EXECUTED := build/executed
 NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
-# The enterprise profile needs Redis and PostgreSQL before data is loaded or definitions applied.
-PROFILE_SERVICES := $(if $(filter enterprise,$(COURSE_PROFILE)),services)
+# The enterprise profile needs Redis and PostgreSQL before data is loaded or definitions applied;
+# scaleout needs PostgreSQL (its registry) and the Redis Cluster.
+PROFILE_SERVICES := $(if $(filter enterprise,$(COURSE_PROFILE)),services)$(if $(filter scaleout,$(COURSE_PROFILE)),services-cluster)
 
-.PHONY: venv services data apply course lab test clean
+.PHONY: bench venv services services-cluster services-cluster-down data apply course lab test exercises clean
 
 venv: $(STAMP)
 
@@ -26,6 +27,14 @@ $(STAMP): pyproject.toml
 services:
 	bash .ci/services.sh
 
+# The scaleout profile's 3-master Redis Cluster at FEAST_REDIS_CLUSTER_NODES (its registry is in PostgreSQL).
+services-cluster: services $(STAMP)
+	bash .ci/cluster.sh up
+
+# Stops only the cluster processes (or the compose service) that services-cluster started.
+services-cluster-down: $(STAMP)
+	bash .ci/cluster.sh down
+
 data: $(STAMP) $(PROFILE_SERVICES)
 	$(BIN)/course data
 
@@ -35,11 +44,20 @@ apply: data
 course: apply
 	$(PY) -m course_lib.notebooks --out $(EXECUTED) $(NOTEBOOKS)
 
+# Learner copies of the notebooks in exercises/: solutions stubbed, outputs cleared
+# (tests/test_exercises.py fails when they are out of date; `make test` collects only tests/ and notebooks/).
+exercises: $(STAMP)
+	$(PY) -m course_lib.exercises --out exercises $(NOTEBOOKS)
+
+# The full benchmark (about 10 minutes on 2 cores); results and plots go to bench/.
+bench: $(STAMP) services
+	$(BIN)/course bench --profile enterprise --size full --json bench/results.json --plots bench
+
 lab: $(STAMP)
 	$(BIN)/jupyter lab $(NOTEBOOKS)/
 
-# Unit and integration tests (both profiles) plus nbval over every notebook, in one pytest run.
-test: services apply
+# Unit and integration tests (all profiles; scaleout's need the cluster) plus nbval over every notebook, in one pytest run.
+test: services services-cluster apply
 	$(BIN)/pytest tests $(wildcard $(NOTEBOOKS)) $(NBVAL)
 
 clean:

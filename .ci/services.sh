@@ -12,7 +12,8 @@ REDIS_PORT=${FEAST_REDIS_PORT:-6379}
 PG_HOST=${FEAST_PG_HOST:-127.0.0.1}
 PG_PORT=${FEAST_PG_PORT:-5432}
 PG_USER=${FEAST_PG_USER:-postgres}
-DATABASES=("${FEAST_REGISTRY_DB:-feast_registry}" "${FEAST_OFFLINE_DB:-feast_offline}")
+DATABASES=("${FEAST_REGISTRY_DB:-feast_registry}" "${FEAST_OFFLINE_DB:-feast_offline}"
+           "${FEAST_SCALEOUT_REGISTRY_DB:-feast_registry_scaleout}")  # the last: the scaleout profile's registry
 PG_SSLMODE=${FEAST_PG_SSLMODE:-disable}
 if [[ -n ${FEAST_PG_PASSWORD:-} ]]; then export PGPASSWORD=$FEAST_PG_PASSWORD; fi
 export PGSSLMODE=$PG_SSLMODE PGCONNECT_TIMEOUT=3

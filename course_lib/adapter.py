@@ -317,7 +317,7 @@ def _write_parquet(tables: dict[str, pd.DataFrame], profile: Profile) -> None:
             target = Path(profile.offline_location(view))
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            df.to_parquet(tmp, index=False)
+            df.to_parquet(tmp, index=False, **profile.parquet_write_options)
             staged.append((tmp, target))
     except BaseException:
         for tmp, _ in staged:
@@ -358,7 +358,7 @@ def write_offline(tables: dict[str, pd.DataFrame], profile: str | Profile | None
     """Write the tables where the profile's sources read them; returns view -> location."""
     resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
     check_tables(tables)
-    if resolved.name == "local":
+    if resolved.offline_is_parquet:
         _write_parquet(tables, resolved)
     else:
         _write_postgres(tables, resolved)
@@ -369,7 +369,7 @@ def read_offline(profile: str | Profile | None = None,
                  views: Iterable[str] = tuple(VIEWS)) -> dict[str, pd.DataFrame]:
     """Read the offline tables back, as written, for inspection and tests."""
     resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
-    if resolved.name == "local":
+    if resolved.offline_is_parquet:
         return {v: pd.read_parquet(resolved.offline_location(v)) for v in views}
     import psycopg
 
@@ -383,7 +383,7 @@ def read_offline(profile: str | Profile | None = None,
 
 def _offline_query(profile: Profile, sql: str, params: list) -> tuple:
     """Run one aggregate query over the profile's offline tables ({view} placeholders resolved)."""
-    if profile.name == "local":
+    if profile.offline_is_parquet:  # duckdb reads the same parquet files Spark does
         import duckdb
 
         with duckdb.connect() as conn:
@@ -397,7 +397,7 @@ def _offline_query(profile: Profile, sql: str, params: list) -> tuple:
 def _table_expr(profile: Profile, view: str) -> str:
     """SQL expression reading a view's offline table in the profile's engine."""
     location = profile.offline_location(view)
-    return f"read_parquet('{location}')" if profile.name == "local" else location
+    return f"read_parquet('{location}')" if profile.offline_is_parquet else location
 
 
 def offline_time_range(profile: Profile, view: str) -> tuple[pd.Timestamp, pd.Timestamp]:

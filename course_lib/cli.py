@@ -9,7 +9,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Callable
 
-from course_lib.config import PROFILES, ConfigError
+from course_lib.config import ALL_PROFILES, ConfigError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -64,15 +64,25 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
-    """Materialize offline features into the online store and report what was written."""
+    """Materialize offline features once or on a schedule, under a lock; report what was written."""
     from course_lib.config import load_store, resolve_profile
-    from course_lib.serving import materialize
+    from course_lib.optimization import materialize_every, materialize_once, parse_every
 
     profile = resolve_profile(args.profile)
+    store = load_store(profile, tuned=args.tuned)
+    if args.every:
+        if args.end:
+            raise ConfigError("--end cannot be combined with --every: each scheduled run ends at its start time")
+        try:
+            materialize_every(store, profile, parse_every(args.every), incremental=args.incremental,
+                              on_outcome=lambda outcome: print("\n".join(outcome.lines()), flush=True))
+        except KeyboardInterrupt:
+            print("schedule stopped")
+        return 0
     end = datetime.fromisoformat(args.end) if args.end else None
-    report = materialize(load_store(profile), profile, end=end, incremental=args.incremental)
-    print("\n".join(report.lines()))
-    return 0
+    outcome = materialize_once(store, profile, incremental=args.incremental, end=end)
+    print("\n".join(outcome.lines()))
+    return 0 if outcome.status == "ok" else 1
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -93,9 +103,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reset(args: argparse.Namespace) -> int:
+    """Drop the course's registry objects, online rows and offline tables for one profile."""
+    from course_lib.config import resolve_profile
+    from course_lib.serving import reset_course
+
+    print("\n".join(reset_course(resolve_profile(args.profile)).lines()))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run every benchmark in one process and write the JSON (and plots)."""
+    from pathlib import Path
+
+    from course_lib import bench
+
+    result = bench.run(args.profile or "enterprise", size=args.size)
+    document = bench.to_json(result)
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=2, default=str))
+    for path in bench.plot(result, Path(args.plots)) if args.plots else []:
+        print(f"plot: {path}")
+    for name, goal in document["goals"].items():
+        print(f"{'MET ' if goal['met'] else 'MISS' if goal['met'] is False else 'n/a '} {name}: "
+              f"measured {goal['measured']:.3g}" + (f", goal {goal['goal']:g}" if goal["goal"] else ""))
+    print(f"results: {out}")
+    return 0
+
+
 def add_profile(parser: argparse.ArgumentParser) -> None:
     """Add the shared `--profile` option."""
-    parser.add_argument("--profile", choices=PROFILES, default=None,
+    parser.add_argument("--profile", choices=ALL_PROFILES, default=None,
                         help="course profile (default: $COURSE_PROFILE, else local)")
 
 
@@ -125,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_profile(mat_p)
     mat_p.add_argument("--incremental", action="store_true", help="continue from each view's last end")
     mat_p.add_argument("--end", help="ISO 8601 end time (default: now, UTC)")
+    mat_p.add_argument("--every", metavar="INTERVAL",
+                       help="repeat on a schedule, e.g. 5m, 90s, 1h (runs until interrupted)")
+    mat_p.add_argument("--tuned", action="store_true",
+                       help="use the tuned store settings (feature_store.tuned.yaml: bulk-load options)")
     mat_p.set_defaults(handler=cmd_materialize)
     train_p = verbs.add_parser("train", help="train and save the ranker")
     add_profile(train_p)
@@ -134,6 +177,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve_p.add_argument("--host", default="127.0.0.1")
     serve_p.add_argument("--port", type=int, default=8000)
     serve_p.set_defaults(handler=cmd_serve)
+    bench_p = verbs.add_parser("bench", help="benchmark online, HTTP, historical and materialization paths")
+    add_profile(bench_p)
+    bench_p.add_argument("--size", choices=("small", "full"), default="small")
+    bench_p.add_argument("--json", default="bench/results.json", help="where to write the results")
+    bench_p.add_argument("--plots", help="folder for latency CDF and speed-up plots")
+    bench_p.set_defaults(handler=cmd_bench)
+    reset_p = verbs.add_parser("reset", help="drop this project's registry objects, online rows and "
+                                             "offline tables (nothing else)")
+    add_profile(reset_p)
+    reset_p.set_defaults(handler=cmd_reset)
     return parser
 
 

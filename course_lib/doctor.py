@@ -16,7 +16,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
-from course_lib.config import FEATURE_VIEWS, REPO_ROOT, Profile
+from course_lib.config import FEATURE_VIEWS, REPO_ROOT, SCALEOUT, Profile
 
 DISTRIBUTION = "course-lib"
 ENVIRONMENT_FILE = REPO_ROOT / "environment.yml"
@@ -170,7 +170,7 @@ def check_postgres(profile: Profile) -> list[Check]:
     """PostgreSQL accepts the profile's login, and the registry and offline databases exist."""
     s = profile.settings
     where = f"{s['FEAST_PG_HOST']}:{s['FEAST_PG_PORT']} user={s['FEAST_PG_USER']}"
-    wanted = [s["FEAST_REGISTRY_DB"], s["FEAST_OFFLINE_DB"]]
+    wanted = profile.pg_databases
     fix = (f"start PostgreSQL ({SERVICES_FIX}) or point FEAST_PG_HOST/FEAST_PG_PORT/FEAST_PG_USER/"
            "FEAST_PG_PASSWORD/FEAST_PG_SSLMODE at your server")
     try:
@@ -227,10 +227,15 @@ def check_feast_registry(profile: Profile) -> Check:
 
 
 def service_checks(profile: Profile) -> list[Check]:
-    """The Redis and PostgreSQL checks of the enterprise profile (none for local)."""
-    if profile.name != "enterprise":
-        return []
-    return [check_redis(profile), *check_postgres(profile)]
+    """The service checks of a profile: Redis and PostgreSQL (enterprise); Java, the Redis Cluster
+    and PostgreSQL (scaleout); none for local."""
+    if profile.name == "enterprise":
+        return [check_redis(profile), *check_postgres(profile)]
+    if profile.name == SCALEOUT:
+        from course_lib.scaleout import check_java, check_redis_cluster
+
+        return [check_java(), check_redis_cluster(profile), *check_postgres(profile)]
+    return []
 
 
 def run_checks(profile: Profile) -> list[Check]:

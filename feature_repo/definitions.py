@@ -1,7 +1,7 @@
 """The course's Feast objects, defined once: entities, three feature views and the service.
 
-Only the batch *source* differs between profiles (parquet read by duckdb, or a
-PostgreSQL table); `build(profile)` attaches the right one. Fixes to the guide's code:
+Only the batch *source* differs between profiles (parquet read by duckdb, parquet read by
+Spark, or a PostgreSQL table); `build(profile)` attaches the right one. Fixes to the guide's code:
 - `Entity(value_type=Int64)` mixes up two type systems: entities take `ValueType.INT64`
   (and `join_keys`), while `feast.types.Int64` is for `Field`s.
 - `source=None` cannot be applied: every batch feature view needs a real source.
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.data_source import DataSource
 from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
+from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
 from feast.types import Float32, Int64, String
 
 if TYPE_CHECKING:
@@ -93,6 +94,8 @@ def batch_source(view: str, profile: "Profile") -> DataSource:
     location = profile.offline_location(view)
     if profile.name == "local":
         return FileSource(name=name, path=location, timestamp_field=TIMESTAMP_FIELD)
+    if profile.offline_is_parquet:  # scaleout: the same parquet layout, read by Spark
+        return SparkSource(name=name, path=location, file_format="parquet", timestamp_field=TIMESTAMP_FIELD)
     return PostgreSQLSource(name=name, table=location, timestamp_field=TIMESTAMP_FIELD)
 
 

@@ -29,4 +29,4 @@ def test_feast_is_pinned_to_0_67_with_the_course_extras() -> None:
     for requirements in (pyproject_requirements(), environment_requirements()):
         (feast,) = [req for req in requirements if req.name == "feast"]
         assert str(feast.specifier) == "==0.67.*"
-        assert feast.extras == {"redis", "postgres", "duckdb"}
+        assert feast.extras == {"redis", "postgres", "duckdb", "spark"}
