@@ -40,7 +40,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from course_lib import serving
 from course_lib.adapter import _offline_query, _table_expr, join_keys
-from course_lib.config import FEATURE_VIEWS, ConfigError, Profile
+from course_lib.config import FEATURE_VIEWS, SCALEOUT, ConfigError, Profile
 from course_lib.doctor import SERVICES_FIX, reason
 from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS
 
@@ -224,7 +224,7 @@ def registry_location(profile: Profile) -> str:
     if profile.name == "local":
         return profile.feature_store_config()["registry"]["path"]
     s = profile.settings
-    return f"PostgreSQL {s['FEAST_PG_HOST']}:{s['FEAST_PG_PORT']}/{s['FEAST_REGISTRY_DB']}"
+    return f"PostgreSQL {s['FEAST_PG_HOST']}:{s['FEAST_PG_PORT']}/{profile.registry_database}"
 
 
 def registry_hint(profile: Profile) -> str:
@@ -241,6 +241,9 @@ def online_store_hint(profile: Profile) -> str:
         return (f"the SQLite online store under {profile.data_dir} could not be read: run "
                 "`course apply --profile local` and `course materialize --profile local`")
     s = profile.settings
+    if profile.name == SCALEOUT:
+        return (f"the Redis Cluster {s['FEAST_REDIS_CLUSTER_NODES']} did not answer: start it with "
+                "`make services-cluster` or point FEAST_REDIS_CLUSTER_NODES at it")
     return (f"Redis at {s['FEAST_REDIS_HOST']}:{s['FEAST_REDIS_PORT']} db={s['FEAST_REDIS_DB']} did not answer: "
             f"start it ({SERVICES_FIX}) or point FEAST_REDIS_HOST/FEAST_REDIS_PORT at it; the API reconnects "
             "by itself once Redis is back, no restart needed")
@@ -248,8 +251,8 @@ def online_store_hint(profile: Profile) -> str:
 
 def offline_store_hint(profile: Profile) -> str:
     """How to fix an offline store that cannot be read."""
-    if profile.name == "local":
-        return f"write the parquet tables with `course data --profile local` (folder {profile.data_dir})"
+    if profile.offline_is_parquet:
+        return f"write the parquet tables with `course data --profile {profile.name}` (folder {profile.data_dir})"
     return (f"start PostgreSQL ({SERVICES_FIX}) or point FEAST_PG_HOST/FEAST_PG_PORT at it; "
             f"`course data --profile {profile.name}` writes the tables into schema {profile.offline_schema}")
 
@@ -295,8 +298,8 @@ def list_registry(store: FeatureStore, profile: Profile) -> str:
 
 
 def reach_offline(profile: Profile) -> str:
-    """The offline tables exist: readable parquet files (local) or tables in PostgreSQL (enterprise)."""
-    if profile.name == "local":
+    """The offline tables exist: readable parquet files (local, scaleout) or tables in PostgreSQL (enterprise)."""
+    if profile.offline_is_parquet:
         import pyarrow.parquet as pq
 
         rows = sum(pq.read_metadata(profile.offline_location(view)).num_rows for view in FEATURE_VIEWS)
