@@ -12,15 +12,16 @@ import math
 import os
 import warnings
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
 from feast import FeatureService, FeatureStore, FeatureView
+from prometheus_client.parser import text_string_to_metric_families
 from sklearn.metrics import ndcg_score
 
-from course_lib import registry_view
+from course_lib import monitoring, registry_view
 from course_lib.adapter import TRACKED_GENRES, conform, read_offline
 from course_lib.config import Profile, resolve_profile
 from course_lib.serving import feature_refs, historical_features, latest_interval
@@ -532,3 +533,182 @@ def ndcg_at_k(fn: Callable) -> None:
                               f"{float(got):.4f}; scikit-learn's ndcg_score gives {want:.4f} — "
                               + _ndcg_hint(relevance, scores, k, float(got)))
     _passed("ndcg_at_k", f"equals scikit-learn's ndcg_score on all {len(cases)} cases")
+
+
+# --- 04 · monitoring -----------------------------------------------------------------------
+
+# Request counts per (route template, status) behind the /metrics text check 4.1 parses.
+REQUEST_MIX = {("/users/{user_id}/features", 200): 7, ("/users/{user_id}/features", 404): 2,
+               ("/movies/{movie_id}/features", 200): 5, ("/recommendations", 200): 3, ("/recommendations", 422): 4}
+UNREQUESTED = "/health"  # an endpoint with no requests: its count is 0
+
+
+def metrics_text() -> str:
+    """The /metrics exposition of a fresh monitoring.Metrics after the REQUEST_MIX requests."""
+    metrics = monitoring.Metrics()
+    for (endpoint, status), count in REQUEST_MIX.items():
+        for _ in range(count):
+            metrics.observe_request(endpoint, status, 0.01)
+    return metrics.render()[0].decode()
+
+
+def _requests(text: str, endpoint: str | None, status: str | None = None) -> float:
+    """course_requests_total summed over the samples matching an endpoint (None: any) and status."""
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == "course_requests_total" and endpoint in (None, sample.labels["endpoint"])
+               and status in (None, sample.labels["status"]))
+
+
+def _request_count_hint(text: str, endpoint: str, got: Any) -> str:
+    """The likely mistake behind a wrong request count."""
+    if _missing(got):
+        return "an endpoint nobody called has no sample at all: its count is 0"
+    if _same(got, _requests(text, endpoint, "200")):
+        return "count every status code (404, 422, ...), not only 200"
+    if _same(got, _requests(text, None)):
+        return f"keep only the samples whose endpoint label is {endpoint!r}"
+    return "sum the values of the course_requests_total samples with that endpoint label"
+
+
+def request_count(fn: Callable) -> None:
+    """Exercise 4.1: requests to one endpoint, read from a /metrics text."""
+    text = metrics_text()
+    endpoints = sorted({endpoint for endpoint, _ in REQUEST_MIX}) + [UNREQUESTED]
+    for endpoint in endpoints:
+        got = _answer(fn, "request_count", text, endpoint)
+        if not (got is None or isinstance(got, (int, float, np.number))):
+            raise CheckFailed(f"request_count returned {type(got).__name__}; return one number")
+        want = _requests(text, endpoint)
+        if not _same(got, want):
+            raise CheckFailed(f"for {endpoint!r} you counted {_show(got)} requests; the exposition holds "
+                              f"{want:g} — " + _request_count_hint(text, endpoint, got))
+    _passed("request_count", f"matches prometheus_client's parse for all {len(endpoints)} endpoints")
+
+
+def _pipeline_age_hint(start: datetime, end: datetime, oldest_end: datetime, now: datetime, got: float) -> str:
+    """The likely mistake behind a wrong pipeline age."""
+    want = max((now - end).total_seconds(), 0.0)
+    mistakes = [((now - end).total_seconds(), ("the recorded end lies after `now`: clip the age at 0 "
+                                               "(max(age, 0.0)), as Feast's own gauge does not")),
+                ((now - start).total_seconds(), "measure from the interval's end (most_recent_end_time), not its start"),
+                (max((now - oldest_end).total_seconds(), 0.0), "use the most recent interval, not the first one"),
+                (want * 1000, "return seconds, not milliseconds"), (want / 60, "return seconds, not minutes")]
+    for value, hint in mistakes:
+        if not _same(value, want) and _same(got, value):
+            return hint
+    return "the age is now minus the view's most_recent_end_time, in seconds, never below 0"
+
+
+def pipeline_age(fn: Callable, store: FeatureStore, profile: Profile) -> None:
+    """Exercise 4.2: pipeline freshness of each view from the registry, as course_lib.monitoring measures it."""
+    checked = 0
+    for view in VIEWS:
+        intervals = _registered_view(store, view).materialization_intervals
+        if not intervals:
+            raise CheckFailed(f"{view} was never materialized; run the materialization cells first")
+        start, end = latest_interval(store, view)
+        oldest_end = min(interval[1] for interval in intervals)
+        for now in (end + 90 * HOUR, end, end - HOUR):
+            got = _answer(fn, "pipeline_age", store, view, now)
+            if isinstance(got, timedelta):
+                raise CheckFailed("pipeline_age returned a timedelta; return seconds as a float (.total_seconds())")
+            if not isinstance(got, (int, float, np.number)):
+                raise CheckFailed(f"pipeline_age returned {type(got).__name__}; return one number of seconds")
+            want = monitoring.pipeline_freshness(profile, view, end, now).age_seconds
+            if not _same(got, want):
+                raise CheckFailed(f"{view} at now={_show(pd.Timestamp(now))}: your age is {_show(got)} s; "
+                                  f"course_lib.monitoring measures {_show(want)} s (end "
+                                  f"{_show(pd.Timestamp(end))}) — " + _pipeline_age_hint(start, end, oldest_end, now, got))
+            checked += 1
+    _passed("pipeline_age", f"equals course_lib.monitoring's pipeline freshness at all {checked} (view, now) points, "
+                            "a materialization end in the future included")
+
+
+# --- 05 · optimization ---------------------------------------------------------------------
+
+Ends = dict[str, Any]  # feature view -> its newest materialization end (None: never materialized)
+# (situation, previous ends, current ends) for the cache invalidation rule.
+_T = T0.to_pydatetime()
+INVALIDATION_CASES: list[tuple[str, Ends, Ends]] = [
+    ("nothing ran", {USERS: _T, MOVIES: _T}, {USERS: _T, MOVIES: _T}),
+    ("one view materialized further", {USERS: _T, MOVIES: _T}, {USERS: _T + HOUR, MOVIES: _T}),
+    ("a view materialized for the first time", {USERS: None, MOVIES: _T}, {USERS: _T, MOVIES: _T}),
+    ("the registry was rebuilt with an earlier end", {USERS: _T + HOUR, MOVIES: _T}, {USERS: _T, MOVIES: _T}),
+    ("a view was added to the registry", {USERS: _T}, {USERS: _T, INTERACTIONS: _T}),
+    ("a view was removed from the registry", {USERS: _T, MOVIES: _T}, {USERS: _T}),
+]
+
+
+def _to_drop(previous: Ends, current: Ends) -> set[str]:
+    """Views whose recorded end differs between two registry polls (absent counts as never materialized)."""
+    return {view for view in previous.keys() | current.keys() if previous.get(view) != current.get(view)}
+
+
+def _invalidation_hint(previous: Ends, current: Ends, got: set[str]) -> str:
+    """The likely mistake behind a wrong set of views to drop."""
+    want = _to_drop(previous, current)
+    if got and got == (previous.keys() | current.keys()) - want:
+        return "you returned the views that did *not* change; drop the ones whose end changed"
+    missed = want - got
+    if any(view not in previous or view not in current for view in missed):
+        return "a view present in only one poll changed too: treat a missing view as never materialized (None)"
+    if any(previous.get(view) is None for view in missed):
+        return "a first materialization (None -> an end) also makes cached rows stale"
+    if missed:
+        return "any change of the end counts, also a move backwards: the cached rows no longer match the store"
+    return "only views whose end changed must be dropped; the others keep their entries"
+
+
+def views_to_invalidate(fn: Callable) -> None:
+    """Exercise 5.1: which views' cache entries a registry poll must drop."""
+    for situation, previous, current in INVALIDATION_CASES:
+        got = _answer(fn, "views_to_invalidate", dict(previous), dict(current))
+        if isinstance(got, str) or not isinstance(got, (set, frozenset, list, tuple)):
+            raise CheckFailed(f"views_to_invalidate returned {type(got).__name__}; return a set of view names")
+        want = _to_drop(previous, current)
+        if set(got) != want:
+            raise CheckFailed(f"when {situation}, you drop {sorted(got)}; the cache must drop {sorted(want)} — "
+                              + _invalidation_hint(previous, current, set(got)))
+    _passed("views_to_invalidate", f"the right views dropped in all {len(INVALIDATION_CASES)} situations")
+
+
+def latency_cases() -> list[list[float]]:
+    """Latency samples in ms: tiny hand-made lists and seeded long-tailed ones, in random order."""
+    rng = np.random.default_rng(5)
+    tails = [rng.lognormal(0.0, 0.6, n).round(4) for n in (101, 1000)]
+    return [[4.0], [3.0, 1.0, 4.0, 2.0], [0.9, 1.1, 1.0, 25.0, 1.2, 0.8, 1.0, 1.3, 0.95, 1.05]] + [t.tolist() for t in tails]
+
+
+def _percentile_hint(samples: list[float], got: tuple[float, float], want: tuple[float, float]) -> str:
+    """The likely mistake behind wrong percentiles."""
+    values = np.asarray(samples)
+    ordered = np.sort(values)
+    mistakes = [(tuple(np.percentile(values, [0.5, 0.99])), ("np.percentile takes percents (50, 99); "
+                                                            "np.quantile takes fractions (0.5, 0.99)")),
+                ((values.mean(), want[1]), "p50 is the median, not the mean"),
+                ((want[0], values.max()), "p99 is not the maximum: 1% of the samples lie above it"),
+                (tuple(ordered[min(int(q * len(values)), len(values) - 1)] for q in (0.5, 0.99)),
+                 "interpolate linearly between neighbouring samples (np.percentile's default)"),
+                (tuple(values[min(int(q * len(values)), len(values) - 1)] for q in (0.5, 0.99)),
+                 "sort the samples first")]
+    for value, hint in mistakes:
+        if not all(_same(v, w) for v, w in zip(value, want)) and all(_same(g, v) for g, v in zip(got, value)):
+            return hint
+    return "p50 and p99 are the 50th and 99th percentiles with linear interpolation"
+
+
+def latency_percentiles(fn: Callable) -> None:
+    """Exercise 5.2: p50 and p99 of latency samples, against numpy."""
+    cases = latency_cases()
+    for samples in cases:
+        got = _answer(fn, "latency_percentiles", list(samples))
+        if not (isinstance(got, (tuple, list)) and len(got) == 2
+                and all(isinstance(v, (int, float, np.number)) for v in got)):
+            raise CheckFailed(f"latency_percentiles returned {got!r:.80}; return a pair of numbers (p50, p99)")
+        want = tuple(float(v) for v in np.percentile(samples, [50, 99]))
+        if not all(_same(g, w) for g, w in zip(got, want)):
+            shown = samples if len(samples) <= 10 else f"{len(samples)} samples"
+            raise CheckFailed(f"for {shown} you computed p50={_show(got[0])}, p99={_show(got[1])} ms; numpy gives "
+                              f"p50={_show(want[0])}, p99={_show(want[1])} ms — "
+                              + _percentile_hint(samples, tuple(got), want))
+    _passed("latency_percentiles", f"equals np.percentile on all {len(cases)} sample sets")

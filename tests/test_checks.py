@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from course_lib import checks, datasets
+from course_lib import checks, datasets, monitoring
 from course_lib.adapter import build_feature_tables, table_dtypes
 from feature_repo.definitions import VIEWS
 
@@ -126,3 +126,41 @@ def test_candidates_mix_watched_unwatched_and_unknown_movies(dataset) -> None:
     assert len(candidates) == len(set(candidates)) == 6
     assert sum(m in watched for m in candidates) == 3
     assert sum(m not in set(movies["movie_id"]) for m in candidates) == 1
+
+
+def test_metrics_text_holds_the_request_mix_and_separates_the_usual_mistakes() -> None:
+    text = checks.metrics_text()
+    frame = monitoring.parse_metrics(text)
+    counted = monitoring.sample_values(frame, "course_requests_total", ["endpoint", "status"])
+    assert {(e, str(s)): n for (e, s), n in checks.REQUEST_MIX.items()} == counted.to_dict()
+    endpoints = {endpoint for endpoint, _ in checks.REQUEST_MIX}
+    assert checks.UNREQUESTED not in endpoints and checks._requests(text, checks.UNREQUESTED) == 0
+    assert any(checks._requests(text, e, "200") != checks._requests(text, e) for e in endpoints)
+    assert all(checks._requests(text, None) != checks._requests(text, e) for e in endpoints)
+
+
+def test_invalidation_cases_catch_the_usual_mistakes() -> None:
+    """Every partial rule drops the wrong views in some case; some case drops nothing."""
+    rules = {
+        "forward only": lambda p, c: {v for v, end in c.items() if end is not None and (p.get(v) is None or end > p[v])},
+        "ignores a first materialization": lambda p, c: {v for v, end in p.items() if end is not None and end != c.get(v)},
+        "shared views only": lambda p, c: {v for v in p.keys() & c.keys() if p[v] != c[v]},
+    }
+    cases = checks.INVALIDATION_CASES
+    for name, rule in rules.items():
+        assert any(rule(p, c) != checks._to_drop(p, c) for _, p, c in cases), f"no case catches '{name}'"
+    assert any(not checks._to_drop(p, c) for _, p, c in cases)
+
+
+def test_latency_cases_separate_interpolation_from_the_usual_mistakes() -> None:
+    cases = checks.latency_cases()
+    right = [tuple(np.percentile(s, [50, 99])) for s in cases]
+    mistakes = {
+        "fractions": [tuple(np.percentile(s, [0.5, 0.99])) for s in cases],
+        "mean": [(np.mean(s), np.percentile(s, 99)) for s in cases],
+        "max": [(np.median(s), max(s)) for s in cases],
+        "nearest rank": [tuple(sorted(s)[min(int(q * len(s)), len(s) - 1)] for q in (0.5, 0.99)) for s in cases],
+    }
+    for name, values in mistakes.items():
+        assert values != right, f"no case catches the {name} mistake"
+    assert any(s != sorted(s) for s in cases) and any(len(s) == 1 for s in cases)

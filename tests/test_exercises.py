@@ -26,7 +26,8 @@ LEARNER = REPO_ROOT / "exercises"
 # Section notebooks (2.7.1 onwards); 00 only checks the set-up.
 SECTIONS = [path for path in sorted(NOTEBOOKS.glob("*.ipynb")) if int(notebook_number(path)) >= 1]
 # Notebooks that already have their exercises; the others are listed as expected failures.
-MUST_HAVE_EXERCISES = ("01_feast_setup.ipynb", "02_data_sources.ipynb", "03_realtime_serving.ipynb")
+MUST_HAVE_EXERCISES = ("01_feast_setup.ipynb", "02_data_sources.ipynb", "03_realtime_serving.ipynb",
+                       "04_monitoring.ipynb", "05_optimization.ipynb")
 MIN_EXERCISES = 2
 EXERCISES: list[Exercise] = [exercise for path in SECTIONS for exercise in exercises(path)]
 PROJECT = "course_test_exercises"
@@ -229,6 +230,21 @@ def _first_discount_zero(ranked: np.ndarray) -> float:
         return float(np.sum(ranked / np.log2(np.arange(1, len(ranked) + 1))))
 
 
+def _end(store, view: str):
+    """A view's newest materialization end, as the registry records it."""
+    return store.get_feature_view(view).most_recent_end_time
+
+
+def _newest_start(store, view: str):
+    """The start of a view's newest materialization interval."""
+    return max(store.get_feature_view(view).materialization_intervals, key=lambda pair: pair[1])[0]
+
+
+def _percentiles(samples, index) -> tuple:
+    """p50 and p99 as the samples at index(q, n), without interpolation."""
+    return tuple(samples[min(index(q, len(samples)), len(samples) - 1)] for q in (0.5, 0.99))
+
+
 WRONG_ANSWERS: dict[str, list[tuple[str, object, str]]] = {
     "interaction_view": [
         ("7-day TTL", lambda source: _interactions(source, ttl=timedelta(days=7)), "your view's ttl is 7 days"),
@@ -300,6 +316,42 @@ WRONG_ANSWERS: dict[str, list[tuple[str, object, str]]] = {
          / _dcg(np.sort(_ranked(rel, scores)[:k])[::-1], k), "ranks *all* candidates"),
         ("log2(i) discount", lambda rel, scores, k: _first_discount_zero(_ranked(rel, scores)[:k]),
          "a finite number is expected"),
+    ],
+    "request_count": [
+        ("status 200 only", lambda text, endpoint: checks._requests(text, endpoint, "200"), "not only 200"),
+        ("every endpoint", lambda text, endpoint: checks._requests(text, None), "whose endpoint label is"),
+        ("None when absent", lambda text, endpoint: checks._requests(text, endpoint) or None, "its count is 0"),
+        ("a string", lambda text, endpoint: str(checks._requests(text, endpoint)), "return one number"),
+    ],
+    "pipeline_age": [
+        ("not clipped", lambda store, view, now: (now - _end(store, view)).total_seconds(), "clip the age at 0"),
+        ("from the start", lambda store, view, now: max((now - _newest_start(store, view)).total_seconds(), 0.0),
+         "not its start"),
+        ("milliseconds", lambda store, view, now: max((now - _end(store, view)).total_seconds(), 0.0) * 1000,
+         "not milliseconds"),
+        ("a timedelta", lambda store, view, now: max(now - _end(store, view), timedelta(0)), "seconds as a float"),
+    ],
+    "views_to_invalidate": [
+        ("forward moves only", lambda previous, current: {
+            view for view, end in current.items() if end is not None and (previous.get(view) is None or
+                                                                           end > previous[view])}, "a move backwards"),
+        ("first materialization ignored", lambda previous, current: {
+            view for view, end in previous.items() if end is not None and end != current.get(view)},
+         "a first materialization"),
+        ("shared views only", lambda previous, current: {
+            view for view in previous.keys() & current.keys() if previous[view] != current[view]},
+         "present in only one poll"),
+        ("the unchanged ones", lambda previous, current: {
+            view for view in previous if previous[view] == current.get(view)}, "did *not* change"),
+    ],
+    "latency_percentiles": [
+        ("fractions to np.percentile", lambda samples: tuple(np.percentile(samples, [0.5, 0.99])),
+         "np.percentile takes percents"),
+        ("mean as p50", lambda samples: (np.mean(samples), np.percentile(samples, 99)), "not the mean"),
+        ("max as p99", lambda samples: (np.median(samples), max(samples)), "not the maximum"),
+        ("nearest rank", lambda samples: _percentiles(sorted(samples), lambda q, n: int(q * n)), "interpolate linearly"),
+        ("unsorted", lambda samples: _percentiles(samples, lambda q, n: int(q * n)), "sort the samples first"),
+        ("one number", lambda samples: float(np.median(samples)), "a pair of numbers"),
     ],
 }
 WRONG = [(exercise, *wrong) for exercise in EXERCISES for wrong in WRONG_ANSWERS.get(answer_name(exercise), [])]
