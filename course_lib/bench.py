@@ -235,7 +235,9 @@ def http_figures(bench: Bench, size: str, log_dir: Any) -> dict:
         out["course_api_recommendations"] = http_load(
             [("POST", f"{api.url}/recommendations", {"user_id": users[i % len(users)], "movie_ids": movies, "k": 10})
              for i in range(n // 4)], max_seconds=seconds)
-    with start_feast_serve(bench.profile, log_dir / "feast-serve.log", workers=2, max_requests=0) as feast:
+    # One worker, like the course API: gunicorn forks workers after Feast opened its SQL-registry
+    # connections, and two workers sharing them failed at boot ("unexpected result EMPTY_QUERY").
+    with start_feast_serve(bench.profile, log_dir / "feast-serve.log", workers=1, max_requests=0) as feast:
         bodies = [{k: v for k, v in feast_body(users[i % len(users)]).items() if v is not None} for i in range(n)]
         out["feast_serve_user_1"] = http_load([("POST", f"{feast.url}/get-online-features", b) for b in bodies],
                                               max_seconds=seconds)
