@@ -27,6 +27,15 @@ def project_profile(profile: Profile, project: str) -> Profile:
                                           "FEAST_OFFLINE_SCHEMA": project})
 
 
+def empty_online_store(profile: Profile, tables: dict[str, pd.DataFrame]):
+    """The tables written offline and registered, with nothing materialized yet."""
+    write_offline(tables, profile)
+    store = load_store(profile)
+    apply(store, profile)
+    reset_online(store, profile)
+    return store
+
+
 def entities_between(table: pd.DataFrame, view: str, start, end) -> int:
     """Distinct entity keys with a row in [start, end], counted with plain pandas."""
     ts = table["event_timestamp"]
@@ -37,10 +46,7 @@ def entities_between(table: pd.DataFrame, view: str, start, end) -> int:
 def test_materialize_reports_rows_and_intervals(profile: Profile, tables) -> None:
     """Full then incremental: each view reports the entities in its window and the new interval."""
     profile = project_profile(profile, "course_test_serving")
-    write_offline(tables, profile)
-    store = load_store(profile)
-    apply(store, profile)
-    reset_online(store, profile)
+    store = empty_online_store(profile, tables)
     full = materialize(store, profile, end=T1)
     oldest = min(t["event_timestamp"].min() for t in tables.values())
     for view, table in tables.items():
@@ -76,10 +82,7 @@ def test_reset_online_clears_only_this_project(profile: Profile, tables) -> None
 def test_serving_clock_is_the_newest_materialization_end_capped_at_now(profile: Profile, tables) -> None:
     """Scoring happens as of what the online store is complete up to, never in the future."""
     profile = project_profile(profile, "course_test_clock")
-    write_offline(tables, profile)
-    store = load_store(profile)
-    apply(store, profile)
-    reset_online(store, profile)
+    store = empty_online_store(profile, tables)
     late = datetime(2030, 1, 1, tzinfo=timezone.utc)
     assert ServingClock(store, refresh_s=0, now=lambda: late)() == late  # nothing materialized yet
     materialize(store, profile, end=T1)
