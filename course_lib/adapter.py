@@ -327,7 +327,7 @@ def _write_parquet(tables: dict[str, pd.DataFrame], profile: Profile) -> None:
         os.replace(tmp, target)
 
 
-def _copy_rows(cursor, table: str, df: pd.DataFrame, chunk_rows: int = 200_000) -> None:
+def copy_rows(cursor, table: str, df: pd.DataFrame, chunk_rows: int = 200_000) -> None:
     """Stream a DataFrame into a PostgreSQL table with COPY (CSV, empty = NULL)."""
     columns = ", ".join(df.columns)
     with cursor.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
@@ -347,7 +347,7 @@ def _write_postgres(tables: dict[str, pd.DataFrame], profile: Profile) -> None:
             staging = f'"{schema}"."{view}__staging"'
             cur.execute(f"DROP TABLE IF EXISTS {staging}")
             cur.execute(f"CREATE TABLE {staging} ({columns})")
-            _copy_rows(cur, staging, df)
+            copy_rows(cur, staging, df)
             cur.execute(f'DROP TABLE IF EXISTS "{schema}"."{view}"')
             cur.execute(f'ALTER TABLE {staging} RENAME TO "{view}"')
             cur.execute(f'ANALYZE "{schema}"."{view}"')
@@ -381,7 +381,7 @@ def read_offline(profile: str | Profile | None = None,
         return out
 
 
-def _offline_query(profile: Profile, sql: str, params: list) -> tuple:
+def offline_query(profile: Profile, sql: str, params: list) -> tuple:
     """Run one aggregate query over the profile's offline tables ({view} placeholders resolved)."""
     if profile.offline_is_parquet:  # duckdb reads the same parquet files Spark does
         import duckdb
@@ -394,7 +394,7 @@ def _offline_query(profile: Profile, sql: str, params: list) -> tuple:
         return conn.execute(sql.replace("?", "%s"), params).fetchone()
 
 
-def _table_expr(profile: Profile, view: str) -> str:
+def table_expr(profile: Profile, view: str) -> str:
     """SQL expression reading a view's offline table in the profile's engine."""
     location = profile.offline_location(view)
     return f"read_parquet('{location}')" if profile.offline_is_parquet else location
@@ -402,8 +402,8 @@ def _table_expr(profile: Profile, view: str) -> str:
 
 def offline_time_range(profile: Profile, view: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     """Oldest and newest event_timestamp stored offline for a view."""
-    lo, hi = _offline_query(profile, f"SELECT min({TIMESTAMP_FIELD}), max({TIMESTAMP_FIELD}) "
-                                     f"FROM {_table_expr(profile, view)}", [])
+    lo, hi = offline_query(profile, f"SELECT min({TIMESTAMP_FIELD}), max({TIMESTAMP_FIELD}) "
+                                     f"FROM {table_expr(profile, view)}", [])
     return pd.Timestamp(lo).tz_convert("UTC"), pd.Timestamp(hi).tz_convert("UTC")
 
 
@@ -413,8 +413,8 @@ def offline_entity_count(profile: Profile, view: str, start, end) -> int:
     where, params = f"{TIMESTAMP_FIELD} <= ?", [end]
     if start is not None:
         where, params = f"{TIMESTAMP_FIELD} >= ? AND " + where, [start, end]
-    sql = f"SELECT count(*) FROM (SELECT DISTINCT {keys} FROM {_table_expr(profile, view)} WHERE {where}) k"
-    return int(_offline_query(profile, sql, params)[0])
+    sql = f"SELECT count(*) FROM (SELECT DISTINCT {keys} FROM {table_expr(profile, view)} WHERE {where}) k"
+    return int(offline_query(profile, sql, params)[0])
 
 
 def latest_value_join(tables: dict[str, pd.DataFrame], entity_df: pd.DataFrame) -> pd.DataFrame:

@@ -39,7 +39,7 @@ from prometheus_client.utils import floatToGoString
 from sqlalchemy.exc import SQLAlchemyError
 
 from course_lib import serving
-from course_lib.adapter import _offline_query, _table_expr, join_keys
+from course_lib.adapter import offline_query, table_expr, join_keys
 from course_lib.config import FEATURE_VIEWS, SCALEOUT, ConfigError, Profile
 from course_lib.doctor import SERVICES_FIX, reason
 from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS
@@ -143,9 +143,9 @@ def newest_offline(profile: Profile, view: str, end: datetime, limit: int = FRES
     ordered = ", ".join(keys)
     aggregates = ", ".join(f"array_agg({k} ORDER BY newest DESC, {ordered})" for k in keys)
     sql = (f"SELECT {aggregates}, max(newest) FROM (SELECT {ordered}, max({TIMESTAMP_FIELD}) AS newest "
-           f"FROM {_table_expr(profile, view)} WHERE {TIMESTAMP_FIELD} <= ? GROUP BY {ordered} "
+           f"FROM {table_expr(profile, view)} WHERE {TIMESTAMP_FIELD} <= ? GROUP BY {ordered} "
            f"ORDER BY newest DESC, {ordered} LIMIT {int(limit)}) AS newest_rows")
-    *columns, newest = _offline_query(profile, sql, [end])
+    *columns, newest = offline_query(profile, sql, [end])
     if newest is None:
         return [], None
     rows = [dict(zip(keys, (int(v) for v in values))) for values in zip(*columns)]

@@ -42,7 +42,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily
 from tqdm.auto import tqdm
 
-from course_lib.adapter import _copy_rows, join_keys, read_offline
+from course_lib.adapter import copy_rows, join_keys, read_offline
 from course_lib.config import PG_PIT_SETTINGS, ConfigError, Profile
 from course_lib.serving import (EntityFeatures, MaterializeReport, historical_features, latest_interval,
                                 materialize, normalize_frame, online_rows)
@@ -597,7 +597,7 @@ def historical_features_tuned(store: FeatureStore, entity_df: pd.DataFrame,
         try:
             with conn.transaction(), conn.cursor() as cur:
                 cur.execute(f"CREATE UNLOGGED TABLE {table} ({_entity_table_columns(frame)})")
-                _copy_rows(cur, table, frame)
+                copy_rows(cur, table, frame)
                 cur.execute(f"ANALYZE {table}")
             sql = store.get_historical_features(entity_df=f"SELECT * FROM {table}", features=features).to_sql()
             with conn.transaction(), conn.cursor() as cur:

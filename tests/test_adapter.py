@@ -107,7 +107,7 @@ def test_failure_mid_write_leaves_old_tables(dataset, stored, profile, monkeypat
     before = stored()
     tables = build_feature_tables(replace(dataset, watch_events=dataset.watch_events.iloc[:500]))
     calls = {"n": 0}
-    real_parquet, real_copy = pd.DataFrame.to_parquet, adapter._copy_rows
+    real_parquet, real_copy = pd.DataFrame.to_parquet, adapter.copy_rows
 
     def fail_second(real):
         def wrapped(*args, **kwargs):
@@ -118,7 +118,7 @@ def test_failure_mid_write_leaves_old_tables(dataset, stored, profile, monkeypat
         return wrapped
 
     monkeypatch.setattr(pd.DataFrame, "to_parquet", fail_second(real_parquet))
-    monkeypatch.setattr(adapter, "_copy_rows", fail_second(real_copy))
+    monkeypatch.setattr(adapter, "copy_rows", fail_second(real_copy))
     with pytest.raises(OSError, match="simulated"):
         write_offline(tables, profile)
     assert stored() == before
