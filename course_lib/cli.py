@@ -7,11 +7,8 @@ import sys
 import time
 from dataclasses import asdict
 from datetime import datetime
-from typing import Callable
 
 from course_lib.config import ALL_PROFILES, ConfigError
-
-Handler = Callable[[argparse.Namespace], int]
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
