@@ -357,25 +357,27 @@ ERRORS = {422: {"model": ErrorBody, "description": "invalid ids or body; `fields
           503: {"model": ErrorBody, "description": "the online store cannot be reached"}}
 
 
+def read_entity(request: Request, read: Callable[[FeatureStore, int], serving.EntityFeatures], entity_id: int,
+                label: str) -> dict:
+    """One entity's online features, timed and recorded in the metrics under `label`."""
+    start = time.perf_counter()
+    found = read(services_of(request).store, entity_id)
+    elapsed_ms = ms_since(start)
+    observe_entity(metrics_of(request), label, found, elapsed_ms / 1000)
+    return entity_payload(found, elapsed_ms)
+
+
 def add_routes(app: FastAPI, now: Clock) -> None:
     """Register the feature, recommendation, health and monitoring endpoints."""
     @app.get("/users/{user_id}/features", response_model=UserFeaturesResponse, responses=ERRORS)
     def get_user_features(request: Request, user_id: Annotated[int, Path(gt=0, le=MAX_ID)]) -> dict:
         """A user's online profile features."""
-        start = time.perf_counter()
-        found = serving.user_features(services_of(request).store, user_id)
-        elapsed_ms = ms_since(start)
-        observe_entity(metrics_of(request), "user_profile", found, elapsed_ms / 1000)
-        return entity_payload(found, elapsed_ms)
+        return read_entity(request, serving.user_features, user_id, "user_profile")
 
     @app.get("/movies/{movie_id}/features", response_model=MovieFeaturesResponse, responses=ERRORS)
     def get_movie_features(request: Request, movie_id: Annotated[int, Path(gt=0, le=MAX_ID)]) -> dict:
         """A movie's online metadata features."""
-        start = time.perf_counter()
-        found = serving.movie_features(services_of(request).store, movie_id)
-        elapsed_ms = ms_since(start)
-        observe_entity(metrics_of(request), "movie_metadata", found, elapsed_ms / 1000)
-        return entity_payload(found, elapsed_ms)
+        return read_entity(request, serving.movie_features, movie_id, "movie_metadata")
 
     @app.post("/recommendations", response_model=RecommendationResponse, responses=ERRORS)
     def post_recommendations(request: Request, body: RecommendationRequest) -> RecommendationResponse:
