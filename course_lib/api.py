@@ -8,9 +8,16 @@ handlers are plain `def`s, so Feast's blocking Redis/SQLite reads run in the thr
 Failure policy:
 - start-up fails with an `ApiStartupError` naming the cause and the fix when the registry
   cannot be opened (PostgreSQL unreachable), lacks the feature views, or no model exists;
-- an online store that fails at request time gives a 503 JSON body (error, detail, hint)
-  and nothing is cached, so the next request after the store comes back succeeds;
+- an online store that fails at request time gives a 503 JSON body (error, detail, hint);
+  user and interaction features are never cached, so the next request after the store comes
+  back succeeds;
 - invalid input gives a 422 whose `fields` name each offending field.
+
+Reads (2.7.5, `course_lib.optimization`): on a single Redis server, feature reads are one
+pipelined HMGET on Feast's own keys (`RawRedisReader`, tested equal to the SDK); elsewhere
+they go through the Feast SDK. Recommendations read movie metadata from `MovieNearCache`,
+loaded on first use and reloaded when a materialization moves the view's interval, so a
+request makes one round trip for the user and its interactions.
 
 Monitoring (2.7.4, `course_lib.monitoring`): every request is counted and timed under its
 route template and status; handlers record the online read's latency, the entities read
@@ -21,9 +28,10 @@ the registry and the offline store, and answers 503 naming what failed.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,10 +43,12 @@ import redis
 from fastapi import FastAPI, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from feast import FeatureStore
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from course_lib import monitoring, ranker, serving
+from course_lib import monitoring, optimization, ranker, serving
+from course_lib.adapter import join_keys
 from course_lib.config import Profile, load_store, resolve_profile
 from course_lib.doctor import reason
 from course_lib.monitoring import (
@@ -207,6 +217,23 @@ class FreshnessResponse(BaseModel):
 
 # --- services -------------------------------------------------------------------------------
 
+class CandidateReader:
+    """`optimization.RecommendationFeatures`, built on the first recommendation (it reads every movie)."""
+
+    def __init__(self, store: FeatureStore, profile: Profile, fetch: optimization.Fetch) -> None:
+        self._store, self._profile, self._fetch = store, profile, fetch
+        self._features: optimization.RecommendationFeatures | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, user_id: int, movie_ids: list[int]) -> optimization.Rows:
+        """Exactly what `serving.candidate_features` returns; a failed first load is retried next call."""
+        if self._features is None:
+            with self._lock:
+                if self._features is None:
+                    self._features = optimization.RecommendationFeatures(self._store, self._profile, self._fetch)
+        return self._features.recommendation_features(user_id, movie_ids)
+
+
 @dataclass(frozen=True)
 class Services:
     """What the app holds for its lifetime."""
@@ -216,6 +243,8 @@ class Services:
     ranker: ranker.Ranker
     model: ModelInfo
     clock: serving.ServingClock
+    fetch: optimization.Fetch  # online_rows(views, entity_rows), the fastest exact reader
+    candidates: CandidateReader
 
 
 def open_store(profile: Profile) -> FeatureStore:
@@ -250,7 +279,9 @@ def open_services(profile: Profile, now: Clock) -> Services:
     except ranker.RankerError as exc:
         raise ApiStartupError(f"API start-up failed: {exc}") from exc
     clock = serving.ServingClock(store, refresh_s=float(profile.get("FEAST_REGISTRY_CACHE_TTL")), now=now)
-    return Services(profile=profile, store=store, ranker=model, model=model_info(model), clock=clock)
+    fetch = optimization.online_reader(store)
+    return Services(profile=profile, store=store, ranker=model, model=model_info(model), clock=clock,
+                    fetch=fetch, candidates=CandidateReader(store, profile, fetch))
 
 
 # --- handlers ---------------------------------------------------------------------------------
@@ -284,11 +315,11 @@ def ranked(movie_ids: list[int], scores: np.ndarray, k: int) -> list[int]:
     return [int(i) for i in order[:k]]
 
 
-def model_inputs(frame: pd.DataFrame, model: ranker.Ranker) -> list[dict[str, float | None]]:
-    """Each candidate's model input row, with missing values as None."""
-    matrix = ranker.design_matrix(frame)[model.features]
-    return [{name: None if np.isnan(value) else float(value) for name, value in row.items()}
-            for row in matrix.to_dict("records")]
+def model_inputs(inputs: pd.DataFrame, positions: list[int]) -> list[dict[str, float | None]]:
+    """The model input rows at `positions`, with missing values as None."""
+    names = list(inputs.columns)
+    return [{name: None if np.isnan(value) else float(value) for name, value in zip(names, row)}
+            for row in inputs.to_numpy()[positions]]
 
 
 def observe_candidates(metrics: Metrics, rows: list[dict[str, serving.EntityFeatures]], seconds: float) -> None:
@@ -302,18 +333,18 @@ def observe_candidates(metrics: Metrics, rows: list[dict[str, serving.EntityFeat
 def recommend(services: Services, metrics: Metrics, body: RecommendationRequest) -> RecommendationResponse:
     """Read every candidate's features, score them, and return the top k."""
     start = time.perf_counter()
-    rows = serving.candidate_features(services.store, body.user_id, body.movie_ids)
+    rows = services.candidates(body.user_id, body.movie_ids)
     retrieval_ms = ms_since(start)
     observe_candidates(metrics, rows, retrieval_ms / 1000)
     start = time.perf_counter()
     as_of = services.clock()
-    frame = ranker.candidate_frame(rows, now=as_of)  # TTLs applied as in training
-    scores = services.ranker.score(frame)
+    inputs = services.ranker.inputs(ranker.candidate_frame(rows, now=as_of))  # TTLs applied as in training
+    scores = services.ranker.score_inputs(inputs)
     scoring_ms = ms_since(start)
-    inputs = model_inputs(frame, services.ranker)
+    positions = ranked(body.movie_ids, scores, body.k)
     top = [Recommendation(movie_id=body.movie_ids[i], score=float(scores[i]),
-                          movie_status=rows[i]["movie_metadata_features"].status, features_used=inputs[i])
-           for i in ranked(body.movie_ids, scores, body.k)]
+                          movie_status=rows[i]["movie_metadata_features"].status, features_used=used)
+           for i, used in zip(positions, model_inputs(inputs, positions))]
     return RecommendationResponse(user_id=body.user_id, user_status=rows[0]["user_profile_features"].status,
                                   recommendations=top, features_as_of=as_of,
                                   feature_retrieval_ms=retrieval_ms, scoring_ms=scoring_ms,
@@ -357,11 +388,11 @@ ERRORS = {422: {"model": ErrorBody, "description": "invalid ids or body; `fields
           503: {"model": ErrorBody, "description": "the online store cannot be reached"}}
 
 
-def read_entity(request: Request, read: Callable[[FeatureStore, int], serving.EntityFeatures], entity_id: int,
-                label: str) -> dict:
+def read_entity(request: Request, view: str, entity_id: int, label: str) -> dict:
     """One entity's online features, timed and recorded in the metrics under `label`."""
     start = time.perf_counter()
-    found = read(services_of(request).store, entity_id)
+    key = join_keys(view)[0]
+    found = services_of(request).fetch([view], [{key: entity_id}])[0][view]
     elapsed_ms = ms_since(start)
     observe_entity(metrics_of(request), label, found, elapsed_ms / 1000)
     return entity_payload(found, elapsed_ms)
@@ -372,12 +403,12 @@ def add_routes(app: FastAPI, now: Clock) -> None:
     @app.get("/users/{user_id}/features", response_model=UserFeaturesResponse, responses=ERRORS)
     def get_user_features(request: Request, user_id: Annotated[int, Path(gt=0, le=MAX_ID)]) -> dict:
         """A user's online profile features."""
-        return read_entity(request, serving.user_features, user_id, "user_profile")
+        return read_entity(request, optimization.USER_VIEW, user_id, "user_profile")
 
     @app.get("/movies/{movie_id}/features", response_model=MovieFeaturesResponse, responses=ERRORS)
     def get_movie_features(request: Request, movie_id: Annotated[int, Path(gt=0, le=MAX_ID)]) -> dict:
         """A movie's online metadata features."""
-        return read_entity(request, serving.movie_features, movie_id, "movie_metadata")
+        return read_entity(request, optimization.MOVIE_VIEW, movie_id, "movie_metadata")
 
     @app.post("/recommendations", response_model=RecommendationResponse, responses=ERRORS)
     def post_recommendations(request: Request, body: RecommendationRequest) -> RecommendationResponse:
@@ -420,26 +451,42 @@ def add_routes(app: FastAPI, now: Clock) -> None:
         return Response(content=content, media_type=content_type)
 
 
-def route_template(request: Request) -> str:
+def route_template(scope: Scope) -> str:
     """The matched route's path template (`/users/{user_id}/features`), or `unmatched`."""
-    route = request.scope.get("route")
-    return getattr(route, "path", "unmatched")
+    return getattr(scope.get("route"), "path", "unmatched")
 
 
-def add_request_metrics(app: FastAPI) -> None:
-    """Count and time every request under its route template and status code."""
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        start = time.perf_counter()
-        metrics = metrics_of(request)
+class RequestMetrics:
+    """ASGI middleware: count and time every request under its route template and status code.
+
+    Plain ASGI rather than `@app.middleware("http")`, whose per-request task and stream
+    plumbing cost more than a Redis read.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on, noting the response status and the elapsed time."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start, status = time.perf_counter(), 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
-            response = await call_next(request)
+            await self.app(scope, receive, send_noting_status)
         except Exception:
-            metrics.count_error("internal")
-            metrics.observe_request(route_template(request), 500, time.perf_counter() - start)
+            self.metrics.count_error("internal")
+            status = 500
             raise
-        metrics.observe_request(route_template(request), response.status_code, time.perf_counter() - start)
-        return response
+        finally:
+            self.metrics.observe_request(route_template(scope), status, time.perf_counter() - start)
 
 
 def create_app(profile: Profile | str | None = None, now: Clock = monitoring.utc_now) -> FastAPI:
@@ -465,7 +512,7 @@ def create_app(profile: Profile | str | None = None, now: Clock = monitoring.utc
     for error_type in ONLINE_STORE_ERRORS:
         app.add_exception_handler(error_type, online_store_unavailable)
     add_routes(app, now)
-    add_request_metrics(app)
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     return app
 
 

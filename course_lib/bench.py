@@ -6,13 +6,13 @@ Loads are closed-loop, bounded in requests and seconds, and only ever target 127
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
 
-import httpx
 import numpy as np
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -67,42 +67,81 @@ def ensure_loopback(url: str) -> None:
         raise ValueError(f"load tests only target 127.0.0.1, not {host!r}")
 
 
+HTTP_TIMEOUT_S = 10.0
+
+
+def encode_request(method: str, url: str, body: Any = None) -> bytes:
+    """One HTTP/1.1 keep-alive request as bytes (a JSON body if given)."""
+    parts = urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    payload = b"" if body is None else json.dumps(body).encode()
+    head = f"{method} {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Length: {len(payload)}\r\n"
+    if body is not None:
+        head += "Content-Type: application/json\r\n"
+    return (head + "\r\n").encode() + payload
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """Read one whole HTTP/1.1 response (Content-Length framed); return its status and whether the connection stays open."""
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+    status_line, *lines = head.rstrip("\r\n").split("\r\n")
+    headers = {name.strip().lower(): value.strip().lower() for name, value in (line.split(":", 1) for line in lines)}
+    if "content-length" not in headers:
+        raise ValueError(f"response without Content-Length ({headers.get('transfer-encoding', 'no framing')}): "
+                         "the load client reads Content-Length framed responses only")
+    await reader.readexactly(int(headers["content-length"]))
+    version, status = status_line.split(" ", 2)[:2]
+    keep_alive = headers.get("connection", "keep-alive" if version == "HTTP/1.1" else "close") == "keep-alive"
+    return int(status), keep_alive
+
+
+# A raw asyncio client, not httpx: httpx spends about a millisecond of CPU per request, so on a
+# 2-core machine the load generator, not the server, would set the measured throughput.
 async def _closed_loop(requests: list[tuple[str, str, Any]], concurrency: int,
                        max_seconds: float) -> tuple[list[float], Counter, float]:
-    """Send requests with `concurrency` workers, each waiting for its answer before the next."""
-    queue = iter(requests)
+    """Send requests over `concurrency` keep-alive connections, each waiting for its answer before the next."""
+    queue = iter([(url, encode_request(method, url, body)) for method, url, body in requests])
     samples: list[float] = []
     errors: Counter = Counter()
     deadline = time.monotonic() + max_seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
-    async def worker(client: httpx.AsyncClient) -> None:
-        for method, url, body in queue:
+    async def worker() -> None:
+        connection = None
+        for url, request in queue:
             if time.monotonic() > deadline:
-                return
+                break
             start = time.perf_counter_ns()
             try:
-                response = await client.request(method, url, json=body)
-                failure = f"HTTP {response.status_code}" if response.status_code >= 400 else None
-            except httpx.HTTPError as exc:
-                failure = type(exc).__name__
+                if connection is None:
+                    parts = urlsplit(url)
+                    connection = await asyncio.wait_for(asyncio.open_connection(parts.hostname, parts.port),
+                                                        HTTP_TIMEOUT_S)
+                connection[1].write(request)
+                status, keep_alive = await asyncio.wait_for(read_response(connection[0]), HTTP_TIMEOUT_S)
+                failure = f"HTTP {status}" if status >= 400 else None
+            except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError) as exc:
+                failure, keep_alive = type(exc).__name__, False
+            if not keep_alive and connection is not None:
+                connection[1].close()
+                connection = None
             if failure:
                 errors[failure] += 1
             else:
                 samples.append((time.perf_counter_ns() - start) / 1e6)
+        if connection is not None:
+            connection[1].close()
 
-    async with httpx.AsyncClient(timeout=10, limits=limits) as client:
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-        return samples, errors, time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return samples, errors, time.perf_counter() - started
 
 
-def http_load(requests: list[tuple[str, str, Any]], concurrency: int = 8, max_seconds: float = 20,
+def http_load(requests: list[tuple[str, str, Any]], concurrency: int = 4, max_seconds: float = 20,
               warmup: int = 50) -> Latency:
     """A bounded closed-loop load: (method, url, json body) requests, at most `max_seconds`."""
     for _, url, _ in requests:
         ensure_loopback(url)
-    asyncio.run(_closed_loop(requests[:warmup], min(concurrency, 4), max_seconds))
+    asyncio.run(_closed_loop(requests[:warmup], concurrency, max_seconds))
     samples, errors, seconds = asyncio.run(_closed_loop(requests[warmup:], concurrency, max_seconds))
     return latency(samples, seconds=seconds, errors=sum(errors.values()), error_kinds=dict(errors))
 

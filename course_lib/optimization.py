@@ -42,7 +42,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily
 from tqdm.auto import tqdm
 
-from course_lib.adapter import copy_rows, join_keys, read_offline
+from course_lib.adapter import copy_rows, join_keys, offline_query, table_expr
 from course_lib.config import PG_PIT_SETTINGS, ConfigError, Profile
 from course_lib.serving import (EntityFeatures, MaterializeReport, historical_features, latest_interval,
                                 materialize, normalize_frame, online_rows)
@@ -265,8 +265,9 @@ class MovieNearCache:
 
     def load(self) -> int:
         """Read every movie of the offline table from the online store; returns how many."""
-        table = read_offline(self._profile, [MOVIE_VIEW])[MOVIE_VIEW]
-        rows = self._read(sorted(int(m) for m in table["movie_id"].unique()))
+        (ids,) = offline_query(self._profile, "SELECT array_agg(DISTINCT movie_id ORDER BY movie_id) "
+                                              f"FROM {table_expr(self._profile, MOVIE_VIEW)}", [])
+        rows = self._read([int(m) for m in ids or []])
         self._rows = rows  # one reference swap: readers see the old or the new dict, never a mix
         self.loads += 1
         return len(rows)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cache
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from feast import FeatureStore
 from feast.types import String
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import ndcg_score, roc_auc_score
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from course_lib import datasets
 from course_lib.adapter import TRACKED_GENRES, join_keys, table_dtypes
@@ -45,6 +46,17 @@ MODEL_PARAMS: dict[str, Any] = {"max_iter": 200, "learning_rate": 0.05, "early_s
 MODEL_THREADS = 1
 
 
+@cache
+def _threadpools() -> ThreadpoolController:
+    """The process's thread pools, inspected once (each inspection reads /proc/self/maps: ~7 ms)."""
+    return ThreadpoolController()
+
+
+def openmp_threads() -> Any:
+    """A context limiting OpenMP to MODEL_THREADS threads."""
+    return _threadpools().limit(limits=MODEL_THREADS, user_api="openmp")
+
+
 class RankerError(ValueError):
     """The ranker cannot be trained, evaluated or loaded; the message says how to fix it."""
 
@@ -54,12 +66,12 @@ class RankerError(ValueError):
 def favorite_genre_match(frame: pd.DataFrame) -> pd.Series:
     """1.0 if the movie has the user's favourite genre, 0.0 if not; NaN when unknown
     (no favourite yet, a favourite outside the five tracked genre flags, or no movie row)."""
-    favorite = frame["favorite_genre"].astype("string").str.lower()
-    match = pd.Series(np.nan, index=frame.index)
+    favorite = frame["favorite_genre"].astype("string").str.lower().to_numpy(dtype=object, na_value=None)
+    match = np.full(len(frame), np.nan)
     for genre in TRACKED_GENRES:
-        rows = favorite.eq(genre).fillna(False).to_numpy(dtype=bool)
-        match[rows] = frame.loc[rows, f"genre_{genre}"].to_numpy(dtype="float64", na_value=np.nan)
-    return match
+        rows = favorite == genre
+        match[rows] = frame[f"genre_{genre}"].to_numpy(dtype="float64", na_value=np.nan)[rows]
+    return pd.Series(match, index=frame.index)
 
 
 def design_matrix(frame: pd.DataFrame) -> pd.DataFrame:
@@ -135,12 +147,20 @@ class Ranker:
     trained_until: pd.Timestamp
     metrics: dict
 
+    def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The model's input columns for a frame with the view feature columns."""
+        return design_matrix(frame)[self.features]
+
     def score(self, frame: pd.DataFrame) -> np.ndarray:
         """P(rating >= 4) for each row of a frame with the view feature columns."""
-        if frame.empty:
+        return self.score_inputs(self.inputs(frame))
+
+    def score_inputs(self, inputs: pd.DataFrame) -> np.ndarray:
+        """P(rating >= 4) for each row of `inputs()` output."""
+        if inputs.empty:
             return np.empty(0)
-        with threadpool_limits(MODEL_THREADS, user_api="openmp"):
-            return self.model.predict_proba(design_matrix(frame)[self.features])[:, 1]
+        with openmp_threads():
+            return self.model.predict_proba(inputs)[:, 1]
 
 
 def mean_ndcg(users: pd.Series, labels: np.ndarray, scores: np.ndarray, k: int = NDCG_AT) -> float:
@@ -180,7 +200,7 @@ def train(frame: pd.DataFrame, test_fraction: float = 0.2) -> Ranker:
     # A feature the source never fills (MovieLens has no watch times) is left out: it carries
     # no signal, and HistGradientBoosting fails on an all-NaN column.
     features = [c for c in FEATURES if inputs[c].notna().any()]
-    with threadpool_limits(MODEL_THREADS, user_api="openmp"):
+    with openmp_threads():
         model = HistGradientBoostingClassifier(**MODEL_PARAMS).fit(inputs[features], fit["label"])
     ranker = Ranker(model=model, features=features, trained_until=split, metrics={})
     ranker.metrics = evaluate(ranker, test)

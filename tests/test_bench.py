@@ -1,6 +1,7 @@
 """The measurement tools: percentiles, bounded loads, and the loopback-only rule."""
 from __future__ import annotations
 
+import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
@@ -12,12 +13,27 @@ from course_lib.bench import http_load, latency, time_calls
 
 
 class Handler(BaseHTTPRequestHandler):
-    """200 on /ok, 500 anywhere else."""
+    """HTTP/1.1 keep-alive: 200 on /ok, /close (which then closes the connection) and POST /echo; 500 elsewhere."""
+
+    protocol_version = "HTTP/1.1"
+    connections: set[int] = set()
+
+    def reply(self, status: int, body: bytes = b"", close: bool = False) -> None:
+        """Send a Content-Length framed response."""
+        Handler.connections.add(self.client_address[1])
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        if close:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        self.send_response(200 if self.path == "/ok" else 500)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        self.reply(200 if self.path in ("/ok", "/close") else 500, close=self.path == "/close")
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.reply(200 if self.path == "/echo" and body == {"user_id": 7} else 500, json.dumps(body).encode())
 
     def log_message(self, *args) -> None:
         """Keep the test output quiet."""
@@ -53,6 +69,16 @@ def test_http_load_counts_every_request(server: str) -> None:
     requests = [("GET", f"{server}/ok" if i % 4 else f"{server}/fail", None) for i in range(250)]
     result = http_load(requests, concurrency=4, max_seconds=30, warmup=50)
     assert result.n + result.errors == 200 and result.error_kinds == {"HTTP 500": 50} and result.rps > 0
+
+
+def test_http_load_keeps_connections_open_and_sends_json_bodies(server: str) -> None:
+    """One connection per worker, a POST body arrives intact, and a closing server is reconnected to."""
+    Handler.connections.clear()
+    result = http_load([("POST", f"{server}/echo", {"user_id": 7})] * 150, concurrency=3, warmup=0)
+    assert (result.n, result.errors, len(Handler.connections)) == (150, 0, 3)
+    Handler.connections.clear()
+    result = http_load([("GET", f"{server}/close", None)] * 20, concurrency=2, warmup=0)
+    assert (result.n, result.errors, len(Handler.connections)) == (20, 0, 20)
 
 
 def test_http_load_refuses_non_loopback_targets() -> None:
