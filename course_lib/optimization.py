@@ -338,16 +338,19 @@ class RawRedisReader:
     def _decode(self, view: str, key: dict[str, int], reply: list[bytes | None]) -> EntityFeatures:
         """One HMGET reply as `serving.online_rows` reports it (no `_ts` field: not found)."""
         *values, ts_bytes = reply
+        names = self._features[view]
+        if not ts_bytes:  # most candidate pairs were never watched: skip the protobuf work
+            return EntityFeatures(key=key, values=dict.fromkeys(names), event_timestamps=dict.fromkeys(names),
+                                  status="not_found")
         stamp = Timestamp()
-        if ts_bytes:
-            stamp.ParseFromString(ts_bytes)
+        stamp.ParseFromString(ts_bytes)
         # As Feast: a datetime from float seconds, then back to a Timestamp, of which
         # `serving.online_rows` keeps the whole seconds.
         stamp.FromDatetime(datetime.fromtimestamp(stamp.seconds + stamp.nanos / 1e9, tz=timezone.utc))
         seconds = stamp.seconds
         when = datetime.fromtimestamp(seconds, tz=timezone.utc) if seconds > 0 else None
         decoded = {}
-        for name, value_type, raw in zip(self._features[view], self._types[view], values):
+        for name, value_type, raw in zip(names, self._types[view], values):
             proto = ValueProto()
             if raw:
                 proto.ParseFromString(raw)
