@@ -53,8 +53,10 @@ exercises: $(STAMP)
 bench: $(STAMP) services
 	$(BIN)/course bench --profile enterprise --size full --json bench/results.json --plots bench
 
+# JupyterLab on the repository: notebooks/ (solutions) and exercises/ (learner copies).
+# Jupyter refuses to run as root without --allow-root (containers, cloud machines).
 lab: $(STAMP)
-	$(BIN)/jupyter lab $(NOTEBOOKS)/
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root,) --notebook-dir=.
 
 # Unit and integration tests (all profiles; scaleout's need the cluster) plus nbval over every notebook, in one pytest run.
 test: services services-cluster apply
