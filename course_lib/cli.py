@@ -8,7 +8,7 @@ import time
 from dataclasses import asdict
 from datetime import datetime
 
-from course_lib.config import ALL_PROFILES, ConfigError
+from course_lib.config import ALL_PROFILES, ConfigError, Profile
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
@@ -79,7 +79,23 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     end = datetime.fromisoformat(args.end) if args.end else None
     outcome = materialize_once(store, profile, incremental=args.incremental, end=end)
     print("\n".join(outcome.lines()))
+    for line in expired_note(profile, outcome.report.end) if outcome.report else []:
+        print(line)
     return 0 if outcome.status == "ok" else 1
+
+
+def expired_note(profile: Profile, end: datetime) -> list[str]:
+    """A warning when every view's TTL has passed between the newest offline row and `end` (else nothing)."""
+    from course_lib.adapter import offline_time_range
+    from feature_repo.definitions import VIEWS
+
+    newest = max(offline_time_range(profile, view)[1] for view in VIEWS)
+    longest = max(ttl for _, ttl, _ in VIEWS.values())
+    if end - newest <= longest:
+        return []
+    return [f"note: the newest offline row is from {newest:%Y-%m-%d %H:%M}, {(end - newest).days} days before the end "
+            f"{end:%Y-%m-%d %H:%M}: past every view's TTL, so the API will score with empty features. For the "
+            f"course's replayed data, materialize up to its end instead (docs/troubleshooting.md #17)."]
 
 
 def cmd_train(args: argparse.Namespace) -> int:
