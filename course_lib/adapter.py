@@ -302,6 +302,13 @@ def check_tables(tables: dict[str, pd.DataFrame]) -> None:
         if list(actual.items()) != list(table_dtypes(view).items()):
             problems.append(f"{view}: columns/dtypes {actual} differ from {table_dtypes(view)}; "
                             "build tables with build_feature_tables()")
+            continue
+        key = [*join_keys(view), TIMESTAMP_FIELD]
+        repeated = tables[view][tables[view].duplicated(key, keep=False)]
+        if len(repeated):
+            example = {k: str(v) for k, v in repeated.iloc[0][key].items()}
+            problems.append(f"{view}: {len(repeated)} rows share their {key} with another row (e.g. {example}); "
+                            "keep one row per entity and time (build tables with build_feature_tables())")
     extra = set(tables) - set(VIEWS)
     if extra:
         problems.append(f"unknown tables {sorted(extra)}")
@@ -350,6 +357,10 @@ def _write_postgres(tables: dict[str, pd.DataFrame], profile: Profile) -> None:
             copy_rows(cur, staging, df)
             cur.execute(f'DROP TABLE IF EXISTS "{schema}"."{view}"')
             cur.execute(f'ALTER TABLE {staging} RENAME TO "{view}"')
+            # Point-in-time lookups (optimization.historical_features_tuned) read the newest row per
+            # key at or before a time; the tables hold one row per key and time, so it is unique.
+            cur.execute(f'CREATE UNIQUE INDEX "{view}__pit" ON "{schema}"."{view}" '
+                        f'({", ".join([*join_keys(view), TIMESTAMP_FIELD])})')
             cur.execute(f'ANALYZE "{schema}"."{view}"')
         # psycopg commits when the `with` block exits cleanly and rolls back on error.
 

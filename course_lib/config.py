@@ -281,8 +281,10 @@ TUNED_YAML = "feature_store.tuned.yaml"
 TUNED_MATERIALIZATION = {"pull_latest_features": True, "online_write_batch_size": 50_000}
 # One thread per feature view; Redis only (Feast's SQLite store shares one connection between threads).
 PARALLEL_ENGINE = {"type": "course_lib.optimization.ParallelLocalComputeEngine", "workers": len(FEATURE_VIEWS)}
-# Planner settings for Feast's PostgreSQL point-in-time join, applied with SET LOCAL to one transaction.
-PG_PIT_SETTINGS = {"enable_nestloop": "off", "enable_mergejoin": "off", "work_mem": "256MB", "jit": "off"}
+# Session settings of `historical_features_tuned`, SET LOCAL to its transaction: no JIT compilation
+# (its cost estimate is high, its runtime short), the entity rows' sort in memory, and ISO timestamps
+# in the COPY output it parses.
+PG_PIT_SETTINGS = {"jit": "off", "work_mem": "64MB", "DateStyle": "ISO, MDY"}
 
 
 def tuned_config(config: dict) -> dict:

@@ -7,10 +7,10 @@ returns; the tests compare them on real stores.
 from __future__ import annotations
 
 import fcntl
+import io
 import math
 import re
 import sqlite3
-import struct
 import threading
 import time
 import uuid
@@ -20,29 +20,35 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from functools import cache, partial
+from functools import partial
 from typing import Literal
 
-import mmh3
 import pandas as pd
 import psycopg
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import redis
 import sqlalchemy.exc
 from feast import FeatureService, FeatureStore, ValueType
-from feast.infra.common.materialization_job import MaterializationJob, MaterializationTask
+from feast import utils as feast_utils
+from feast.infra.common.materialization_job import MaterializationJob, MaterializationJobStatus, MaterializationTask
 from feast.infra.compute_engines.local.compute import LocalComputeEngine, LocalComputeEngineConfig
-from feast.infra.offline_stores.contrib.postgres_offline_store.postgres import EntitySelectMode
+from feast.infra.compute_engines.local.job import LocalMaterializationJob
+from feast.infra.offline_stores import offline_utils
+from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
+from feast.infra.offline_stores.offline_utils import FeatureViewQueryContext
 from feast.infra.online_stores.redis import RedisOnlineStore, RedisType
 from feast.infra.registry.base_registry import BaseRegistry
 from feast.infra.utils.postgres.connection_utils import _get_conn
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
-from feast.type_map import feast_value_type_to_python_type
+from feast.type_map import feast_value_type_to_python_type, pg_type_code_to_arrow
 from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily
 from tqdm.auto import tqdm
 
-from course_lib.adapter import copy_rows, join_keys, offline_query, table_expr
+from course_lib.adapter import join_keys, offline_query, table_expr
+from course_lib.redis_format import BulkFeatureBuilder, redis_field, redis_key
 from course_lib.config import PG_PIT_SETTINGS, ConfigError, Profile
 from course_lib.serving import (EntityFeatures, MaterializeReport, historical_features, latest_interval,
                                 materialize, normalize_frame, online_rows)
@@ -290,29 +296,6 @@ class MovieNearCache:
 
 # --- 3. raw Redis reads ---------------------------------------------------------------
 
-STRING, INT64 = ValueType.STRING.value, ValueType.INT64.value
-
-
-def redis_field(view: str, feature: str) -> bytes:
-    """Feast's Redis hash field of a feature: the first 4 bytes of little-endian mmh3_32("view:feature")."""
-    return struct.pack("<I", mmh3.hash(f"{view}:{feature}", signed=False))
-
-
-@cache
-def _key_layout(view: str) -> tuple[tuple[str, ...], bytes]:
-    """A view's join keys sorted by name, and the v3 key prefix: key count, then each name."""
-    names = tuple(sorted(join_keys(view)))
-    prefix = struct.pack("<I", len(names)) + b"".join(
-        struct.pack("<II", STRING, len(n.encode())) + n.encode() for n in names)
-    return names, prefix
-
-
-def redis_key(view: str, row: dict[str, int], project: str) -> bytes:
-    """Feast's Redis key of an entity: v3 serialized INT64 join keys, then the project name."""
-    names, prefix = _key_layout(view)
-    return prefix + b"".join(struct.pack("<IIq", INT64, 8, row[n]) for n in names) + project.encode()
-
-
 class RawRedisReader:
     """Reads Feast's Redis hashes directly: one redis-py pipeline for all views and rows."""
 
@@ -403,7 +386,12 @@ class ParallelLocalComputeEngineConfig(LocalComputeEngineConfig):
 # Feast hands all views to a batch-capable engine in one call and records each view's interval
 # in the registry afterwards, one at a time, so the registry is never written concurrently.
 class ParallelLocalComputeEngine(LocalComputeEngine):
-    """Feast's local compute engine, materializing each feature view in its own thread."""
+    """Feast's local compute engine: each feature view in its own thread, online rows written in bulk.
+
+    On a standalone Redis with `skip_dedup` (Feast's write is then a blind HSET per entity),
+    `redis_format.RedisBulkOutputNode` encodes whole columns into one RESP stream instead of
+    Feast's per-row protobuf objects; elsewhere Feast's own output node writes, unchanged.
+    """
 
     def __init__(self, workers: int = 3, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -420,6 +408,16 @@ class ParallelLocalComputeEngine(LocalComputeEngine):
         tasks = [tasks] if isinstance(tasks, MaterializationTask) else tasks
         with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(tasks)))) as pool:
             return list(pool.map(lambda task: self._materialize_one(registry, task), tasks))
+
+    def _materialize_one(self, registry: BaseRegistry, task: MaterializationTask, **kwargs) -> LocalMaterializationJob:
+        """Feast's `_materialize_one`, with `BulkFeatureBuilder` in place of its hard-coded plan builder."""
+        job_id = f"{task.feature_view.name}-{task.start_time}-{task.end_time}"
+        context = self.get_execution_context(registry, task)
+        try:
+            BulkFeatureBuilder(registry, task, backend=self._get_backend(context)).build().execute(context)
+            return LocalMaterializationJob(job_id=job_id, status=MaterializationJobStatus.SUCCEEDED)
+        except Exception as exc:  # noqa: BLE001 - reported in the job, as Feast's engine does
+            return LocalMaterializationJob(job_id=job_id, status=MaterializationJobStatus.ERROR, error=exc)
 
 
 LOCK_FILE = "materialize.lock"
@@ -561,13 +559,13 @@ def historical_features_chunked(store: FeatureStore, entity_df: pd.DataFrame, fe
 
 
 def _pg_type(column: str, dtype) -> str:
-    """The PostgreSQL type of an entity-frame column."""
+    """The PostgreSQL type Feast's own upload gives an entity-frame column (floats become DOUBLE PRECISION)."""
     if pd.api.types.is_bool_dtype(dtype):
         return "BOOLEAN"
     if pd.api.types.is_integer_dtype(dtype):
         return "BIGINT"
     if pd.api.types.is_float_dtype(dtype):
-        return "REAL" if dtype == "float32" else "DOUBLE PRECISION"
+        return "DOUBLE PRECISION"
     if isinstance(dtype, pd.DatetimeTZDtype):
         return "TIMESTAMPTZ"
     if pd.api.types.is_string_dtype(dtype):
@@ -581,35 +579,166 @@ def _entity_table_columns(entity_df: pd.DataFrame) -> str:
     return ", ".join(f'"{c}" {_pg_type(c, t)}' for c, t in entity_df.dtypes.items())
 
 
+def _query_contexts(store: FeatureStore, features: list[str] | FeatureService,
+                    entity_df: pd.DataFrame) -> list[FeatureViewQueryContext]:
+    """Feast's per-view query contexts (source, join keys, TTL, timestamps, features), resolved as
+    `FeatureStore.get_historical_features` resolves them; refuses what the tuned SQL does not cover."""
+    registry, project = store.registry, store.project
+    refs = feast_utils._get_features(registry, project, features, allow_cache=True)
+    views, on_demand = feast_utils._get_feature_views_to_use(registry, project, features)
+    if on_demand:
+        raise ValueError(f"historical_features_tuned does not compute on-demand feature views "
+                          f"({', '.join(v.name for v in on_demand)}); use serving.historical_features")
+    grouped, _ = feast_utils._group_feature_refs(refs, views, [])
+    feast_utils._validate_feature_refs(refs)
+    views = [view for view, _ in grouped]
+    for view in views:
+        if not isinstance(view.batch_source, PostgreSQLSource):
+            raise ValueError(f"feature view {view.name!r} reads a {type(view.batch_source).__name__}; "
+                              "historical_features_tuned only joins PostgreSQL sources")
+    missing = (offline_utils.get_expected_join_keys(project, views, registry) | {TIMESTAMP_FIELD}) - set(entity_df)
+    if missing:
+        raise ValueError(f"entity_df lacks the column(s) {sorted(missing)}: it needs {TIMESTAMP_FIELD!r} and "
+                         "every join key of the requested feature views")
+    timestamps = pd.to_datetime(entity_df[TIMESTAMP_FIELD], utc=True)
+    contexts = offline_utils.get_feature_view_query_context(refs, views, registry, project,
+                                                            (timestamps.min(), timestamps.max()))
+    clash = set(entity_df) & {view.field_mapping.get(f, f) for view in contexts for f in view.features}
+    if clash:
+        raise ValueError(f"entity_df columns {sorted(clash)} have the names of requested features "
+                         "(Feast's query fails on them too); rename those columns")
+    return contexts
+
+
+def _source_columns(view: FeatureViewQueryContext) -> list[str]:
+    """The source-table columns holding a view's join keys, in `view.entities` order."""
+    return [selection.partition(" AS ")[0] for selection in view.entity_selections]
+
+
+def _unique_in_time(cursor, view: FeatureViewQueryContext) -> bool:
+    """Whether a unique index proves (join keys, event timestamp) unique in the view's source table.
+
+    Then no two rows can tie for an entity row, and a plain LIMIT 1 (one heap fetch) returns what
+    WITH TIES would. Feast renders a query source as "(query)": nothing to look up.
+    """
+    if view.table_subquery.startswith("("):
+        return False
+    cursor.execute("SELECT array_agg(a.attname::text) FROM pg_index i JOIN pg_attribute a "
+                   "ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) "
+                   "WHERE i.indrelid = to_regclass(%s) AND i.indisunique AND i.indisvalid "
+                   "AND i.indpred IS NULL AND i.indexprs IS NULL GROUP BY i.indexrelid", [view.table_subquery])
+    allowed = {*_source_columns(view), view.timestamp_field}
+    return any(set(columns) <= allowed for (columns,) in cursor.fetchall())
+
+
+def _lateral_join(view: FeatureViewQueryContext, alias: str, unique: bool) -> str:
+    """One view's point-in-time row for each entity row `e`, as Feast's template picks it.
+
+    Feast keeps the source rows with `ts - ttl <= event_timestamp <= ts` (TTL in whole seconds,
+    none when 0) and the same join keys, then every row tied at the newest event timestamp (and,
+    with a created-timestamp column, at the newest non-null created timestamp among those): ties
+    repeat the entity row, as Feast's rejoin does. An index on (join keys, event_timestamp) turns
+    this into one short backward index scan per entity row.
+    """
+    event_ts, entity_ts = f'sub."{view.timestamp_field}"', f'e."{TIMESTAMP_FIELD}"'
+    where = [f'sub."{column}" = e."{key}"' for column, key in zip(_source_columns(view), view.entities)]
+    where.append(f"{event_ts} <= {entity_ts}")
+    if view.ttl:
+        where.append(f"{event_ts} >= {entity_ts} - {view.ttl} * interval '1' second")
+    order = [f"{event_ts} DESC"]
+    if view.created_timestamp_column:
+        created = f'sub."{view.created_timestamp_column}"'
+        where.append(f"{created} IS NOT NULL")  # Feast's MAX(created) rejoin never matches a NULL
+        order.append(f"{created} DESC")
+    columns = ", ".join(f'sub."{f}" AS "{view.field_mapping.get(f, f)}"' for f in view.features)
+    return (f"LEFT JOIN LATERAL (SELECT {columns} FROM {view.table_subquery} AS sub "
+            f"WHERE {' AND '.join(where)} ORDER BY {', '.join(order)} "
+            f"{'LIMIT 1' if unique else 'FETCH FIRST 1 ROWS WITH TIES'}) AS {alias} ON true")
+
+
+def point_in_time_sql(views: list[FeatureViewQueryContext], entity_table: str, entity_columns: list[str],
+                      unique: list[bool]) -> str:
+    """The point-in-time join of `entity_table` with every view: Feast's output columns, one LATERAL
+    per view (`unique[i]`: view i's source cannot hold ties).
+
+    Entity rows are visited in join-key order, so consecutive index lookups touch neighbouring pages.
+    """
+    keys = list(dict.fromkeys(key for view in views for key in view.entities))
+    order = ", ".join(f'"{c}"' for c in [*keys, TIMESTAMP_FIELD])
+    selected = [f'e."{c}"' for c in entity_columns]
+    selected += [f'f{i}."{view.field_mapping.get(f, f)}"' for i, view in enumerate(views) for f in view.features]
+    joins = "\n".join(_lateral_join(view, f"f{i}", once) for i, (view, once) in enumerate(zip(views, unique)))
+    return f"SELECT {', '.join(selected)}\nFROM (SELECT * FROM {entity_table} ORDER BY {order}) AS e\n{joins}"
+
+
+def _copy_in(cursor, table: str, frame: pd.DataFrame) -> None:
+    """COPY a frame into a table, written as CSV by Arrow (quoted empty strings stay strings)."""
+    buffer = pa.BufferOutputStream()
+    pa_csv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), buffer,
+                     pa_csv.WriteOptions(include_header=False))
+    columns = ", ".join(f'"{c}"' for c in frame.columns)
+    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
+        copy.write(buffer.getvalue())
+
+
+def _arrow_types(cursor, sql: str) -> dict[str, pa.DataType]:
+    """Each result column's Arrow type as Feast's PostgreSQL job reads it, or an error for types CSV cannot carry."""
+    cursor.execute(f"SELECT * FROM ({sql}) AS q LIMIT 0")
+    types = {}
+    for column in cursor.description:
+        arrow = pg_type_code_to_arrow(column.type_code)
+        if not (pa.types.is_boolean(arrow) or pa.types.is_integer(arrow) or pa.types.is_floating(arrow)
+                or pa.types.is_string(arrow) or pa.types.is_timestamp(arrow)):
+            raise ValueError(f"column {column.name!r} has PostgreSQL type oid {column.type_code} (Arrow {arrow}); "
+                              "historical_features_tuned reads scalar columns only, use serving.historical_features")
+        types[column.name] = arrow
+    return types
+
+
+def _copy_out(cursor, sql: str) -> pd.DataFrame:
+    """A query's rows via COPY TO CSV, parsed by Arrow into the types Feast's job gives them."""
+    types = _arrow_types(cursor, sql)
+    buffer = io.BytesIO()
+    with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
+        for block in copy:
+            buffer.write(block)
+    buffer.seek(0)
+    # Timestamps arrive as text with a UTC offset; Feast's job holds them as naive UTC.
+    parse = {name: pa.timestamp("us", "UTC") if pa.types.is_timestamp(t) else t for name, t in types.items()}
+    table = pa_csv.read_csv(buffer, read_options=pa_csv.ReadOptions(column_names=list(types)),
+                            convert_options=pa_csv.ConvertOptions(
+                                column_types=parse, true_values=["t"], false_values=["f"],
+                                strings_can_be_null=True, quoted_strings_can_be_null=False))
+    return table.cast(pa.schema(types.items())).to_pandas()
+
+
 def historical_features_tuned(store: FeatureStore, entity_df: pd.DataFrame,
                               features: list[str] | FeatureService) -> pd.DataFrame:
-    """`serving.historical_features`, tuned for PostgreSQL (elsewhere, the plain call)."""
-    # The entity frame is uploaded with COPY (Feast sends one INSERT per row); Feast builds its
-    # point-in-time SQL over `SELECT * FROM` that table (entity_select_mode embed_query); the
-    # query runs in a transaction whose planner settings (`PG_PIT_SETTINGS`) are SET LOCAL, so
-    # they end with it (no `db_schema: "x -c enable_nestloop=off ..."` trick, no ALTER DATABASE).
+    """`serving.historical_features`, tuned for PostgreSQL (elsewhere, the plain call).
+
+    Feast's point-in-time semantics, by other means: the entity frame is COPYed (Feast sends one
+    INSERT per row) into a temporary table that ends with the transaction; each view is joined
+    with a LATERAL lookup (`point_in_time_sql`) whose cost grows with entity rows only, where
+    Feast's query range-joins every source row in the frame's time span; the result comes back
+    through COPY. Session settings (`PG_PIT_SETTINGS`) are SET LOCAL to the transaction.
+    Fast only over an index on (join keys, event timestamp): `adapter.write_offline` creates one.
+    One deliberate difference: Feast 0.67 joins rows on ids that concatenate keys and time without
+    a separator, so entity rows (1, 23) and (12, 3) at the same time get the same features; here
+    each row gets its own.
+    """
     offline = store.config.offline_store
     if offline.type != "postgres":
         return historical_features(store, entity_df, features)
-    if offline.entity_select_mode != EntitySelectMode.embed_query:
-        raise ConfigError("historical_features_tuned needs entity_select_mode: embed_query (with temp_table "
-                          "Feast drops the entity table before the query runs); load the store with "
-                          "load_store(profile, tuned=True)")
-    frame = entity_df.assign(**{TIMESTAMP_FIELD: pd.to_datetime(entity_df[TIMESTAMP_FIELD], utc=True)})
-    table = f'"{offline.db_schema}"."entity_{uuid.uuid4().hex}"'
-    with _get_conn(offline) as conn:
-        try:
-            with conn.transaction(), conn.cursor() as cur:
-                cur.execute(f"CREATE UNLOGGED TABLE {table} ({_entity_table_columns(frame)})")
-                copy_rows(cur, table, frame)
-                cur.execute(f"ANALYZE {table}")
-            sql = store.get_historical_features(entity_df=f"SELECT * FROM {table}", features=features).to_sql()
-            with conn.transaction(), conn.cursor() as cur:
-                for name, value in PG_PIT_SETTINGS.items():
-                    cur.execute("SELECT set_config(%s, %s, true)", (name, value))
-                cur.execute(sql)
-                result = pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description])
-        finally:
-            conn.execute(f"DROP TABLE IF EXISTS {table}")
-            conn.commit()
+    views = _query_contexts(store, features, entity_df)
+    # Feast's upload truncates timestamps to microseconds (PostgreSQL would round them).
+    timestamps = pd.to_datetime(entity_df[TIMESTAMP_FIELD], utc=True).dt.floor("us")
+    frame = entity_df.assign(**{TIMESTAMP_FIELD: timestamps})
+    table = f"entity_{uuid.uuid4().hex}"
+    with _get_conn(offline) as conn, conn.transaction(), conn.cursor() as cur:
+        for name, value in PG_PIT_SETTINGS.items():
+            cur.execute("SELECT set_config(%s, %s, true)", (name, value))
+        cur.execute(f"CREATE TEMPORARY TABLE {table} ({_entity_table_columns(frame)}) ON COMMIT DROP")
+        _copy_in(cur, table, frame)
+        unique = [_unique_in_time(cur, view) for view in views]
+        result = _copy_out(cur, point_in_time_sql(views, table, list(frame.columns), unique))
     return normalize_frame(result)

@@ -102,6 +102,17 @@ def test_wrong_table_schema_is_refused(dataset, stored, profile):
     assert stored() == before
 
 
+def test_repeated_entity_and_time_is_refused(dataset, stored, profile):
+    """Two rows for one entity at one time are ambiguous in a point-in-time join: refused, nothing written."""
+    before = stored()
+    tables = build_feature_tables(dataset)
+    movies = tables["movie_metadata_features"]
+    tables["movie_metadata_features"] = pd.concat([movies, movies.iloc[[3]]], ignore_index=True)
+    with pytest.raises(AdapterError, match=r"movie_metadata_features: 2 rows share their \['movie_id', 'event_timestamp'\]"):
+        write_offline(tables, profile)
+    assert stored() == before
+
+
 def test_failure_mid_write_leaves_old_tables(dataset, stored, profile, monkeypatch):
     """A crash after the first table leaves every table as it was (rename / transaction)."""
     before = stored()

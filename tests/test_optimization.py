@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -15,20 +16,25 @@ import pandas as pd
 import psycopg
 import pytest
 from conftest import isolated_env
+from feast import FeatureView, Field
+from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
 from feast.infra.online_stores.helpers import _mmh3, _redis_key
+from feast.on_demand_feature_view import on_demand_feature_view
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_config import load_repo_config
+from feast.types import Float32, Float64
 from prometheus_client import CollectorRegistry, generate_latest
 
 from course_lib import datasets
 from course_lib import optimization as opt
+from course_lib import redis_format
 from course_lib.adapter import build_feature_tables, join_keys, write_offline
 from course_lib.config import (PG_PIT_SETTINGS, PROFILES, TUNED_YAML, ConfigError, Profile, load_store,
                                render, resolve_profile)
 from course_lib.serving import (apply, candidate_features, feature_refs, historical_features, latest_interval,
                                 materialize, online_rows, reset_online)
-from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS
+from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS, movie, user
 
 PROJECT = "course_test_opt"
 DATASET = datasets.synthetic(seed=11, n_users=60, n_movies=40, n_events=1500, days=30)
@@ -117,9 +123,9 @@ def test_redis_key_and_fields_match_feasts_helpers(view: str) -> None:
     for values in ({"user_id": 1, "movie_id": 2}, {"user_id": 2**40 + 7, "movie_id": 123_456_789}):
         names = join_keys(view)
         proto = EntityKeyProto(join_keys=names, entity_values=[ValueProto(int64_val=values[n]) for n in names])
-        assert opt.redis_key(view, values, "some_project") == _redis_key("some_project", proto, 3)
+        assert redis_format.redis_key(view, values, "some_project") == _redis_key("some_project", proto, 3)
     for field in VIEWS[view][2]:
-        assert opt.redis_field(view, field.name) == _mmh3(f"{view}:{field.name}")
+        assert redis_format.redis_field(view, field.name) == _mmh3(f"{view}:{field.name}")
 
 
 @pytest.mark.enterprise
@@ -388,16 +394,170 @@ def session_settings(profile: Profile) -> dict[str, str]:
 def test_tuned_postgres_retrieval_equals_untuned_and_cleans_up(world: World) -> None:
     frame = entity_frame(3000)
     tables, settings = offline_tables(world.profile), session_settings(world.profile)
-    tuned = opt.historical_features_tuned(load_store(world.profile, tuned=True), frame, feature_refs())
+    tuned = opt.historical_features_tuned(world.store, frame, feature_refs())
     pd.testing.assert_frame_equal(tuned, historical_features(world.store, frame, feature_refs()))
     chunked = opt.historical_features_chunked(load_store(world.profile, tuned=True), frame, feature_refs(),
                                               chunk_rows=1000, retrieve=opt.historical_features_tuned)
     pd.testing.assert_frame_equal(chunked, tuned)
+    service = world.store.get_feature_service("movie_recommendation_service")
+    pd.testing.assert_frame_equal(opt.historical_features_tuned(world.store, frame, service),
+                                  historical_features(world.store, frame, service))
     assert offline_tables(world.profile) == tables, "the uploaded entity tables were dropped"
     assert session_settings(world.profile) == settings, "the planner settings stayed inside their transaction"
 
 
+def assert_same_rows(left: pd.DataFrame, right: pd.DataFrame) -> None:
+    """Equal frames up to the order of rows that `normalize_frame` leaves tied (same time and keys)."""
+    def ordered(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.sort_values(list(frame.columns), kind="stable", ignore_index=True)
+    pd.testing.assert_frame_equal(ordered(left), ordered(right))
+
+
+# A feature per view that the offline tables never leave null: null in a result means "no row found".
+PRESENT = {"user_profile_features": "total_movies_watched", "movie_metadata_features": "vote_count",
+           "user_movie_interaction_features": "watch_count"}
+MICROSECOND = pd.Timedelta(microseconds=1)
+# edge -> (rows of the view's table it starts from, their time's offset given the view's TTL, found)
+EDGES = {"at_snapshot": ("sampled", lambda ttl: pd.Timedelta(0), True),
+         "at_ttl": ("last", lambda ttl: ttl, True),
+         "past_ttl": ("last", lambda ttl: ttl + MICROSECOND, False),
+         "before_first": ("first", lambda ttl: -MICROSECOND, False),
+         # Feast's upload truncates to microseconds: this row lands before the first snapshot, not on it
+         "1ns_before_first": ("first", lambda ttl: -pd.Timedelta(nanoseconds=1), False)}
+
+
+def edge_rows(view: str) -> pd.DataFrame:
+    """Entity rows at a view's point-in-time edges, built from its offline table; `case` names the edge.
+
+    The TTL edges start from each key's last row, so no newer row can answer them.
+    """
+    table = TABLES[view].sort_values(TIMESTAMP_FIELD, kind="stable")
+    keys, ttl = join_keys(view), VIEWS[view][1]
+    starts = {"sampled": table.sample(5, random_state=3), "first": table.groupby(keys).head(1).head(5),
+              "last": table.groupby(keys).tail(1).head(5)}
+    other_keys = {"user_id": int(TABLES["user_profile_features"]["user_id"].iloc[0]),
+                  "movie_id": int(TABLES["movie_metadata_features"]["movie_id"].iloc[0])}
+    parts = [starts[start][keys].assign(**{k: v for k, v in other_keys.items() if k not in keys},
+                                        **{TIMESTAMP_FIELD: starts[start][TIMESTAMP_FIELD] + offset(ttl)},
+                                        case=f"{view}:{edge}")
+             for edge, (start, offset, _) in EDGES.items()]
+    return pd.concat(parts, ignore_index=True)
+
+
+@pytest.mark.enterprise
 @pytest.mark.parametrize("world", ["enterprise"], indirect=True)
-def test_tuned_retrieval_needs_the_tuned_store(world: World) -> None:
-    with pytest.raises(ConfigError, match="tuned=True"):
-        opt.historical_features_tuned(world.store, entity_frame(5), feature_refs())
+def test_tuned_retrieval_equals_feast_at_the_point_in_time_edges(world: World) -> None:
+    unknown = pd.DataFrame({"user_id": [UNKNOWN], "movie_id": [UNKNOWN], TIMESTAMP_FIELD: [FIRST], "case": "unknown"})
+    frame = pd.concat([*(edge_rows(view) for view in VIEWS), unknown], ignore_index=True)
+    cycle = frame.index % 3  # extra columns come back as Feast returns them: empty text, nulls, CSV quoting
+    frame = frame[["user_id", "movie_id", TIMESTAMP_FIELD, "case"]].assign(
+        note=pd.Series(["", None, 'a,"b'], dtype=object)[cycle].to_numpy(),
+        weight=pd.Series([0.5, None, 1.25], dtype="float32")[cycle].to_numpy())
+    tuned = opt.historical_features_tuned(world.store, frame, feature_refs())
+    assert_same_rows(tuned, historical_features(world.store, frame, feature_refs()))
+    for view, present in PRESENT.items():  # the edges are really hit: found rows carry their source's values
+        keys, features, table = join_keys(view), [f.name for f in VIEWS[view][2]], TABLES[view]
+        assert table[present].notna().all()
+        for edge, (_, offset, found) in EDGES.items():
+            rows = tuned[tuned["case"] == f"{view}:{edge}"].reset_index(drop=True)
+            assert rows[present].notna().tolist() == [found] * 5, (view, edge)
+            if found:
+                source_ts = rows[TIMESTAMP_FIELD] - offset(VIEWS[view][1])
+                source = rows[keys].assign(**{TIMESTAMP_FIELD: source_ts}).merge(table, how="left")
+                pd.testing.assert_frame_equal(rows[features], source[features])
+    assert tuned.loc[tuned["case"] == "unknown", list(PRESENT.values())].isna().all(axis=None)
+
+
+# Hand-made sources for what the course tables never hold (ties, created timestamps, colliding ids).
+T0 = pd.Timestamp("2025-01-10", tz="UTC")
+HOUR = pd.Timedelta(hours=1)
+TIE_ROWS = [  # (user_id, event_timestamp, created, score)
+    (1, T0, T0, 1.0), (1, T0, T0 + HOUR, 2.0),  # tied at T0: a created timestamp breaks the tie
+    (1, T0 + HOUR, None, 3.0),  # newer, but without a created timestamp
+    (2, T0, T0, 4.0), (2, T0, T0, 5.0),  # tied on both: the entity row comes back twice
+    (3, T0, None, 6.0),
+]
+PAIR_ROWS = [(1, 23, T0, 1.0), (12, 3, T0 - HOUR, 2.0)]  # (user_id, movie_id, event_timestamp, score)
+
+
+def pit_objects(schema: str) -> list:
+    """Views over the hand-made tables: a table source, a query source with a created column, two keys, an ODFV."""
+    score, ttl = [Field(name="score", dtype=Float32)], timedelta(days=1)
+    ties = f"{schema}.pit_ties"
+    latest = FeatureView(name="pit_latest", entities=[user], ttl=ttl, schema=score, source=PostgreSQLSource(
+        name="pit_latest_source", table=ties, timestamp_field=TIMESTAMP_FIELD))
+    created = FeatureView(name="pit_created", entities=[user], ttl=ttl, schema=score, source=PostgreSQLSource(
+        name="pit_created_source", query=f"SELECT * FROM {ties}", timestamp_field=TIMESTAMP_FIELD,
+        created_timestamp_column="created"))
+    pairs = FeatureView(name="pit_pairs", entities=[user, movie], ttl=ttl, schema=score, source=PostgreSQLSource(
+        name="pit_pairs_source", table=f"{schema}.pit_pairs", timestamp_field=TIMESTAMP_FIELD))
+
+    @on_demand_feature_view(sources=[latest], schema=[Field(name="double_score", dtype=Float64)])
+    def pit_double(inputs: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"double_score": inputs["score"] * 2})
+
+    return [user, movie, latest, created, pairs, pit_double]
+
+
+@pytest.fixture(scope="module")
+def pit_store(tmp_path_factory):
+    """An enterprise project over the hand-made tables (no unique index: ties are possible)."""
+    profile = profile_for("enterprise", str(tmp_path_factory.mktemp("pit")), project="course_test_opt_pit")
+    schema = profile.offline_schema
+    with psycopg.connect(profile.pg_conninfo()) as conn, conn.cursor() as cur:
+        cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        cur.execute(f"DROP TABLE IF EXISTS {schema}.pit_ties, {schema}.pit_pairs")
+        cur.execute(f"CREATE TABLE {schema}.pit_ties (user_id BIGINT, {TIMESTAMP_FIELD} TIMESTAMPTZ, "
+                    "created TIMESTAMPTZ, score REAL)")
+        cur.executemany(f"INSERT INTO {schema}.pit_ties VALUES (%s, %s, %s, %s)", TIE_ROWS)
+        cur.execute(f"CREATE TABLE {schema}.pit_pairs (user_id BIGINT, movie_id BIGINT, "
+                    f"{TIMESTAMP_FIELD} TIMESTAMPTZ, score REAL)")
+        cur.executemany(f"INSERT INTO {schema}.pit_pairs VALUES (%s, %s, %s, %s)", PAIR_ROWS)
+    store = load_store(profile)
+    with warnings.catch_warnings():  # Feast calls every on-demand feature view experimental
+        warnings.simplefilter("ignore", RuntimeWarning)
+        store.apply(pit_objects(schema))
+    return store
+
+
+def scores(frame: pd.DataFrame) -> dict[tuple[int, pd.Timestamp], list[float]]:
+    """(user_id, time) -> the scores of its result rows, sorted; 0.0 marks a row without one."""
+    return {(int(u), ts): sorted(group["score"].fillna(0).tolist())
+            for (u, ts), group in frame.groupby(["user_id", TIMESTAMP_FIELD])}
+
+
+@pytest.mark.enterprise
+@pytest.mark.parametrize("view, at_t0, later", [
+    ("pit_latest", {1: [1.0, 2.0], 2: [4.0, 5.0], 3: [6.0]}, {1: [3.0], 2: [4.0, 5.0], 3: [6.0]}),
+    ("pit_created", {1: [2.0], 2: [4.0, 5.0], 3: [0.0]}, {1: [2.0], 2: [4.0, 5.0], 3: [0.0]}),
+])
+def test_tuned_retrieval_keeps_feasts_ties_and_created_timestamps(pit_store, view: str, at_t0: dict,
+                                                                  later: dict) -> None:
+    times = [T0, T0 + 2 * HOUR, T0 - MICROSECOND]
+    frame = pd.DataFrame([(u, t) for t in times for u in (1, 2, 3, UNKNOWN)], columns=["user_id", TIMESTAMP_FIELD])
+    tuned = opt.historical_features_tuned(pit_store, frame, [f"{view}:score"])
+    assert_same_rows(tuned, historical_features(pit_store, frame, [f"{view}:score"]))
+    expected = {**{(u, T0): s for u, s in at_t0.items()}, **{(u, T0 + 2 * HOUR): s for u, s in later.items()},
+                **{(u, t): [0.0] for u in (1, 2, 3) for t in times[2:]}, **{(UNKNOWN, t): [0.0] for t in times}}
+    assert scores(tuned) == expected
+
+
+@pytest.mark.enterprise
+def test_tuned_retrieval_keeps_each_rows_keys_apart_where_feast_mixes_them(pit_store) -> None:
+    pairs = pd.DataFrame({"user_id": [1, 12], "movie_id": [23, 3], TIMESTAMP_FIELD: [T0 + HOUR] * 2})
+    tuned = opt.historical_features_tuned(pit_store, pairs, ["pit_pairs:score"])
+    assert tuned[["user_id", "score"]].values.tolist() == [[1, 1.0], [12, 2.0]]
+    # Feast 0.67's row ids concatenate keys and time unseparated ("1"+"23" == "12"+"3"), so it hands
+    # (12, 3) the row of (1, 23); the tuned path deliberately differs here.
+    assert historical_features(pit_store, pairs, ["pit_pairs:score"])["score"].tolist() == [1.0, 1.0]
+
+
+@pytest.mark.enterprise
+def test_tuned_retrieval_refuses_what_it_does_not_compute(pit_store) -> None:
+    frame = pd.DataFrame({"user_id": [1], TIMESTAMP_FIELD: [T0]})
+    with pytest.raises(ValueError, match="movie_id"):
+        opt.historical_features_tuned(pit_store, frame, ["pit_pairs:score"])
+    with pytest.raises(ValueError, match="on-demand feature views"):
+        opt.historical_features_tuned(pit_store, frame, ["pit_double:double_score"])
+    with pytest.raises(ValueError, match="rename"):
+        opt.historical_features_tuned(pit_store, frame.assign(score=1.0), ["pit_latest:score"])
