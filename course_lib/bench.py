@@ -210,7 +210,8 @@ def prepare(profile: Any, size: str) -> tuple[Bench, dict]:
 
 def raw_floor(store: Any) -> Callable[[list[tuple[str, dict]]], Any] | None:
     """One raw redis-py pipeline of HMGETs on Feast's own keys, no decoding (None off Redis)."""
-    from course_lib.optimization import redis_field, redis_key, standalone_redis
+    from course_lib.optimization import standalone_redis
+    from course_lib.redis_format import redis_field, redis_key
     from feature_repo.definitions import VIEWS
 
     if not standalone_redis(store):
