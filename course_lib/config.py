@@ -276,10 +276,11 @@ def resolve_profile(profile: str | None = None, env: Mapping[str, str] | None = 
     return Profile(name=name, settings=settings)
 
 
-# `load_store(profile, tuned=True)`: bulk-load and retrieval settings; notebook 05 measures the trade-offs.
+# `load_store(profile, tuned=True)`: bulk-load settings; notebook 05 measures the trade-offs.
 TUNED_YAML = "feature_store.tuned.yaml"
 TUNED_MATERIALIZATION = {"pull_latest_features": True, "online_write_batch_size": 50_000}
-# One thread per feature view; Redis only (Feast's SQLite store shares one connection between threads).
+# One thread per feature view, online rows written in bulk (course_lib.redis_format); Redis only
+# (Feast's SQLite store shares one connection between threads).
 PARALLEL_ENGINE = {"type": "course_lib.optimization.ParallelLocalComputeEngine", "workers": len(FEATURE_VIEWS)}
 # Session settings of `historical_features_tuned`, SET LOCAL to its transaction: no JIT compilation
 # (its cost estimate is high, its runtime short), the entity rows' sort in memory, and ISO timestamps
@@ -288,14 +289,12 @@ PG_PIT_SETTINGS = {"jit": "off", "work_mem": "64MB", "DateStyle": "ISO, MDY"}
 
 
 def tuned_config(config: dict) -> dict:
-    """A `feature_store.yaml` dict plus the tuned materialization and retrieval settings."""
+    """A `feature_store.yaml` dict plus the tuned materialization settings (retrieval is tuned in code)."""
     tuned = {**config, "materialization": dict(TUNED_MATERIALIZATION)}
     if config["online_store"]["type"] == "redis":
         tuned["online_store"] = {**config["online_store"], "skip_dedup": True}
         if "batch_engine" not in config:
             tuned["batch_engine"] = dict(PARALLEL_ENGINE)
-    if config["offline_store"]["type"] == "postgres":
-        tuned["offline_store"] = {**config["offline_store"], "entity_select_mode": "embed_query"}
     return tuned
 
 

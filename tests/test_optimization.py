@@ -340,7 +340,6 @@ def test_tuned_config_is_valid_for_feast_and_tunes_what_it_claims(name: str, tmp
     assert config.materialization_config.online_write_batch_size > 0
     if name == "enterprise":
         assert config.online_store.skip_dedup is True
-        assert config.offline_store.entity_select_mode.value == "embed_query"
         assert isinstance(config.batch_engine, opt.ParallelLocalComputeEngineConfig)
         assert config.batch_engine.workers == len(VIEWS)
 
