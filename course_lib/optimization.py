@@ -28,6 +28,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import redis
+import redis.asyncio
 import sqlalchemy.exc
 from feast import FeatureService, FeatureStore, ValueType
 from feast import utils as feast_utils
@@ -48,7 +49,7 @@ from prometheus_client.core import CounterMetricFamily
 from tqdm.auto import tqdm
 
 from course_lib.adapter import join_keys, offline_query, table_expr
-from course_lib.redis_format import BulkFeatureBuilder, redis_field, redis_key
+from course_lib.redis_format import BulkFeatureBuilder, key_builder, redis_field
 from course_lib.config import PG_PIT_SETTINGS, ConfigError, Profile
 from course_lib.serving import (EntityFeatures, MaterializeReport, historical_features, latest_interval,
                                 materialize, normalize_frame, online_rows)
@@ -311,7 +312,9 @@ class RawRedisReader:
         if not_int:
             raise ConfigError(f"RawRedisReader encodes INT64 join keys only; entities {not_int} are not INT64")
         nodes, params = RedisOnlineStore._parse_connection_string(config.online_store.connection_string)
-        self._client = redis.Redis(host=nodes[0]["host"], port=int(nodes[0]["port"]), **params)
+        self._connection = {"host": nodes[0]["host"], "port": int(nodes[0]["port"]), **params}
+        self._client = redis.Redis(**self._connection)
+        self._async_client: redis.asyncio.Redis | None = None
         self._project = store.project
         self._features = {view: [f.name for f in schema] for view, (_, _, schema) in VIEWS.items()}
         self._types = {view: [f.dtype.to_value_type() for f in schema] for view, (_, _, schema) in VIEWS.items()}
@@ -341,18 +344,42 @@ class RawRedisReader:
         return EntityFeatures(key=key, values=decoded, event_timestamps=dict.fromkeys(decoded, when),
                               status="found" if when else "not_found")
 
-    def online_rows(self, views: list[str], entity_rows: EntityRows) -> Rows:
-        """Same result as `serving.online_rows(store, views, entity_rows)`, in one round trip."""
-        keys = [{view: tuple(row[k] for k in join_keys(view)) for view in views} for row in entity_rows]
+    def _plan(self, views: list[str], entity_rows: EntityRows) -> tuple[list[dict], list[tuple], list[dict]]:
+        """Each row's (view -> key tuple), the distinct (view, key tuple)s and their entity dicts."""
+        names = {view: join_keys(view) for view in views}
+        keys = [{view: tuple(row[k] for k in names[view]) for view in views} for row in entity_rows]
         unique = list(dict.fromkeys((view, key) for row_keys in keys for view, key in row_keys.items()))
-        entities = [dict(zip(join_keys(view), key)) for view, key in unique]
-        with self._client.pipeline(transaction=False) as pipe:
-            for (view, _), entity in zip(unique, entities):
-                pipe.hmget(redis_key(view, entity, self._project), self._fields[view])
-            replies = pipe.execute()
+        return keys, unique, [dict(zip(names[view], key)) for view, key in unique]
+
+    def _queue(self, pipe: redis.client.Pipeline | redis.asyncio.client.Pipeline, unique: list[tuple],
+               entities: list[dict]) -> None:
+        """One HMGET per distinct entity on the pipeline."""
+        for (view, _), entity in zip(unique, entities):
+            pipe.hmget(key_builder(view, self._project)(entity), self._fields[view])
+
+    def _rows(self, keys: list[dict], unique: list[tuple], entities: list[dict], replies: list) -> Rows:
+        """The pipeline's replies as `serving.online_rows` returns them."""
         decoded = {(view, key): self._decode(view, entity, reply)
                    for (view, key), entity, reply in zip(unique, entities, replies)}
         return [{view: decoded[(view, key)] for view, key in row_keys.items()} for row_keys in keys]
+
+    def online_rows(self, views: list[str], entity_rows: EntityRows) -> Rows:
+        """Same result as `serving.online_rows(store, views, entity_rows)`, in one round trip."""
+        keys, unique, entities = self._plan(views, entity_rows)
+        with self._client.pipeline(transaction=False) as pipe:
+            self._queue(pipe, unique, entities)
+            replies = pipe.execute()
+        return self._rows(keys, unique, entities, replies)
+
+    async def online_rows_async(self, views: list[str], entity_rows: EntityRows) -> Rows:
+        """`online_rows` for an event loop (redis.asyncio, created on first use in the running loop)."""
+        if self._async_client is None:
+            self._async_client = redis.asyncio.Redis(**self._connection)
+        keys, unique, entities = self._plan(views, entity_rows)
+        async with self._async_client.pipeline(transaction=False) as pipe:
+            self._queue(pipe, unique, entities)
+            replies = await pipe.execute()
+        return self._rows(keys, unique, entities, replies)
 
 
 # --- 4. the optimized recommendation read ---------------------------------------------
