@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 import redis
 
 from course_lib.config import Profile
@@ -36,6 +37,11 @@ class BackgroundServer:
     process: subprocess.Popen
     url: str
     log: Path
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the server process and its children (workers)."""
+        root = psutil.Process(self.process.pid)
+        return sum(sum(p.cpu_times()[:2]) for p in [root, *root.children(recursive=True)])
 
     def output(self) -> str:
         """Everything the process printed so far."""

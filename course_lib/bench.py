@@ -9,7 +9,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
 
@@ -30,6 +30,7 @@ class Latency:
     rps: float | None = None
     errors: int | None = None
     error_kinds: dict[str, int] | None = None
+    server_cpu_ms: float | None = None  # server CPU time per request (user + system), for HTTP loads
 
     def summary(self) -> dict[str, Any]:
         """The figures without the raw samples, for JSON and tables."""
@@ -137,13 +138,20 @@ async def _closed_loop(requests: list[tuple[str, str, Any]], concurrency: int,
 
 
 def http_load(requests: list[tuple[str, str, Any]], concurrency: int = 4, max_seconds: float = 20,
-              warmup: int = 50) -> Latency:
-    """A bounded closed-loop load: (method, url, json body) requests, at most `max_seconds`."""
+              warmup: int = 50, server_cpu: Callable[[], float] | None = None) -> Latency:
+    """A bounded closed-loop load: (method, url, json body) requests, at most `max_seconds`.
+
+    `server_cpu()` (the server's CPU seconds so far), if given, adds its CPU time per request.
+    """
     for _, url, _ in requests:
         ensure_loopback(url)
     asyncio.run(_closed_loop(requests[:warmup], concurrency, max_seconds))
+    cpu_before = server_cpu() if server_cpu else 0.0
     samples, errors, seconds = asyncio.run(_closed_loop(requests[warmup:], concurrency, max_seconds))
-    return latency(samples, seconds=seconds, errors=sum(errors.values()), error_kinds=dict(errors))
+    result = latency(samples, seconds=seconds, errors=sum(errors.values()), error_kinds=dict(errors))
+    if server_cpu:
+        result = replace(result, server_cpu_ms=1000 * (server_cpu() - cpu_before) / (result.n + result.errors))
+    return result
 
 
 # --- the benchmark: `course bench` -----------------------------------------------------------
@@ -271,16 +279,16 @@ def http_figures(bench: Bench, size: str, log_dir: Any) -> dict:
     with start_course_api(bench.profile, log_dir / "course-api.log") as api:
         out["course_api_user_1"] = http_load(
             [("GET", f"{api.url}/users/{users[i % len(users)]}/features", None) for i in range(n)],
-            max_seconds=seconds)
+            max_seconds=seconds, server_cpu=api.cpu_seconds)
         out["course_api_recommendations"] = http_load(
             [("POST", f"{api.url}/recommendations", {"user_id": users[i % len(users)], "movie_ids": movies, "k": 10})
-             for i in range(n // 4)], max_seconds=seconds)
+             for i in range(n // 4)], max_seconds=seconds, server_cpu=api.cpu_seconds)
     # One worker, like the course API: gunicorn forks workers after Feast opened its SQL-registry
     # connections, and two workers sharing them failed at boot ("unexpected result EMPTY_QUERY").
     with start_feast_serve(bench.profile, log_dir / "feast-serve.log", workers=1, max_requests=0) as feast:
         bodies = [{k: v for k, v in feast_body(users[i % len(users)]).items() if v is not None} for i in range(n)]
         out["feast_serve_user_1"] = http_load([("POST", f"{feast.url}/get-online-features", b) for b in bodies],
-                                              max_seconds=seconds)
+                                              max_seconds=seconds, server_cpu=feast.cpu_seconds)
     return out
 
 

@@ -81,6 +81,13 @@ def test_http_load_keeps_connections_open_and_sends_json_bodies(server: str) -> 
     assert (result.n, result.errors, len(Handler.connections)) == (20, 0, 20)
 
 
+def test_http_load_reports_server_cpu_per_request(server: str) -> None:
+    """The server's CPU clock is read around the measured requests only (not the warm-up)."""
+    readings = iter([10.0, 10.3])
+    result = http_load([("GET", f"{server}/ok", None)] * 150, warmup=50, server_cpu=lambda: next(readings))
+    assert result.n == 100 and result.server_cpu_ms == pytest.approx(3.0)
+
+
 def test_http_load_refuses_non_loopback_targets() -> None:
     with pytest.raises(ValueError, match="only target 127.0.0.1"):
         http_load([("GET", "http://192.0.2.1/ok", None)])
