@@ -2,8 +2,9 @@
 
 The guide's endpoint answered `"feature_retrieval_time_ms": "< 10ms"`, a constant. Here
 every timing is `time.perf_counter()` around the work done in that request. The app owns
-one `FeatureStore` and one loaded ranker for its whole lifetime (FastAPI lifespan);
-handlers are plain `def`s, so Feast's blocking Redis/SQLite reads run in the threadpool.
+one `FeatureStore` and one loaded ranker for its whole lifetime (FastAPI lifespan). The
+feature and recommendation handlers are `async def`; blocking work (Feast's SDK, SQLite,
+scoring) runs in worker threads, so the event loop never waits on it.
 
 Failure policy:
 - start-up fails with an `ApiStartupError` naming the cause and the fix when the registry
@@ -14,8 +15,8 @@ Failure policy:
 - invalid input gives a 422 whose `fields` name each offending field.
 
 Reads (2.7.5, `course_lib.optimization`): on a single Redis server, feature reads are one
-pipelined HMGET on Feast's own keys (`RawRedisReader`, tested equal to the SDK); elsewhere
-they go through the Feast SDK. Recommendations read movie metadata from `MovieNearCache`,
+pipelined HMGET on Feast's own keys (`RawRedisReader`, tested equal to the SDK), awaited with
+redis.asyncio; elsewhere they go through the Feast SDK. Recommendations read movie metadata from `MovieNearCache`,
 loaded on first use and reloaded when a materialization moves the view's interval, so a
 request makes one round trip for the user and its interactions.
 
@@ -35,8 +36,8 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from functools import partial
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Literal
 
 import numpy as np
@@ -45,10 +46,10 @@ import redis
 from fastapi import FastAPI, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from feast import FeatureStore
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from course_lib import monitoring, optimization, ranker, serving
 from course_lib.adapter import join_keys
