@@ -156,7 +156,6 @@ def http_load(requests: list[tuple[str, str, Any]], concurrency: int = 4, max_se
 
 # --- the benchmark: `course bench` -----------------------------------------------------------
 
-BENCH_PROJECT = "course_bench"
 # size -> (dataset size preset, entity rows for historical retrieval, requests per HTTP load, seconds cap)
 SIZES = {"small": ("small", 5_000, 1_500, 10.0), "full": ("full", 100_000, 20_000, 30.0)}
 PG_DEFAULT_CAP = 10_000  # untuned PostgreSQL point-in-time joins are quadratic: time at most this many rows
@@ -177,9 +176,10 @@ def bench_profile(name: str, workdir: str | None = None) -> Any:
     """The benchmark's own Feast project and offline schema on a profile (never the learner's)."""
     import os
 
-    from course_lib.config import resolve_profile
+    from course_lib.config import ENV_DEFAULTS, resolve_profile
 
-    env = {**os.environ, "FEAST_PROJECT": BENCH_PROJECT, "FEAST_OFFLINE_SCHEMA": BENCH_PROJECT}
+    project = os.environ.get("COURSE_BENCH_PROJECT", ENV_DEFAULTS["COURSE_BENCH_PROJECT"])
+    env = {**os.environ, "FEAST_PROJECT": project, "FEAST_OFFLINE_SCHEMA": project}
     if workdir:
         env["COURSE_WORKDIR"] = workdir
     return resolve_profile(name, env)

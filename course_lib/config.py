@@ -43,6 +43,7 @@ ENV_DEFAULTS: dict[str, str] = {
     "FEAST_OFFLINE_DB": "feast_offline",
     "FEAST_OFFLINE_SCHEMA": "course",
     "COURSE_PIPELINE_STALE_S": "3600",
+    "COURSE_BENCH_PROJECT": "course_bench",  # `course bench`'s own Feast project and offline schema
     "FEAST_REDIS_CLUSTER_NODES": "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003",
     "FEAST_SCALEOUT_REGISTRY_DB": "feast_registry_scaleout",
     "FEAST_SPARK_MASTER": "local[2]",

@@ -18,6 +18,8 @@ FIGURE = {"n", "p50_ms", "p99_ms", "mean_ms"}
 @pytest.mark.enterprise
 def test_small_benchmark_writes_every_figure(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("COURSE_WORKDIR", str(tmp_path / "work"))
+    monkeypatch.setenv("COURSE_BENCH_PROJECT", "course_test_bench")  # never the instructor's `course_bench`
+    monkeypatch.setenv("FEAST_REDIS_DB", "15")
     out = tmp_path / "bench" / "results.json"
     assert main(["bench", "--profile", "enterprise", "--size", "small", "--json", str(out),
                  "--plots", str(tmp_path / "bench")]) == 0
