@@ -277,6 +277,14 @@ def resolve_profile(profile: str | None = None, env: Mapping[str, str] | None = 
     return Profile(name=name, settings=settings)
 
 
+def own_project_env(section: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a notebook section that keeps its data apart: `<FEAST_PROJECT>_<section>`
+    as its Feast project and offline schema, so learners sharing services never share it."""
+    env = os.environ if env is None else env
+    project = f"{env.get('FEAST_PROJECT', ENV_DEFAULTS['FEAST_PROJECT'])}_{section}"
+    return {**env, "FEAST_PROJECT": project, "FEAST_OFFLINE_SCHEMA": project}
+
+
 # `load_store(profile, tuned=True)`: bulk-load settings; notebook 05 measures the trade-offs.
 TUNED_YAML = "feature_store.tuned.yaml"
 TUNED_MATERIALIZATION = {"pull_latest_features": True, "online_write_batch_size": 50_000}

@@ -8,7 +8,7 @@ import yaml
 from conftest import isolated_env
 from feast.repo_config import RepoConfig, load_repo_config
 
-from course_lib.config import PROFILES, ConfigError, render, resolve_profile
+from course_lib.config import PROFILES, ConfigError, own_project_env, render, resolve_profile
 
 
 def rendered(name: str, workdir: Path, **overrides: str) -> tuple[dict, RepoConfig]:
@@ -74,3 +74,11 @@ def test_course_profile_environment_selects_and_the_argument_wins() -> None:
     assert resolve_profile("local", {"COURSE_PROFILE": "enterprise"}).name == "local"
     with pytest.raises(ConfigError, match="COURSE_PROFILE"):
         resolve_profile(None, {"COURSE_PROFILE": "staging"})
+
+
+def test_section_projects_follow_the_learners_project() -> None:
+    """Notebook sections with data of their own name it after FEAST_PROJECT, project and schema alike."""
+    env = own_project_env("monitoring", {"FEAST_PROJECT": "learner_07", "FEAST_REDIS_DB": "3"})
+    assert env == {"FEAST_PROJECT": "learner_07_monitoring", "FEAST_OFFLINE_SCHEMA": "learner_07_monitoring",
+                   "FEAST_REDIS_DB": "3"}
+    assert resolve_profile("enterprise", own_project_env("scaleout", {})).project == "movie_recommendation_scaleout"

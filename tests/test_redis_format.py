@@ -88,6 +88,7 @@ def course_view(name: str) -> FeatureView:
 
 
 @pytest.mark.enterprise
+@pytest.mark.filterwarnings("ignore:Discarding nonzero nanoseconds")  # Feast's side truncates them, as ours does
 @pytest.mark.parametrize(("view", "frame"), [("user_movie_interaction_features", EDGES),
                                              ("user_profile_features", STRINGS)])
 def test_bulk_writer_stores_what_feast_stores_on_edge_values(view: str, frame: pd.DataFrame, two_redis) -> None:
