@@ -49,7 +49,7 @@ course: apply
 exercises: $(STAMP)
 	$(PY) -m course_lib.exercises --out exercises $(NOTEBOOKS)
 
-# The full benchmark (50k users, 1M events: expect many minutes); results and plots go to bench/.
+# The full benchmark (50k users, 1M events; about 4 minutes on a 2-core machine); results and plots go to bench/
 bench: $(STAMP) services
 	$(BIN)/course bench --profile enterprise --size full --json bench/results.json --plots bench
 
