@@ -247,8 +247,7 @@ class Services:
     ranker: ranker.Ranker
     model: ModelInfo
     clock: serving.ServingClock
-    fetch: optimization.Fetch  # online_rows(views, entity_rows), the fastest exact reader
-    read: Callable[[list[str], optimization.EntityRows], Awaitable[optimization.Rows]]  # the same, awaitable
+    read: Callable[[list[str], optimization.EntityRows], Awaitable[optimization.Rows]]  # the fastest exact reader
     candidates: CandidateReader
 
 
@@ -291,7 +290,7 @@ def open_services(profile: Profile, now: Clock) -> Services:
         fetch = optimization.sdk_fetch(store)
         read = partial(asyncio.to_thread, fetch)
     return Services(profile=profile, store=store, ranker=model, model=model_info(model), clock=clock,
-                    fetch=fetch, read=read, candidates=CandidateReader(store, profile, fetch))
+                    read=read, candidates=CandidateReader(store, profile, fetch))
 
 
 # --- handlers ---------------------------------------------------------------------------------

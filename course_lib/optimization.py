@@ -315,7 +315,7 @@ class RawRedisReader:
         self._connection = {"host": nodes[0]["host"], "port": int(nodes[0]["port"]), **params}
         self._client = redis.Redis(**self._connection)
         self._async_client: redis.asyncio.Redis | None = None
-        self._project = store.project
+        self._keys = {view: key_builder(view, store.project) for view in VIEWS}
         self._features = {view: [f.name for f in schema] for view, (_, _, schema) in VIEWS.items()}
         self._types = {view: [f.dtype.to_value_type() for f in schema] for view, (_, _, schema) in VIEWS.items()}
         self._fields = {view: [redis_field(view, f) for f in names] + [f"_ts:{view}".encode()]
@@ -355,7 +355,7 @@ class RawRedisReader:
                entities: list[dict]) -> None:
         """One HMGET per distinct entity on the pipeline."""
         for (view, _), entity in zip(unique, entities):
-            pipe.hmget(key_builder(view, self._project)(entity), self._fields[view])
+            pipe.hmget(self._keys[view](entity), self._fields[view])
 
     def _rows(self, keys: list[dict], unique: list[tuple], entities: list[dict], replies: list) -> Rows:
         """The pipeline's replies as `serving.online_rows` returns them."""
