@@ -3,8 +3,9 @@
 The guide's endpoint answered `"feature_retrieval_time_ms": "< 10ms"`, a constant. Here
 every timing is `time.perf_counter()` around the work done in that request. The app owns
 one `FeatureStore` and one loaded ranker for its whole lifetime (FastAPI lifespan). The
-feature and recommendation handlers are `async def`; blocking work (Feast's SDK, SQLite,
-scoring) runs in worker threads, so the event loop never waits on it.
+feature and recommendation handlers are `async def`; blocking reads (Feast's SDK, SQLite)
+run in worker threads. Scoring 100 candidates with the compiled trees takes a fraction of a
+millisecond of CPU, less than handing it to a thread would cost, so it runs on the event loop.
 
 Failure policy:
 - start-up fails with an `ApiStartupError` naming the cause and the fix when the registry
@@ -16,9 +17,13 @@ Failure policy:
 
 Reads (2.7.5, `course_lib.optimization`): on a single Redis server, feature reads are one
 pipelined HMGET on Feast's own keys (`RawRedisReader`, tested equal to the SDK), awaited with
-redis.asyncio; elsewhere they go through the Feast SDK. Recommendations read movie metadata from `MovieNearCache`,
-loaded on first use and reloaded when a materialization moves the view's interval, so a
-request makes one round trip for the user and its interactions.
+redis.asyncio; elsewhere they go through the Feast SDK. Recommendations (`course_lib.recommender`)
+read movie metadata from a near-cache loaded on first use and reloaded when a materialization
+moves the view's interval, make one round trip for the user and its interactions, build the
+model input without pandas and score with the trees compiled at `course train` time.
+
+Processes: `serve(workers=N)` runs N uvicorn worker processes; each opens its own store,
+Redis connections and model in its own lifespan, and keeps its own /metrics counts.
 
 Monitoring (2.7.4, `course_lib.monitoring`): every request is counted and timed under its
 route template and status; handlers record the online read's latency, the entities read
@@ -29,8 +34,8 @@ the registry and the offline store, and answers 503 naming what failed.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
-import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -41,17 +46,16 @@ from functools import partial
 from typing import Annotated, Literal
 
 import numpy as np
-import pandas as pd
+import orjson
 import redis
 from fastapi import FastAPI, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from feast import FeatureStore
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from course_lib import monitoring, optimization, ranker, serving
+from course_lib import monitoring, optimization, ranker, recommender, scoring, serving
 from course_lib.adapter import join_keys
 from course_lib.config import Profile, load_store, resolve_profile
 from course_lib.doctor import reason
@@ -94,7 +98,8 @@ class RecommendationRequest(BaseModel):
     @classmethod
     def distinct(cls, movie_ids: list[int]) -> list[int]:
         """Reject repeated candidates instead of silently dropping them."""
-        repeated = sorted(m for m, n in Counter(movie_ids).items() if n > 1)
+        repeated = [] if len(set(movie_ids)) == len(movie_ids) else sorted(
+            m for m, n in Counter(movie_ids).items() if n > 1)
         if repeated:
             raise ValueError(f"movie_ids must be distinct; repeated: {repeated[:10]}")
         return movie_ids
@@ -130,6 +135,8 @@ class ModelInfo(BaseModel):
     ndcg_k: int
     popularity_auc: float = Field(description="AUC of the popularity baseline on the same rows")
     held_out_rows: int
+    scoring: str = Field(description="what scores requests: the compiled trees (`tl2cgen ...`) or `scikit-learn` "
+                                     "when `course train` found no C compiler; the scores are identical")
 
 
 class Recommendation(BaseModel):
@@ -221,23 +228,6 @@ class FreshnessResponse(BaseModel):
 
 # --- services -------------------------------------------------------------------------------
 
-class CandidateReader:
-    """`optimization.RecommendationFeatures`, built on the first recommendation (it reads every movie)."""
-
-    def __init__(self, store: FeatureStore, profile: Profile, fetch: optimization.Fetch) -> None:
-        self._store, self._profile, self._fetch = store, profile, fetch
-        self._features: optimization.RecommendationFeatures | None = None
-        self._lock = threading.Lock()
-
-    def __call__(self, user_id: int, movie_ids: list[int]) -> optimization.Rows:
-        """Exactly what `serving.candidate_features` returns; a failed first load is retried next call."""
-        if self._features is None:
-            with self._lock:
-                if self._features is None:
-                    self._features = optimization.RecommendationFeatures(self._store, self._profile, self._fetch)
-        return self._features.recommendation_features(user_id, movie_ids)
-
-
 @dataclass(frozen=True)
 class Services:
     """What the app holds for its lifetime."""
@@ -246,9 +236,9 @@ class Services:
     store: FeatureStore
     ranker: ranker.Ranker
     model: ModelInfo
-    clock: serving.ServingClock
+    model_json: orjson.Fragment  # `model`, encoded once for every recommendation body
     read: Callable[[list[str], optimization.EntityRows], Awaitable[optimization.Rows]]  # the fastest exact reader
-    candidates: CandidateReader
+    recommender: recommender.Recommender
 
 
 def open_store(profile: Profile) -> FeatureStore:
@@ -272,7 +262,8 @@ def model_info(model: ranker.Ranker) -> ModelInfo:
     ndcg = metrics["model"][f"ndcg@{ranker.NDCG_AT}"]
     return ModelInfo(trained_until=model.trained_until.to_pydatetime(), auc=metrics["model"]["auc"],
                      ndcg=None if np.isnan(ndcg) else ndcg, ndcg_k=ranker.NDCG_AT,
-                     popularity_auc=metrics["popularity"]["auc"], held_out_rows=metrics["rows"])
+                     popularity_auc=metrics["popularity"]["auc"], held_out_rows=metrics["rows"],
+                     scoring=model.runtime)
 
 
 def open_services(profile: Profile, now: Clock) -> Services:
@@ -280,17 +271,20 @@ def open_services(profile: Profile, now: Clock) -> Services:
     store = open_store(profile)
     try:
         model = ranker.load(profile)
-    except ranker.RankerError as exc:
+        scorer = model.scorer(profile.model_path)
+    except (ranker.RankerError, scoring.ScoringError) as exc:
         raise ApiStartupError(f"API start-up failed: {exc}") from exc
-    clock = serving.ServingClock(store, refresh_s=float(profile.get("FEAST_REGISTRY_CACHE_TTL")), now=now)
+    reader: recommender.CandidateRedisReader | None = None
     if optimization.standalone_redis(store):
-        reader = optimization.RawRedisReader(store)
+        reader = recommender.CandidateRedisReader(store)
         fetch, read = reader.online_rows, reader.online_rows_async
     else:  # Feast's SDK, in a worker thread
         fetch = optimization.sdk_fetch(store)
         read = partial(asyncio.to_thread, fetch)
-    return Services(profile=profile, store=store, ranker=model, model=model_info(model), clock=clock,
-                    read=read, candidates=CandidateReader(store, profile, fetch))
+    info = model_info(model)
+    return Services(profile=profile, store=store, ranker=model, model=info,
+                    model_json=orjson.Fragment(info.model_dump_json()), read=read,
+                    recommender=recommender.Recommender(store, profile, model.features, scorer, fetch, reader, now))
 
 
 # --- handlers ---------------------------------------------------------------------------------
@@ -318,46 +312,11 @@ def entity_payload(found: serving.EntityFeatures, elapsed_ms: float) -> dict:
             "event_timestamps": found.event_timestamps, "feature_retrieval_ms": elapsed_ms}
 
 
-def ranked(movie_ids: list[int], scores: np.ndarray, k: int) -> list[int]:
-    """Positions of the top k scores, highest first, ties broken by the smaller movie_id."""
-    order = np.lexsort((np.asarray(movie_ids), -scores))
-    return [int(i) for i in order[:k]]
-
-
-def model_inputs(inputs: pd.DataFrame, positions: list[int]) -> list[dict[str, float | None]]:
-    """The model input rows at `positions`, with missing values as None."""
-    names = list(inputs.columns)
-    return [{name: None if np.isnan(value) else float(value) for name, value in zip(names, row)}
-            for row in inputs.to_numpy()[positions]]
-
-
-def observe_candidates(metrics: Metrics, rows: list[dict[str, serving.EntityFeatures]], seconds: float) -> None:
+def observe_candidates(metrics: Metrics, found: recommender.Recommendations) -> None:
     """Record a recommendation read: its latency, the user and the candidate movies, and the misses."""
-    metrics.observe_retrieval("recommendation", seconds)
-    metrics.observe_entities("recommendation", "user", 1, int(rows[0]["user_profile_features"].status == "not_found"))
-    metrics.observe_entities("recommendation", "movie", len(rows),
-                             sum(row["movie_metadata_features"].status == "not_found" for row in rows))
-
-
-def recommend(services: Services, metrics: Metrics, body: RecommendationRequest) -> RecommendationResponse:
-    """Read every candidate's features, score them, and return the top k."""
-    start = time.perf_counter()
-    rows = services.candidates(body.user_id, body.movie_ids)
-    retrieval_ms = ms_since(start)
-    observe_candidates(metrics, rows, retrieval_ms / 1000)
-    start = time.perf_counter()
-    as_of = services.clock()
-    inputs = services.ranker.inputs(ranker.candidate_frame(rows, now=as_of))  # TTLs applied as in training
-    scores = services.ranker.score_inputs(inputs)
-    scoring_ms = ms_since(start)
-    positions = ranked(body.movie_ids, scores, body.k)
-    top = [Recommendation(movie_id=body.movie_ids[i], score=float(scores[i]),
-                          movie_status=rows[i]["movie_metadata_features"].status, features_used=used)
-           for i, used in zip(positions, model_inputs(inputs, positions))]
-    return RecommendationResponse(user_id=body.user_id, user_status=rows[0]["user_profile_features"].status,
-                                  recommendations=top, features_as_of=as_of,
-                                  feature_retrieval_ms=retrieval_ms, scoring_ms=scoring_ms,
-                                  model=services.model)
+    metrics.observe_retrieval("recommendation", found.retrieval_ms / 1000)
+    metrics.observe_entities("recommendation", "user", 1, int(not found.user_found))
+    metrics.observe_entities("recommendation", "movie", len(found.movie_ids), int((~found.movie_found).sum()))
 
 
 def field_errors(exc: RequestValidationError) -> list[FieldError]:
@@ -422,10 +381,15 @@ def add_routes(app: FastAPI, now: Clock) -> None:
         """A movie's online metadata features."""
         return await read_entity(request, optimization.MOVIE_VIEW, movie_id, "movie_metadata")
 
+    # The body is built by `recommender.Recommendations.body` (orjson, no response-model
+    # validation per request); `response_model` still documents it, and the tests validate it.
     @app.post("/recommendations", response_model=RecommendationResponse, responses=ERRORS)
-    async def post_recommendations(request: Request, body: RecommendationRequest) -> RecommendationResponse:
+    async def post_recommendations(request: Request, body: RecommendationRequest) -> Response:
         """Rank candidate movies for a user with the trained model."""
-        return await run_in_threadpool(recommend, services_of(request), metrics_of(request), body)
+        services = services_of(request)
+        found = await services.recommender.recommend(body.user_id, body.movie_ids, body.k)
+        observe_candidates(metrics_of(request), found)
+        return Response(found.body(services.model_json), media_type="application/json")
 
     @app.get("/health", response_model=HealthResponse,
              responses={503: {"model": HealthResponse, "description": "a component failed"}})
@@ -513,6 +477,7 @@ def create_app(profile: Profile | str | None = None, now: Clock = monitoring.utc
         """Open the services once for the app's lifetime, close them at shutdown."""
         app.state.services = open_services(resolved, now)
         yield
+        await app.state.services.recommender.aclose()
         await app.state.services.store.close()
 
     app = FastAPI(title="Movie recommendation feature API",
@@ -528,10 +493,25 @@ def create_app(profile: Profile | str | None = None, now: Clock = monitoring.utc
     return app
 
 
-def serve(profile: Profile | str | None = None, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the API under uvicorn until interrupted."""
+def serve(profile: Profile | str | None = None, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Run the API under uvicorn until interrupted, in `workers` processes.
+
+    Several workers are spawned (not forked) by uvicorn: each imports the app afresh and opens
+    its own store, registry and Redis connections in its lifespan, so no connection is shared
+    between processes. The profile reaches them through the environment; start-up is checked
+    once here first, so a broken set-up fails with its message instead of workers restarting.
+    """
     import uvicorn
 
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     # No access log: /metrics counts every request by route and status, and a log line per
     # request took about a tenth of the server's CPU under load (measured with py-spy).
-    uvicorn.run(create_app(profile), host=host, port=port, access_log=False)
+    if workers == 1:
+        uvicorn.run(create_app(profile), host=host, port=port, access_log=False)
+        return
+    resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
+    services = open_services(resolved, monitoring.utc_now)
+    asyncio.run(services.store.close())
+    os.environ.update({**resolved.settings, "COURSE_PROFILE": resolved.name})
+    uvicorn.run("course_lib.api:create_app", factory=True, host=host, port=port, workers=workers, access_log=False)

@@ -110,9 +110,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the feature / recommendation API."""
-    from course_lib.api import serve
+    from course_lib.api import ApiStartupError, serve
 
-    serve(args.profile, host=args.host, port=args.port)
+    try:
+        serve(args.profile, host=args.host, port=args.port, workers=args.workers)
+    except ApiStartupError as exc:
+        print(f"course serve: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -189,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_profile(serve_p)
     serve_p.add_argument("--host", default="127.0.0.1")
     serve_p.add_argument("--port", type=int, default=8000)
+    serve_p.add_argument("--workers", type=int, default=1,
+                         help="uvicorn worker processes (one per core to use; each opens its own connections)")
     serve_p.set_defaults(handler=cmd_serve)
     bench_p = verbs.add_parser("bench", help="benchmark online, HTTP, historical and materialization paths")
     bench_p.add_argument("--profile", choices=ALL_PROFILES, default="enterprise",

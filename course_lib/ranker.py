@@ -26,7 +26,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import ndcg_score, roc_auc_score
 from threadpoolctl import ThreadpoolController
 
-from course_lib import datasets
+from course_lib import datasets, scoring
 from course_lib.adapter import TRACKED_GENRES, join_keys, table_dtypes
 from course_lib.config import Profile, load_store
 from course_lib.optimization import historical_features_tuned
@@ -142,12 +142,13 @@ def online_frame(store: FeatureStore, pairs: pd.DataFrame, now: datetime | None)
 
 @dataclass
 class Ranker:
-    """A fitted model, the FEATURES it reads, its training cut-off and held-out metrics."""
+    """A fitted model, the FEATURES it reads, its training cut-off, held-out metrics and compiled trees."""
 
     model: Any
     features: list[str]
     trained_until: pd.Timestamp
     metrics: dict
+    compiled: scoring.CompiledModel | None = None  # set by train_and_save when a C compiler is installed
 
     def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The model's input columns for a frame with the view feature columns."""
@@ -163,6 +164,17 @@ class Ranker:
             return np.empty(0)
         with openmp_threads():
             return self.model.predict_proba(inputs)[:, 1]
+
+    @property
+    def runtime(self) -> str:
+        """What scores requests: the compiled trees, or scikit-learn when none were compiled."""
+        return self.compiled.runtime if self.compiled else scoring.SKLEARN_RUNTIME
+
+    def scorer(self, model_path: Path) -> scoring.Scorer:
+        """A float64 matrix in `features` order -> P(rating >= 4): the compiled trees if any (identical scores)."""
+        if self.compiled:
+            return scoring.CompiledScorer(self.compiled, scoring.library_folder(model_path))
+        return lambda inputs: self.score_inputs(pd.DataFrame(inputs, columns=self.features))
 
 
 def mean_ndcg(users: pd.Series, labels: np.ndarray, scores: np.ndarray, k: int = NDCG_AT) -> float:
@@ -238,8 +250,10 @@ def load(profile: Profile) -> Ranker:
 
 
 def train_and_save(profile: Profile) -> Ranker:
-    """Train on the profile's saved dataset and feature store, then save the ranker."""
+    """Train on the profile's saved dataset and feature store, compile the trees (if a C compiler
+    is installed), then save the ranker: the compiled trees travel inside the model file."""
     dataset = datasets.load(profile.raw_dir)
     ranker = train(training_frame(load_store(profile), dataset))
+    ranker.compiled = scoring.compile_model(ranker.model)
     save(ranker, profile)
     return ranker

@@ -362,10 +362,14 @@ class ServingClock:
         self._ends: list[datetime] = []
         self._read_at = float("-inf")
 
-    def __call__(self) -> datetime:
-        """The serving moment: min(now, newest materialization end), or now if never materialized."""
+    def newest_end(self) -> datetime | None:
+        """The newest materialization end of any course view (None: never materialized)."""
         if time.monotonic() - self._read_at >= self.refresh_s:
             self._ends = [interval[1] for view in VIEWS if (interval := latest_interval(self.store, view))]
             self._read_at = time.monotonic()
-        now = self.now()
-        return min(now, max(self._ends)) if self._ends else now
+        return max(self._ends) if self._ends else None
+
+    def __call__(self) -> datetime:
+        """The serving moment: min(now, newest materialization end), or now if never materialized."""
+        end, now = self.newest_end(), self.now()
+        return min(now, end) if end else now

@@ -1,0 +1,267 @@
+"""The recommendation request path of the course API (2.7.3), made lean (2.7.5).
+
+One `POST /recommendations` does, in order:
+1. one Redis round trip: the user's and every (user, candidate) pair's hash, as HMGET commands
+   packed with numpy (`HmgetPacker`), plus any candidate the movie near-cache does not hold;
+   on other online stores, the Feast SDK in a worker thread;
+2. the replies straight into `candidate_matrix.ViewBlock`s; movies come from `MovieTable`, a
+   numeric copy of `optimization.MovieNearCache`;
+3. `MatrixLayout.matrix`: the model input, TTLs applied as of the newest materialization end;
+4. the compiled trees (`course_lib.scoring`), scores identical to scikit-learn's;
+5. the top k, encoded once with orjson into the body `api.RecommendationResponse` documents.
+
+Nothing on that path reads the registry: a background task re-reads the materialization end
+and reloads the movie table when the registry says the view moved (each polled as before), so
+a slow registry never delays a request. Every object here is per process: with several uvicorn
+workers, each opens its own connections in its own lifespan.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import orjson
+import redis.asyncio
+from feast import FeatureStore, ValueType
+
+from course_lib.adapter import join_keys
+from course_lib.candidate_matrix import (MOVIE_VIEW, PAIR_VIEW, USER_VIEW, VIEW_COLUMNS, MatrixLayout, Reply,
+                                         ViewBlock)
+from course_lib.config import Profile
+from course_lib.doctor import reason
+from course_lib.optimization import Fetch, MovieNearCache, RawRedisReader
+from course_lib.redis_format import key_prefix
+from course_lib.scoring import Scorer
+from course_lib.serving import EntityFeatures, ServingClock
+
+LOG = logging.getLogger(__name__)
+REFRESH_EVERY_S = 1.0  # how often the background task asks the pollers (each still polls at its own pace)
+Now = Callable[[], datetime]
+
+
+# --- one round trip on Redis --------------------------------------------------------------------
+
+class HmgetPacker:
+    """RESP `HMGET <Feast key> <fields...>` commands for many entities of one view, built with numpy.
+
+    Each command is one fixed-size record: the command head and key prefix, each join key's
+    serialized INT64 (as `redis_format.key_builder` writes it), the project and the fields.
+    """
+
+    def __init__(self, view: str, project: str, fields: Sequence[bytes]) -> None:
+        self.names = tuple(sorted(join_keys(view)))
+        prefix, suffix = key_prefix(self.names), project.encode()
+        head = b"*%d\r\n$5\r\nHMGET\r\n$%d\r\n" % (2 + len(fields), len(prefix) + 16 * len(self.names) + len(suffix))
+        tail = suffix + b"\r\n" + b"".join(b"$%d\r\n%s\r\n" % (len(f), f) for f in fields)
+        dtype = np.dtype([("head", f"S{len(head) + len(prefix)}"),
+                          *[(name, [("type", "<u4"), ("size", "<u4"), ("value", "<i8")]) for name in self.names],
+                          ("tail", f"S{len(tail)}")])
+        self._template = np.zeros(1, dtype=dtype)
+        self._template["head"], self._template["tail"] = head + prefix, tail
+        for name in self.names:
+            self._template[name]["type"], self._template[name]["size"] = ValueType.INT64.value, 8
+
+    def pack(self, keys: dict[str, np.ndarray | Sequence[int]], rows: int) -> bytes:
+        """The commands for `rows` entities, join key name -> values."""
+        records = np.repeat(self._template, rows)
+        for name in self.names:
+            records[name]["value"] = keys[name]
+        return records.tobytes()
+
+
+class CandidateRedisReader(RawRedisReader):
+    """`RawRedisReader`, plus a recommendation's reads as raw HMGET replies in one round trip."""
+
+    def __init__(self, store: FeatureStore) -> None:
+        super().__init__(store)
+        self._packers = {view: HmgetPacker(view, store.project, self._fields[view]) for view in VIEW_COLUMNS}
+
+    async def _replies(self, commands: bytes, count: int) -> list[Reply]:
+        """Send packed commands on one pooled connection and read their `count` replies."""
+        if self._async_client is None:
+            self._async_client = redis.asyncio.Redis(**self._connection)
+        pool = self._async_client.connection_pool
+        connection = await pool.get_connection()
+        try:
+            await connection.send_packed_command(commands, check_health=False)
+            return [await connection.read_response() for _ in range(count)]
+        except BaseException:
+            await connection.disconnect()  # replies may be left unread: never hand it back as it is
+            raise
+        finally:
+            await pool.release(connection)
+
+    async def candidate_replies(self, user_id: int, movie_ids: Sequence[int], movies: Sequence[int]
+                                ) -> tuple[Reply, list[Reply], list[Reply]]:
+        """The user's reply, each (user, candidate) pair's, and each of `movies`' (candidates the near-cache lacks)."""
+        n = len(movie_ids)
+        commands = (self._packers[USER_VIEW].pack({"user_id": [user_id]}, 1)
+                    + self._packers[PAIR_VIEW].pack({"user_id": np.full(n, user_id, dtype=np.int64),
+                                                     "movie_id": np.asarray(movie_ids, dtype=np.int64)}, n)
+                    + self._packers[MOVIE_VIEW].pack({"movie_id": np.asarray(movies, dtype=np.int64)}, len(movies)))
+        replies = await self._replies(commands, 1 + n + len(movies))
+        return replies[0], replies[1:1 + n], replies[1 + n:]
+
+
+# --- the movie near-cache as numbers ------------------------------------------------------------
+
+class MovieTable(MovieNearCache):
+    """`MovieNearCache` that also keeps every movie as one `ViewBlock`, rebuilt on each (re)load."""
+
+    def __init__(self, store: FeatureStore, profile: Profile, fetch: Fetch) -> None:
+        self.snapshot: tuple[dict[int, int], ViewBlock] = ({}, ViewBlock.empty(VIEW_COLUMNS[MOVIE_VIEW], 0))
+        super().__init__(store, profile, fetch=fetch)
+
+    def load(self) -> int:
+        """Reload every movie, then swap in the new index and block (readers see the old or the new pair)."""
+        count = super().load()
+        rows = self._rows
+        self.snapshot = ({movie: i for i, movie in enumerate(rows)},
+                         ViewBlock.from_entities(VIEW_COLUMNS[MOVIE_VIEW], list(rows.values())))
+        return count
+
+    def candidates(self, movie_ids: Sequence[int]) -> tuple[ViewBlock, list[int]]:
+        """The candidates' rows (unknown ones left not found) and the positions of the unknown ones."""
+        index, block = self.snapshot
+        positions = np.array([index.get(m, -1) for m in movie_ids], dtype=np.intp)
+        unknown = np.flatnonzero(positions < 0).tolist()
+        rows = block.take(np.maximum(positions, 0)) if len(block) else ViewBlock.empty(block.columns, len(movie_ids))
+        if unknown and len(block):
+            rows.replace(unknown, ViewBlock.empty(block.columns, len(unknown)))
+        return rows, unknown
+
+
+# --- the request ----------------------------------------------------------------------------------
+
+def ranked(movie_ids: Sequence[int], scores: np.ndarray, k: int) -> list[int]:
+    """Positions of the top k scores, highest first, ties broken by the smaller movie_id."""
+    order = np.lexsort((np.asarray(movie_ids), -scores))
+    return [int(i) for i in order[:k]]
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    """One request's result: statuses, the model input and scores, the top positions and the timings."""
+
+    user_id: int
+    movie_ids: Sequence[int]
+    user_found: bool
+    movie_found: np.ndarray
+    features: tuple[str, ...]
+    inputs: np.ndarray
+    scores: np.ndarray
+    top: list[int]
+    as_of: datetime
+    retrieval_ms: float
+    scoring_ms: float
+
+    def body(self, model: orjson.Fragment) -> bytes:
+        """The JSON body of `api.RecommendationResponse` (missing inputs are NaN, which orjson writes as null)."""
+        status, found, scores = ("not_found", "found"), self.movie_found.tolist(), self.scores.tolist()
+        recommendations = [{"movie_id": self.movie_ids[i], "score": scores[i], "movie_status": status[found[i]],
+                            "features_used": dict(zip(self.features, row))}
+                           for i, row in zip(self.top, self.inputs[self.top].tolist())]
+        return orjson.dumps({"user_id": self.user_id, "user_status": status[self.user_found],
+                             "recommendations": recommendations, "features_as_of": self.as_of,
+                             "feature_retrieval_ms": self.retrieval_ms, "scoring_ms": self.scoring_ms,
+                             "model": model}, option=orjson.OPT_UTC_Z)
+
+
+class Recommender:
+    """Reads, scores and ranks candidates for one process; the movie table is loaded on first use."""
+
+    def __init__(self, store: FeatureStore, profile: Profile, features: Sequence[str], scorer: Scorer,
+                 fetch: Fetch, reader: CandidateRedisReader | None, now: Now) -> None:
+        self._store, self._profile, self._fetch, self._reader, self._now = store, profile, fetch, reader, now
+        self._layout = MatrixLayout.of(features)
+        self._score = scorer
+        self._clock = ServingClock(store, refresh_s=float(profile.get("FEAST_REGISTRY_CACHE_TTL")), now=now)
+        self._movies: MovieTable | None = None
+        self._end: datetime | None = None
+        self._ready = asyncio.Lock()
+        self._refresher: asyncio.Task[None] | None = None
+
+    def _load(self) -> MovieTable:
+        """Read every movie and the materialization end (blocking: runs in a worker thread)."""
+        movies = MovieTable(self._store, self._profile, self._fetch)
+        self._end = self._clock.newest_end()
+        return movies
+
+    def _refresh(self) -> None:
+        """Reload the movies if their view moved, and re-read the materialization end (each when due)."""
+        if self._movies is not None:
+            self._movies.refresh_if_moved()
+        self._end = self._clock.newest_end()
+
+    async def _refresh_forever(self) -> None:
+        """Keep the movie table and the serving moment current, off the request path."""
+        while True:
+            await asyncio.sleep(REFRESH_EVERY_S)
+            try:
+                await asyncio.to_thread(self._refresh)
+            except Exception as exc:  # noqa: BLE001 - requests keep the last table; the reason is logged
+                LOG.warning("recommendations: refreshing the movie table or the serving moment failed "
+                            "(serving the previous ones): %s", reason(exc))
+
+    async def movies(self) -> MovieTable:
+        """The movie table, loaded on the first call (a failed load is retried by the next one)."""
+        if self._movies is None:
+            async with self._ready:
+                if self._movies is None:
+                    self._movies = await asyncio.to_thread(self._load)
+                    self._refresher = asyncio.create_task(self._refresh_forever())
+        return self._movies
+
+    async def aclose(self) -> None:
+        """Stop the background refresh."""
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+
+    def _sdk_rows(self, user_id: int, movie_ids: Sequence[int], unknown: list[int]
+                  ) -> tuple[list[dict[str, EntityFeatures]], list[EntityFeatures]]:
+        """User and pair rows through `fetch`, and the unknown movies' rows (blocking: a worker thread)."""
+        rows = self._fetch([USER_VIEW, PAIR_VIEW], [{"user_id": user_id, "movie_id": m} for m in movie_ids])
+        return rows, self._movies.get_many(unknown) if self._movies and unknown else []
+
+    async def _blocks(self, user_id: int, movie_ids: Sequence[int]) -> tuple[ViewBlock, ViewBlock, ViewBlock]:
+        """The user's, the candidates' movie and the pairs' rows, in one round trip on Redis."""
+        movies, unknown = (await self.movies()).candidates(movie_ids)
+        unknown_ids = [movie_ids[i] for i in unknown]
+        if self._reader is not None:
+            user_reply, pair_replies, movie_replies = await self._reader.candidate_replies(user_id, movie_ids,
+                                                                                           unknown_ids)
+            user = ViewBlock.from_replies(VIEW_COLUMNS[USER_VIEW], [user_reply])
+            pairs = ViewBlock.from_replies(VIEW_COLUMNS[PAIR_VIEW], pair_replies)
+            extra = ViewBlock.from_replies(VIEW_COLUMNS[MOVIE_VIEW], movie_replies)
+        else:
+            rows, movie_rows = await asyncio.to_thread(self._sdk_rows, user_id, movie_ids, unknown_ids)
+            user = ViewBlock.from_entities(VIEW_COLUMNS[USER_VIEW], [rows[0][USER_VIEW]])
+            pairs = ViewBlock.from_entities(VIEW_COLUMNS[PAIR_VIEW], [row[PAIR_VIEW] for row in rows])
+            extra = ViewBlock.from_entities(VIEW_COLUMNS[MOVIE_VIEW], movie_rows)
+        if unknown:
+            movies.replace(unknown, extra)
+        return user, movies, pairs
+
+    async def recommend(self, user_id: int, movie_ids: Sequence[int], k: int) -> Recommendations:
+        """Read every candidate's features, score them, and keep the top k."""
+        start = time.perf_counter()
+        user, movies, pairs = await self._blocks(user_id, movie_ids)
+        retrieval_ms = (time.perf_counter() - start) * 1000
+        start = time.perf_counter()
+        now = self._now()
+        as_of = min(now, self._end) if self._end else now  # TTLs applied as in training
+        inputs = self._layout.matrix(user, movies, pairs, as_of)
+        scores = self._score(inputs)
+        scoring_ms = (time.perf_counter() - start) * 1000
+        return Recommendations(user_id=user_id, movie_ids=movie_ids, user_found=bool(user.found[0]),
+                               movie_found=movies.found, features=self._layout.features, inputs=inputs,
+                               scores=scores, top=ranked(movie_ids, scores, k), as_of=as_of,
+                               retrieval_ms=retrieval_ms, scoring_ms=scoring_ms)
