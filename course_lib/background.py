@@ -88,11 +88,11 @@ def launch(command: list[str], profile: Profile, port: int, log: Path) -> Backgr
     return BackgroundServer(process=process, url=f"http://127.0.0.1:{port}", log=log)
 
 
-def start_course_api(profile: Profile, log: Path, port: int | None = None) -> BackgroundServer:
-    """Run `course serve` for the profile on a free loopback port and wait until healthy."""
+def start_course_api(profile: Profile, log: Path, port: int | None = None, workers: int = 1) -> BackgroundServer:
+    """Run `course serve` (with `workers` processes) for the profile on a free loopback port and wait until healthy."""
     port = port or free_port()
     command = [sys.executable, "-m", "course_lib", "serve", "--profile", profile.name,
-               "--host", "127.0.0.1", "--port", str(port)]
+               "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     return launch(command, profile, port, log).wait_ready("/health")
 
 

@@ -266,29 +266,41 @@ def online_figures(bench: Bench) -> dict:
 
 
 def http_figures(bench: Bench, size: str, log_dir: Any) -> dict:
-    """The same requests against the course API and `feast serve`, in this run, on loopback."""
+    """The same requests against the course API (one worker, then two) and `feast serve`, in this run, on loopback.
+
+    `feast_serve_user_x_100` asks Feast's server for what a recommendation needs before scoring:
+    one user's features and the same 100 candidates' movie and interaction features.
+    """
     from course_lib.background import start_course_api, start_feast_serve
+    from course_lib.serving import feature_refs
 
     _, _, n, seconds = SIZES[size]
     users, movies = bench.users, bench.movies
-    feast_body = lambda u: {"feature_service": None, "entities": {"user_id": [u]},  # noqa: E731
-                            "features": [f"user_profile_features:{f}" for f in
-                                         ("age", "avg_rating", "total_movies_watched", "favorite_genre",
-                                          "account_created_days")]}
+    user_refs = [f"user_profile_features:{f}" for f in
+                 ("age", "avg_rating", "total_movies_watched", "favorite_genre", "account_created_days")]
+    recommend = [("POST", "/recommendations", {"user_id": users[i % len(users)], "movie_ids": movies, "k": 10})
+                 for i in range(n)]
     out = {}
     with start_course_api(bench.profile, log_dir / "course-api.log") as api:
         out["course_api_user_1"] = http_load(
             [("GET", f"{api.url}/users/{users[i % len(users)]}/features", None) for i in range(n)],
             max_seconds=seconds, server_cpu=api.cpu_seconds)
-        out["course_api_recommendations"] = http_load(
-            [("POST", f"{api.url}/recommendations", {"user_id": users[i % len(users)], "movie_ids": movies, "k": 10})
-             for i in range(n // 4)], max_seconds=seconds, server_cpu=api.cpu_seconds)
+        out["course_api_recommendations"] = http_load([(m, api.url + path, b) for m, path, b in recommend],
+                                                      max_seconds=seconds, server_cpu=api.cpu_seconds)
+    with start_course_api(bench.profile, log_dir / "course-api-2-workers.log", workers=2) as api:
+        out["course_api_recommendations_2_workers"] = http_load(
+            [(m, api.url + path, b) for m, path, b in recommend], max_seconds=seconds, server_cpu=api.cpu_seconds)
     # One worker, like the course API: gunicorn forks workers after Feast opened its SQL-registry
     # connections, and two workers sharing them failed at boot ("unexpected result EMPTY_QUERY").
     with start_feast_serve(bench.profile, log_dir / "feast-serve.log", workers=1, max_requests=0) as feast:
-        bodies = [{k: v for k, v in feast_body(users[i % len(users)]).items() if v is not None} for i in range(n)]
-        out["feast_serve_user_1"] = http_load([("POST", f"{feast.url}/get-online-features", b) for b in bodies],
-                                              max_seconds=seconds, server_cpu=feast.cpu_seconds)
+        url = f"{feast.url}/get-online-features"
+        out["feast_serve_user_1"] = http_load(
+            [("POST", url, {"entities": {"user_id": [users[i % len(users)]]}, "features": user_refs})
+             for i in range(n)], max_seconds=seconds, server_cpu=feast.cpu_seconds)
+        out["feast_serve_user_x_100"] = http_load(
+            [("POST", url, {"entities": {"user_id": [users[i % len(users)]] * len(movies), "movie_id": movies},
+                            "features": feature_refs()}) for i in range(n)],
+            max_seconds=seconds, server_cpu=feast.cpu_seconds)
     return out
 
 
@@ -349,12 +361,20 @@ def run(profile_name: str, size: str = "small", workdir: str | None = None) -> d
         "profile": profile_name, "size": size, "measured_at": datetime.now(timezone.utc).isoformat(),
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
         "materialize": materialize,
+        "model": {"scoring": ranker_runtime(profile)},
         "online": {k: {m: lat for m, lat in v.items()} for k, v in online_figures(bench).items()},
         "http": http_figures(bench, size, Path(profile.repo_dir) / "logs"),
         "historical": {name: historical_figures(name, size, bench, workdir) for name in PROFILES},
     }
     result["seconds"] = time.perf_counter() - started
     return result
+
+
+def ranker_runtime(profile: Any) -> str:
+    """What scores the benchmark's recommendations: compiled trees, or scikit-learn without a C compiler."""
+    from course_lib import ranker
+
+    return ranker.load(profile).runtime
 
 
 def ratios(result: dict) -> dict[str, float]:
@@ -366,6 +386,10 @@ def ratios(result: dict) -> dict[str, float]:
             online["user_x_100"]["sdk"].p99_ms / online["user_x_100"]["optimized"].p99_ms,
         "http user_1: course API rps / feast serve rps":
             http["course_api_user_1"].rps / http["feast_serve_user_1"].rps,
+        "http user x 100: recommendations rps / feast serve features rps":
+            http["course_api_recommendations"].rps / http["feast_serve_user_x_100"].rps,
+        "http recommendations: 2 workers rps / 1 worker rps":
+            http["course_api_recommendations_2_workers"].rps / http["course_api_recommendations"].rps,
         "materialize: default / tuned": result["materialize"]["speedup"],
     }
     out.update({f"historical {name}: default rows/s -> tuned rows/s": h["tuned_rows_per_s"] / h["default_rows_per_s"]
@@ -384,6 +408,13 @@ def goals(result: dict) -> dict[str, dict]:
         "http user_1: course API rps >= 2x feast serve rps":
             (http["course_api_user_1"].rps / http["feast_serve_user_1"].rps, 2.0, ">="),
         "http user_1: course API p99 <= 10 ms": (http["course_api_user_1"].p99_ms, 10.0, "<="),
+        "http recommendations (1 worker): p99 <= 10 ms": (http["course_api_recommendations"].p99_ms, 10.0, "<="),
+        "http recommendations (1 worker): server CPU <= 3 ms per request":
+            (http["course_api_recommendations"].server_cpu_ms, 3.0, "<="),
+        "http recommendations: rps >= 3x feast serve user_x_100 rps":
+            (http["course_api_recommendations"].rps / http["feast_serve_user_x_100"].rps, 3.0, ">="),
+        "http recommendations: rps >= 0.25x course API user_1 rps":
+            (http["course_api_recommendations"].rps / http["course_api_user_1"].rps, 0.25, ">="),
         "materialize: tuned >= 3x faster": (result["materialize"]["speedup"], 3.0, ">="),
         "historical enterprise: tuned >= 50k rows/s": (result["historical"]["enterprise"]["tuned_rows_per_s"],
                                                          50_000.0, ">="),
@@ -414,8 +445,10 @@ def plot(result: dict, folder: Any) -> list[Any]:
     folder.mkdir(parents=True, exist_ok=True)
     panels = [("online user x 100 candidates", result["online"]["user_x_100"]),
               ("online one user", result["online"]["user_1"]),
-              ("HTTP one user", {k: v for k, v in result["http"].items() if k.endswith("user_1")})]
-    fig, axes = plt.subplots(1, len(panels), figsize=(15, 3.8))
+              ("HTTP one user", {k: v for k, v in result["http"].items() if k.endswith("user_1")}),
+              ("HTTP user x 100 candidates", {k: v for k, v in result["http"].items()
+                                              if "recommendations" in k or k.endswith("x_100")})]
+    fig, axes = plt.subplots(1, len(panels), figsize=(20, 3.8))
     for ax, (title, figures) in zip(axes, panels):
         for name, lat in figures.items():
             values = np.sort(lat.samples_ms)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from datetime import datetime
 import numpy as np
 import orjson
 import redis.asyncio
+import redis.exceptions
 from feast import FeatureStore, ValueType
 
 from course_lib.adapter import join_keys
@@ -39,6 +41,11 @@ from course_lib.optimization import Fetch, MovieNearCache, RawRedisReader
 from course_lib.redis_format import key_prefix
 from course_lib.scoring import Scorer
 from course_lib.serving import EntityFeatures, ServingClock
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout as deadline
+else:  # redis-py depends on async-timeout there
+    from async_timeout import timeout as deadline
 
 LOG = logging.getLogger(__name__)
 REFRESH_EVERY_S = 1.0  # how often the background task asks the pollers (each still polls at its own pace)
@@ -81,21 +88,36 @@ class CandidateRedisReader(RawRedisReader):
     def __init__(self, store: FeatureStore) -> None:
         super().__init__(store)
         self._packers = {view: HmgetPacker(view, store.project, self._fields[view]) for view in VIEW_COLUMNS}
+        self._timeout_s: float | None = self._connection.get("socket_timeout")
+        self._batch_client: redis.asyncio.Redis | None = None
 
     async def _replies(self, commands: bytes, count: int) -> list[Reply]:
-        """Send packed commands on one pooled connection and read their `count` replies."""
-        if self._async_client is None:
-            self._async_client = redis.asyncio.Redis(**self._connection)
-        pool = self._async_client.connection_pool
+        """Send packed commands on one pooled connection and read their `count` replies.
+
+        One deadline (the socket timeout) covers the whole exchange: redis-py would otherwise
+        arm a timer per reply, which costs more than parsing a hundred replies.
+        """
+        if self._batch_client is None:  # created in the running event loop
+            self._batch_client = redis.asyncio.Redis(**{**self._connection, "socket_timeout": None})
+        pool = self._batch_client.connection_pool
         connection = await pool.get_connection()
         try:
-            await connection.send_packed_command(commands, check_health=False)
-            return [await connection.read_response() for _ in range(count)]
-        except BaseException:
+            async with deadline(self._timeout_s):
+                await connection.send_packed_command(commands, check_health=False)
+                return [await connection.read_response() for _ in range(count)]
+        except BaseException as exc:
             await connection.disconnect()  # replies may be left unread: never hand it back as it is
+            if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+                raise redis.exceptions.TimeoutError(f"Timeout reading from {self._connection['host']}:"
+                                                    f"{self._connection['port']}") from exc
             raise
         finally:
             await pool.release(connection)
+
+    async def aclose(self) -> None:
+        """Close the connections of the recommendation reads."""
+        if self._batch_client is not None:
+            await self._batch_client.aclose()
 
     async def candidate_replies(self, user_id: int, movie_ids: Sequence[int], movies: Sequence[int]
                                 ) -> tuple[Reply, list[Reply], list[Reply]]:
@@ -219,11 +241,13 @@ class Recommender:
         return self._movies
 
     async def aclose(self) -> None:
-        """Stop the background refresh."""
+        """Stop the background refresh and close the recommendation reads' connections."""
         if self._refresher is not None:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
+        if self._reader is not None:
+            await self._reader.aclose()
 
     def _sdk_rows(self, user_id: int, movie_ids: Sequence[int], unknown: list[int]
                   ) -> tuple[list[dict[str, EntityFeatures]], list[EntityFeatures]]:

@@ -25,6 +25,7 @@ import os
 import shutil
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,9 +92,11 @@ def compile_model(model: object) -> CompiledModel | None:
     if compiler is None:
         return None
     trees = _treelite_model(model)
-    with tempfile.TemporaryDirectory() as folder, contextlib.redirect_stdout(io.StringIO()) as log:
+    with tempfile.TemporaryDirectory() as folder, contextlib.redirect_stdout(io.StringIO()) as log, \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TL2cgen's bundled Treelite notes that the model came from a newer Treelite
         path = Path(folder) / "ranker.so"
-        try:  # TL2cgen prints Treelite's log lines (version notes): kept out of `course train`'s output
+        try:  # TL2cgen prints its build log: kept out of `course train`'s output
             tl2cgen.export_lib(trees, toolchain=compiler, libpath=path, params=COMPILE_PARAMS, nthread=2)
         except Exception as exc:  # a compiler that fails: say which, with its log
             raise ScoringError(f"compiling the ranker with {compiler} failed ({exc}); fix the compiler or "

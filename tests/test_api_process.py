@@ -7,11 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from test_api import PROFILE_PARAMS, api_env, known_ids, prepared_profile
 
 from course_lib import serving
-from course_lib.background import START_S, BackgroundServer, free_port, launch
+from course_lib.background import START_S, BackgroundServer, free_port, launch, start_course_api
 from course_lib.config import Profile, load_store, resolve_profile
 
 def start_server(profile: Profile, log: Path) -> BackgroundServer:
@@ -87,3 +88,24 @@ def test_unreachable_postgres_stops_the_process_with_a_clear_message(tmp_path: P
     output = failed.output()
     assert code != 0, output
     assert "API start-up failed" in output and f"127.0.0.1:{port}" in output and "FEAST_PG_PORT" in output, output
+
+
+@pytest.mark.enterprise
+def test_two_workers_start_cleanly_against_the_sql_registry(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`course serve --workers 2`: both processes open their own store (SQL registry) and Redis
+    connections, both finish start-up, and requests on fresh connections all succeed."""
+    profile = prepared_profile("enterprise", tmp_path_factory)
+    log = tmp_path_factory.mktemp("serve_2_workers") / "uvicorn.log"
+    with start_course_api(profile, log, workers=2) as server:
+        workers = [" ".join(p.cmdline()) for p in psutil.Process(server.process.pid).children(recursive=True)
+                   if p.status() != psutil.STATUS_ZOMBIE]
+        user, movies = known_ids()
+        bodies = [httpx.post(f"{server.url}/recommendations", json={"user_id": user, "movie_ids": movies, "k": 3},
+                             timeout=30) for _ in range(20)]  # a new connection each: the kernel spreads them
+        assert all(b.status_code == 200 for b in bodies), [b.text for b in bodies if b.status_code != 200]
+        assert len({tuple(r["movie_id"] for r in b.json()["recommendations"]) for b in bodies}) == 1
+        server.stop()
+    output = server.output()
+    assert sum("spawn_main" in command for command in workers) == 2, workers
+    assert output.count("Application startup complete.") == 2 and "Traceback" not in output, output
+    assert output.count("Application shutdown complete.") == 2, output

@@ -6,6 +6,7 @@ by the benchmark itself (its `goals` section), not asserted here.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -27,8 +28,10 @@ def test_small_benchmark_writes_every_figure(tmp_path, monkeypatch) -> None:
     for case in ("user_1", "user_x_100"):
         assert set(doc["online"][case]) == {"sdk", "optimized", "raw_redis"}
         assert all(FIGURE <= set(fig) for fig in doc["online"][case].values())
-    for case in ("course_api_recommendations", "feast_serve_user_1", "course_api_user_1"):
-        assert FIGURE | {"rps", "errors"} <= set(doc["http"][case]), case
+    assert set(doc["http"]) == {"course_api_user_1", "course_api_recommendations", "feast_serve_user_1",
+                                "course_api_recommendations_2_workers", "feast_serve_user_x_100"}
+    for case in doc["http"]:
+        assert FIGURE | {"rps", "errors", "server_cpu_ms"} <= set(doc["http"][case]), case
         assert doc["http"][case]["n"] > doc["http"][case]["errors"], doc["http"][case]  # kinds are in error_kinds
     assert set(doc["historical"]) == {"local", "enterprise"}
     for figures in doc["historical"].values():
@@ -36,20 +39,31 @@ def test_small_benchmark_writes_every_figure(tmp_path, monkeypatch) -> None:
         assert figures["identical_results"] is True
     assert doc["materialize"]["identical_online_values"] is True and doc["materialize"]["rows"] > 0
     assert set(doc["goals"]) and all("measured" in goal for goal in doc["goals"].values())
+    assert doc["model"]["scoring"].startswith("tl2cgen"), doc["model"]  # the CI machine has a C compiler
     assert (tmp_path / "bench" / "latency_cdf.png").stat().st_size > 0
 
 
 def test_goals_compare_in_the_right_direction() -> None:
     """A goal is met only when the measured figure is on the right side of it."""
     lat = lambda p99: bench.latency([p99] * 10)  # noqa: E731
+    load = lambda p99, seconds, cpu=None: replace(bench.latency([p99] * 10, seconds=seconds),  # noqa: E731
+                                                  server_cpu_ms=cpu)
     result = {"online": {"user_x_100": {"sdk": lat(40.0), "optimized": lat(5.0), "raw_redis": lat(6.0)}},
-              "http": {"course_api_user_1": bench.latency([2.0] * 10, seconds=1.0),
-                       "feast_serve_user_1": bench.latency([2.0] * 10, seconds=4.0)},
+              "http": {"course_api_user_1": load(2.0, 1.0), "feast_serve_user_1": load(2.0, 4.0),
+                       "course_api_recommendations": load(12.0, 3.0, cpu=2.5),  # 10/3 rps: vs 10 and 1 rps
+                       "feast_serve_user_x_100": load(90.0, 10.0)},
               "materialize": {"speedup": 2.0}, "historical": {"enterprise": {"tuned_rows_per_s": 60_000.0}}}
     met = {name: goal["met"] for name, goal in bench.goals(result).items()}
     assert met == {"online user_x_100: optimized p99 <= raw Redis p99": True,
                    "online user_x_100: sdk p99 >= 4x optimized p99": True,
                    "http user_1: course API rps >= 2x feast serve rps": True,
                    "http user_1: course API p99 <= 10 ms": True,
+                   "http recommendations (1 worker): p99 <= 10 ms": False,
+                   "http recommendations (1 worker): server CPU <= 3 ms per request": True,
+                   "http recommendations: rps >= 3x feast serve user_x_100 rps": True,
+                   "http recommendations: rps >= 0.25x course API user_1 rps": True,
                    "materialize: tuned >= 3x faster": False,
                    "historical enterprise: tuned >= 50k rows/s": True}
+    result["http"]["course_api_recommendations"] = load(8.0, 5.0, cpu=3.5)  # 2 rps: 2x and 0.2x
+    met = {name: goal["met"] for name, goal in bench.goals(result).items() if "recommendations" in name}
+    assert list(met.values()) == [True, False, False, False]
