@@ -105,6 +105,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     ranker = train_and_save(resolve_profile(args.profile))
     print(json.dumps(ranker.metrics, indent=2))
+    if ranker.compiled:
+        print(f"scoring: trees compiled with {ranker.runtime}, saved in the model file")
+    else:
+        print("scoring: no C compiler found (set CC, or install gcc or clang), so the API scores with "
+              "scikit-learn: the same scores, several times slower; install one and retrain to compile")
     return 0
 
 

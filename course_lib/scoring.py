@@ -23,10 +23,11 @@ import hashlib
 import io
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,28 @@ def c_compiler() -> str | None:
     """The C compiler TL2cgen will call: $CC if set, else the first of gcc, clang, cc on PATH."""
     candidates = [os.environ["CC"]] if os.environ.get("CC") else ["gcc", "clang", "cc"]
     return next((name for name in candidates if shutil.which(name)), None)
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[Callable[[], str]]:
+    """Keep TL2cgen's build log and the notes its bundled Treelite writes to the process's stderr
+    (e.g. that the model came from a newer Treelite) out of `course train`'s output; yields a reader of them."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as native, contextlib.redirect_stdout(io.StringIO()) as printed, \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+
+        def read() -> str:
+            native.seek(0)
+            return printed.getvalue() + native.read().decode(errors="replace")
+
+        os.dup2(native.fileno(), 2)
+        try:
+            yield read
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _treelite_model(model: object) -> object:
@@ -92,15 +115,13 @@ def compile_model(model: object) -> CompiledModel | None:
     if compiler is None:
         return None
     trees = _treelite_model(model)
-    with tempfile.TemporaryDirectory() as folder, contextlib.redirect_stdout(io.StringIO()) as log, \
-            warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TL2cgen's bundled Treelite notes that the model came from a newer Treelite
+    with tempfile.TemporaryDirectory() as folder, quiet() as log:
         path = Path(folder) / "ranker.so"
-        try:  # TL2cgen prints its build log: kept out of `course train`'s output
+        try:
             tl2cgen.export_lib(trees, toolchain=compiler, libpath=path, params=COMPILE_PARAMS, nthread=2)
         except Exception as exc:  # a compiler that fails: say which, with its log
             raise ScoringError(f"compiling the ranker with {compiler} failed ({exc}); fix the compiler or "
-                               f"unset CC to let `course train` pick gcc/clang. Log: {log.getvalue()[-500:]}") from exc
+                               f"unset CC to let `course train` pick gcc/clang. Log: {log()[-500:]}") from exc
         library = path.read_bytes()
     return CompiledModel(library=library, sha256=hashlib.sha256(library).hexdigest(),
                          runtime=f"tl2cgen {tl2cgen.__version__} ({compiler})", num_feature=trees.num_feature)
@@ -120,8 +141,12 @@ class CompiledScorer:
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             tmp.write_bytes(compiled.library)
             os.replace(tmp, path)  # several workers may write it at once: same bytes, atomic rename
-        with contextlib.redirect_stdout(io.StringIO()):
-            self._predictor = tl2cgen.Predictor(path, nthread=1)
+        try:
+            with quiet():
+                self._predictor = tl2cgen.Predictor(path, nthread=1)
+        except Exception as exc:  # e.g. a model file trained on another platform
+            raise ScoringError(f"cannot load the compiled ranker {path} ({exc}); retrain it on this machine "
+                               "with `course train`") from exc
         if self._predictor.num_feature != compiled.num_feature:
             raise ScoringError(f"{path} reads {self._predictor.num_feature} features, the model "
                                f"{compiled.num_feature}; retrain with `course train`")
