@@ -17,6 +17,7 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import cast
 
 import numpy as np
 from feast import ValueType
@@ -153,7 +154,8 @@ class ViewBlock:
                     block.values[row, column] = np.nan if value is None else value
             for position in columns.text:
                 raw = reply[position]
-                block.text[columns.names[position]][row] = _proto_value(raw, ValueType.STRING) if raw else None
+                text = _proto_value(raw, ValueType.STRING) if raw else None
+                block.text[columns.names[position]][row] = cast("str | None", text)
         block.round_float32()
         return block
 

@@ -30,9 +30,13 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.special import expit
+
+if TYPE_CHECKING:
+    import treelite
 
 SKLEARN_RUNTIME = "scikit-learn"
 COMPILE_PARAMS = {"parallel_comp": 2, "quantize": 1}  # two translation units: both cores compile
@@ -81,7 +85,7 @@ def quiet() -> Iterator[Callable[[], str]]:
             os.close(saved)
 
 
-def _treelite_model(model: object) -> object:
+def _treelite_model(model: object) -> "treelite.Model":
     """The fitted HistGradientBoostingClassifier as a Treelite model whose sum starts with the baseline.
 
     Treelite's importer adds the baseline after the trees; a constant first tree holding it (and
@@ -92,7 +96,7 @@ def _treelite_model(model: object) -> object:
     from treelite.model_builder import Metadata, ModelBuilder, PostProcessorFunc, TreeAnnotation
 
     trees = treelite.sklearn.import_model(model)
-    (baseline,) = trees.get_header_accessor().get_field("base_scores")
+    baseline = np.asarray(trees.get_header_accessor().get_field("base_scores"), dtype=np.float64).item()
     builder = ModelBuilder(threshold_type="float64", leaf_output_type="float64",
                            metadata=Metadata(num_feature=trees.num_feature, task_type="kBinaryClf",
                                              average_tree_output=False, num_target=1, num_class=[1],
@@ -101,7 +105,7 @@ def _treelite_model(model: object) -> object:
                            postprocessor=PostProcessorFunc(name="sigmoid"), base_scores=[0.0])
     builder.start_tree()
     builder.start_node(0)
-    builder.leaf(float(baseline))
+    builder.leaf(baseline)
     builder.end_node()
     builder.end_tree()
     return treelite.Model.concatenate([builder.commit(), trees])

@@ -50,7 +50,8 @@ def served(dataset, prepared, name: str):  # noqa: F811
 
 
 @pytest.mark.parametrize("profile_name", PROFILE_PARAMS)
-def test_serving_matrix_equals_the_training_matrix_bit_for_bit(dataset, prepared, layout, profile_name) -> None:  # noqa: F811
+def test_serving_matrix_equals_the_training_matrix_bit_for_bit(dataset, prepared, layout,  # noqa: F811
+                                                                profile_name) -> None:
     profile, store, pairs, expected = served(dataset, prepared, profile_name)
     got = np.empty_like(expected)
     for user, rows in pairs.groupby("user_id").indices.items():
