@@ -20,7 +20,7 @@ from feast import FeatureStore
 
 from course_lib import datasets, ranker, serving
 from course_lib.adapter import build_feature_tables, write_offline
-from course_lib.api import MAX_CANDIDATES, ApiStartupError, create_app
+from course_lib.api import MAX_CANDIDATES, ApiStartupError, RecommendationResponse, create_app
 from course_lib.background import RedisServer, free_port
 from course_lib.config import PROFILES, Profile, load_store, resolve_profile
 
@@ -162,6 +162,8 @@ def test_recommendations_are_the_rankers_scores_sorted(client: TestClient, ready
     assert body["feature_retrieval_ms"] > 0 and body["scoring_ms"] > 0
     metrics = ranker.load(ready).metrics
     assert body["model"]["auc"] == metrics["model"]["auc"] and body["model"]["held_out_rows"] == metrics["rows"]
+    assert body["model"]["scoring"].startswith("tl2cgen"), body["model"]  # compiled at `course train` time
+    RecommendationResponse.model_validate(body)  # the orjson body is what the OpenAPI schema documents
 
 
 @pytest.mark.parametrize("k", [1, 5, 10])

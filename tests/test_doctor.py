@@ -16,8 +16,9 @@ from course_lib.doctor import (check_kernel, check_package, check_postgres, chec
                                run_checks)
 from course_lib.serving import apply
 
-ENTERPRISE_CHECKS = {"python", "package feast", "kernel", "redis", "postgres",
-                     "database feast_registry", "database feast_offline", "feast registry"}
+# The databases are the ones this environment's enterprise profile uses (helpers and CI name their own).
+ENTERPRISE_DATABASES = [f"database {name}" for name in resolve_profile("enterprise").pg_databases]
+ENTERPRISE_CHECKS = {"python", "package feast", "kernel", "redis", "postgres", *ENTERPRISE_DATABASES, "feast registry"}
 
 
 def free_port() -> int:
@@ -71,7 +72,7 @@ def test_report_line_for_a_failed_check_carries_the_fix(enterprise_env: dict[str
 def test_missing_database_gets_a_createdb_hint(enterprise_env: dict[str, str]) -> None:
     profile = resolve_profile("enterprise", {**enterprise_env, "FEAST_OFFLINE_DB": "course_test_no_such_db"})
     checks = {check.name: check for check in check_postgres(profile)}
-    assert checks["postgres"].ok and checks["database feast_registry"].ok
+    assert checks["postgres"].ok and checks[f"database {profile.registry_database}"].ok
     missing = checks["database course_test_no_such_db"]
     assert not missing.ok and "createdb -h 127.0.0.1" in missing.fix and missing.fix.split("`")[1].endswith(
         " course_test_no_such_db")

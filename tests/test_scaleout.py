@@ -124,12 +124,12 @@ def test_scaleout_yaml_is_valid_for_feast(tmp_path: Path) -> None:
     repo = render(profile)
     config = load_repo_config(repo, repo / "feature_store.yaml")
     assert config.online_store.redis_type == "redis_cluster"
-    assert config.online_store.connection_string.startswith(ENV_DEFAULTS["FEAST_REDIS_CLUSTER_NODES"] + ",")
+    assert config.online_store.connection_string.startswith(profile.get("FEAST_REDIS_CLUSTER_NODES") + ",")
     assert "cluster_error_retry_attempts=0" in config.online_store.connection_string
     assert config.offline_store.type == "spark" and config.batch_engine.type == "spark.engine"
     assert config.offline_store.spark_conf["spark.master"] == "local[2]"
     assert config.offline_store.spark_conf == config.batch_engine.spark_conf
-    assert f"/{ENV_DEFAULTS['FEAST_SCALEOUT_REGISTRY_DB']}?" in config.registry.path
+    assert f"/{profile.registry_database}?" in config.registry.path
 
 
 def test_bad_cluster_node_list_is_a_config_error(tmp_path: Path) -> None:
@@ -243,7 +243,7 @@ def test_api_serves_the_same_answers_from_the_cluster(materialized: World) -> No
 
 def test_doctor_checks_java_the_cluster_and_postgres(world: World) -> None:
     checks = {check.name: check for check in run_checks(world.profiles[SCALEOUT])}
-    assert {"java", "redis cluster", "postgres", f"database {ENV_DEFAULTS['FEAST_SCALEOUT_REGISTRY_DB']}",
+    assert {"java", "redis cluster", "postgres", f"database {world.profiles[SCALEOUT].registry_database}",
             "feast registry"} <= set(checks)
     failed = {name: check.detail for name, check in checks.items() if not check.ok}
     assert not failed, failed
