@@ -14,7 +14,7 @@ Failure policy:
   back succeeds;
 - invalid input gives a 422 whose `fields` name each offending field.
 
-Reads (2.7.5, `course_lib.optimization`): on a single Redis server, feature reads are one
+Reads (2.7.5, `course_lib.redis_reader` and `course_lib.caches`): on a single Redis server, feature reads are one
 pipelined HMGET on Feast's own keys (`RawRedisReader`, tested equal to the SDK), awaited with
 redis.asyncio; elsewhere they go through the Feast SDK. Recommendations read movie metadata from `MovieNearCache`,
 loaded on first use and reloaded when a materialization moves the view's interval, so a
@@ -32,13 +32,11 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
-from typing import Annotated, Literal
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
@@ -47,194 +45,58 @@ from fastapi import FastAPI, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from feast import FeatureStore
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from course_lib import monitoring, optimization, ranker, serving
-from course_lib.adapter import join_keys
-from course_lib.config import Profile, load_store, resolve_profile
-from course_lib.doctor import reason
-from course_lib.monitoring import (
-    Clock,
-    Metrics,
-    missing_views,
-    ms_since,
-    online_store_hint,
-    registry_hint,
-    registry_location,
+from course_lib import freshness, monitoring, ranker, serving
+from course_lib.api_models import (
+    MAX_CANDIDATES,
+    MAX_ID,
+    MAX_K,
+    ErrorBody,
+    FieldError,
+    FreshnessResponse,
+    HealthResponse,
+    ModelInfo,
+    MovieFeaturesResponse,
+    Recommendation,
+    RecommendationRequest,
+    RecommendationResponse,
+    UserFeaturesResponse,
 )
+from course_lib.caches import RecommendationFeatures
+from course_lib.config import Profile, load_store, resolve_profile
+from course_lib.errors import CourseError, reason
+from course_lib.freshness import Clock
+from course_lib.health import health, missing_views, ms_since, online_store_hint, registry_hint, registry_location
+from course_lib.monitoring import Metrics, RequestMetrics
+from course_lib.redis_reader import RawRedisReader, standalone_redis
+from course_lib.serving import EntityRows, Fetch, Rows, sdk_fetch
+from feature_repo.definitions import MOVIE_VIEW, USER_VIEW, join_keys
 
-MAX_ID = 2**63 - 1  # entity keys are INT64
-MAX_CANDIDATES = 1000
-MAX_K = 1000
 ONLINE_STORE_ERRORS = (redis.RedisError, sqlite3.Error)
 
-EntityId = Annotated[int, Field(gt=0, le=MAX_ID, strict=True)]
-FeatureValue = int | float | str | None
 
 
-class ApiStartupError(RuntimeError):
+class ApiStartupError(CourseError):
     """The API cannot start; the message says what is missing and how to fix it."""
-
-
-# --- request and response models ---------------------------------------------------------
-
-class RecommendationRequest(BaseModel):
-    """One user and the candidate movies to rank for them."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    user_id: EntityId = Field(description="the user to recommend for (positive integer)")
-    movie_ids: list[EntityId] = Field(min_length=1, max_length=MAX_CANDIDATES,
-                                      description=f"candidate movies, 1 to {MAX_CANDIDATES} distinct positive ids")
-    k: int = Field(10, ge=1, le=MAX_K, strict=True, description="how many recommendations to return")
-
-    @field_validator("movie_ids")
-    @classmethod
-    def distinct(cls, movie_ids: list[int]) -> list[int]:
-        """Reject repeated candidates instead of silently dropping them."""
-        repeated = sorted(m for m, n in Counter(movie_ids).items() if n > 1)
-        if repeated:
-            raise ValueError(f"movie_ids must be distinct; repeated: {repeated[:10]}")
-        return movie_ids
-
-
-class EntityFeaturesResponse(BaseModel):
-    """One entity's online features as served, with their event timestamps."""
-
-    status: Literal["found", "not_found"]
-    features: dict[str, FeatureValue] = Field(description="feature name -> value; null when not found")
-    event_timestamps: dict[str, datetime | None]
-    feature_retrieval_ms: float = Field(description="measured time of the online read in this request")
-
-
-class UserFeaturesResponse(EntityFeaturesResponse):
-    """`GET /users/{user_id}/features`."""
-
-    user_id: int
-
-
-class MovieFeaturesResponse(EntityFeaturesResponse):
-    """`GET /movies/{movie_id}/features`."""
-
-    movie_id: int
-
-
-class ModelInfo(BaseModel):
-    """The loaded ranker: its training cut-off and held-out metrics."""
-
-    trained_until: datetime
-    auc: float
-    ndcg: float | None = Field(description="held-out NDCG@ndcg_k; null when no user qualified")
-    ndcg_k: int
-    popularity_auc: float = Field(description="AUC of the popularity baseline on the same rows")
-    held_out_rows: int
-
-
-class Recommendation(BaseModel):
-    """One ranked candidate and the model input it was scored on."""
-
-    movie_id: int
-    score: float
-    movie_status: Literal["found", "not_found"]
-    features_used: dict[str, float | None]
-
-
-class RecommendationResponse(BaseModel):
-    """`POST /recommendations`: the top k candidates by score (ties by movie_id)."""
-
-    user_id: int
-    user_status: Literal["found", "not_found"]
-    recommendations: list[Recommendation]
-    features_as_of: datetime = Field(description="values older than their view's TTL at this moment "
-                                                 "(newest materialization end, at most now) are treated "
-                                                 "as missing, exactly as in training")
-    feature_retrieval_ms: float
-    scoring_ms: float
-    model: ModelInfo
-
-
-class FieldError(BaseModel):
-    """One invalid input field."""
-
-    field: str = Field(description="e.g. `user_id`, `movie_ids[3]`, or `body` for a malformed body")
-    location: str = Field(description="path, query or body")
-    message: str
-    type: str
-
-
-class ErrorBody(BaseModel):
-    """Every error response: what went wrong and how to fix it."""
-
-    error: str
-    detail: str
-    hint: str
-    fields: list[FieldError] = []
-
-
-class Component(BaseModel):
-    """One health check."""
-
-    ok: bool
-    detail: str
-    latency_ms: float
-    hint: str = ""
-
-
-class HealthResponse(BaseModel):
-    """`GET /health`: 200 when the online store, registry and offline store work, else 503 naming the failed ones."""
-
-    status: Literal["ok", "unavailable"]
-    profile: str
-    project: str
-    failed: list[str]
-    components: dict[str, Component]
-    model: ModelInfo
-
-
-class FreshnessEntry(BaseModel):
-    """How old one view's pipeline or data is; see `course_lib.monitoring.Freshness`."""
-
-    status: Literal["fresh", "stale", "never_materialized"]
-    age_seconds: float | None = Field(description="never negative; null when there is nothing to measure")
-    threshold_seconds: float
-    timestamp: datetime | None = Field(description="materialization end (pipeline) or newest event timestamp (data)")
-    source: Literal["registry", "online", "offline", "none"]
-    future_end: bool = Field(description="the timestamp lies after now, so the age was clipped to 0")
-    detail: str
-
-
-class ViewFreshness(BaseModel):
-    """Pipeline and data freshness of one feature view."""
-
-    pipeline: FreshnessEntry
-    data: FreshnessEntry
-
-
-class FreshnessResponse(BaseModel):
-    """`GET /freshness`: every feature view, measured at `checked_at`."""
-
-    checked_at: datetime
-    views: dict[str, ViewFreshness]
 
 
 # --- services -------------------------------------------------------------------------------
 
 class CandidateReader:
-    """`optimization.RecommendationFeatures`, built on the first recommendation (it reads every movie)."""
+    """`RecommendationFeatures`, built on the first recommendation (it reads every movie)."""
 
-    def __init__(self, store: FeatureStore, profile: Profile, fetch: optimization.Fetch) -> None:
+    def __init__(self, store: FeatureStore, profile: Profile, fetch: Fetch) -> None:
         self._store, self._profile, self._fetch = store, profile, fetch
-        self._features: optimization.RecommendationFeatures | None = None
+        self._features: RecommendationFeatures | None = None
         self._lock = threading.Lock()
 
-    def __call__(self, user_id: int, movie_ids: list[int]) -> optimization.Rows:
+    def __call__(self, user_id: int, movie_ids: list[int]) -> Rows:
         """Exactly what `serving.candidate_features` returns; a failed first load is retried next call."""
         if self._features is None:
             with self._lock:
                 if self._features is None:
-                    self._features = optimization.RecommendationFeatures(self._store, self._profile, self._fetch)
+                    self._features = RecommendationFeatures(self._store, self._profile, self._fetch)
         return self._features.recommendation_features(user_id, movie_ids)
 
 
@@ -247,7 +109,7 @@ class Services:
     ranker: ranker.Ranker
     model: ModelInfo
     clock: serving.ServingClock
-    read: Callable[[list[str], optimization.EntityRows], Awaitable[optimization.Rows]]  # the fastest exact reader
+    read: Callable[[list[str], EntityRows], Awaitable[Rows]]  # the fastest exact reader
     candidates: CandidateReader
 
 
@@ -282,12 +144,12 @@ def open_services(profile: Profile, now: Clock) -> Services:
         model = ranker.load(profile)
     except ranker.RankerError as exc:
         raise ApiStartupError(f"API start-up failed: {exc}") from exc
-    clock = serving.ServingClock(store, refresh_s=float(profile.get("FEAST_REGISTRY_CACHE_TTL")), now=now)
-    if optimization.standalone_redis(store):
-        reader = optimization.RawRedisReader(store)
+    clock = serving.ServingClock(store, refresh_s=profile.settings.registry_cache_ttl, now=now)
+    if standalone_redis(store):
+        reader = RawRedisReader(store, profile)
         fetch, read = reader.online_rows, reader.online_rows_async
     else:  # Feast's SDK, in a worker thread
-        fetch = optimization.sdk_fetch(store)
+        fetch = sdk_fetch(store)
         read = partial(asyncio.to_thread, fetch)
     return Services(profile=profile, store=store, ranker=model, model=model_info(model), clock=clock,
                     read=read, candidates=CandidateReader(store, profile, fetch))
@@ -334,9 +196,9 @@ def model_inputs(inputs: pd.DataFrame, positions: list[int]) -> list[dict[str, f
 def observe_candidates(metrics: Metrics, rows: list[dict[str, serving.EntityFeatures]], seconds: float) -> None:
     """Record a recommendation read: its latency, the user and the candidate movies, and the misses."""
     metrics.observe_retrieval("recommendation", seconds)
-    metrics.observe_entities("recommendation", "user", 1, int(rows[0]["user_profile_features"].status == "not_found"))
+    metrics.observe_entities("recommendation", "user", 1, int(rows[0][USER_VIEW].status == "not_found"))
     metrics.observe_entities("recommendation", "movie", len(rows),
-                             sum(row["movie_metadata_features"].status == "not_found" for row in rows))
+                             sum(row[MOVIE_VIEW].status == "not_found" for row in rows))
 
 
 def recommend(services: Services, metrics: Metrics, body: RecommendationRequest) -> RecommendationResponse:
@@ -352,9 +214,9 @@ def recommend(services: Services, metrics: Metrics, body: RecommendationRequest)
     scoring_ms = ms_since(start)
     positions = ranked(body.movie_ids, scores, body.k)
     top = [Recommendation(movie_id=body.movie_ids[i], score=float(scores[i]),
-                          movie_status=rows[i]["movie_metadata_features"].status, features_used=used)
+                          movie_status=rows[i][MOVIE_VIEW].status, features_used=used)
            for i, used in zip(positions, model_inputs(inputs, positions))]
-    return RecommendationResponse(user_id=body.user_id, user_status=rows[0]["user_profile_features"].status,
+    return RecommendationResponse(user_id=body.user_id, user_status=rows[0][USER_VIEW].status,
                                   recommendations=top, features_as_of=as_of,
                                   feature_retrieval_ms=retrieval_ms, scoring_ms=scoring_ms,
                                   model=services.model)
@@ -415,12 +277,12 @@ def add_routes(app: FastAPI, now: Clock) -> None:
     @app.get("/users/{user_id}/features", response_model=UserFeaturesResponse, responses=ERRORS)
     async def get_user_features(request: Request, user_id: Annotated[int, Path(gt=0, le=MAX_ID)]) -> dict:
         """A user's online profile features."""
-        return await read_entity(request, optimization.USER_VIEW, user_id, "user_profile")
+        return await read_entity(request, USER_VIEW, user_id, "user_profile")
 
     @app.get("/movies/{movie_id}/features", response_model=MovieFeaturesResponse, responses=ERRORS)
     async def get_movie_features(request: Request, movie_id: Annotated[int, Path(gt=0, le=MAX_ID)]) -> dict:
         """A movie's online metadata features."""
-        return await read_entity(request, optimization.MOVIE_VIEW, movie_id, "movie_metadata")
+        return await read_entity(request, MOVIE_VIEW, movie_id, "movie_metadata")
 
     @app.post("/recommendations", response_model=RecommendationResponse, responses=ERRORS)
     async def post_recommendations(request: Request, body: RecommendationRequest) -> RecommendationResponse:
@@ -432,7 +294,7 @@ def add_routes(app: FastAPI, now: Clock) -> None:
     def get_health(request: Request, response: Response) -> HealthResponse:
         """Check the online store (a real read), the registry and the offline store; 503 names what failed."""
         services = services_of(request)
-        ok, report = monitoring.health(services.store, services.profile)
+        ok, report = health(services.store, services.profile)
         metrics_of(request).record_health(report)
         response.status_code = 200 if ok else 503
         return HealthResponse(**report, model=services.model)
@@ -443,7 +305,7 @@ def add_routes(app: FastAPI, now: Clock) -> None:
         """Pipeline and data freshness of every feature view, measured now."""
         services, metrics = services_of(request), metrics_of(request)
         try:
-            report = monitoring.freshness(services.store, services.profile, now)
+            report = freshness.freshness(services.store, services.profile, now)
         except Exception as exc:  # noqa: BLE001 - reported as a 503 naming the cause
             metrics.count_error("freshness_check")
             body = ErrorBody(error="freshness_unavailable", detail=reason(exc),
@@ -463,45 +325,7 @@ def add_routes(app: FastAPI, now: Clock) -> None:
         return Response(content=content, media_type=content_type)
 
 
-def route_template(scope: Scope) -> str:
-    """The matched route's path template (`/users/{user_id}/features`), or `unmatched`."""
-    return getattr(scope.get("route"), "path", "unmatched")
-
-
-class RequestMetrics:
-    """ASGI middleware: count and time every request under its route template and status code.
-
-    Plain ASGI rather than `@app.middleware("http")`, whose per-request task and stream
-    plumbing cost more than a Redis read.
-    """
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app, self.metrics = app, metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass the request on, noting the response status and the elapsed time."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start, status = time.perf_counter(), 500
-
-        async def send_noting_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_noting_status)
-        except Exception:
-            self.metrics.count_error("internal")
-            status = 500
-            raise
-        finally:
-            self.metrics.observe_request(route_template(scope), status, time.perf_counter() - start)
-
-
-def create_app(profile: Profile | str | None = None, now: Clock = monitoring.utc_now) -> FastAPI:
+def create_app(profile: Profile | str | None = None, now: Clock = freshness.utc_now) -> FastAPI:
     """The API for a profile; the store and the ranker are opened when the app starts.
 
     `now` is the clock freshness is measured against (tests inject one).

@@ -19,12 +19,13 @@ from pathlib import Path
 import nbformat
 
 from course_lib.config import REPO_ROOT
+from course_lib.errors import CourseError
 
 BEGIN, END, STUB = "# BEGIN SOLUTION", "# END SOLUTION", "# YOUR CODE HERE"
 NOTEBOOK_METADATA = ("kernelspec", "language_info")  # everything else (widget state, ...) is dropped
 
 
-class ExerciseError(ValueError):
+class ExerciseError(CourseError):
     """A notebook's solution markers are malformed; the message names the notebook and cell."""
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import cache
 from datetime import datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,12 @@ from sklearn.metrics import ndcg_score, roc_auc_score
 from threadpoolctl import ThreadpoolController
 
 from course_lib import datasets
-from course_lib.adapter import TRACKED_GENRES, join_keys, table_dtypes
+from course_lib.adapter import TRACKED_GENRES, table_dtypes
 from course_lib.config import Profile, load_store
-from course_lib.optimization import historical_features_tuned
+from course_lib.errors import CourseError
+from course_lib.pit import historical_features_tuned
 from course_lib.serving import EntityFeatures, candidate_features, feature_refs
-from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS
+from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS, join_keys
 
 # Every view feature that is a number; favorite_genre (text) only enters through a derived feature.
 VIEW_FEATURES: list[str] = [f.name for _, _, schema in VIEWS.values() for f in schema if f.dtype != String]
@@ -58,7 +59,7 @@ def openmp_threads() -> Any:
     return _threadpools().limit(limits=MODEL_THREADS, user_api="openmp")
 
 
-class RankerError(ValueError):
+class RankerError(CourseError):
     """The ranker cannot be trained, evaluated or loaded; the message says how to fix it."""
 
 

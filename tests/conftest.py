@@ -1,28 +1,32 @@
-"""Shared fixtures: every test profile writes only to its own project, Redis db and schema."""
+"""Shared fixtures: every test profile writes only to its own project, Redis db and schema.
+
+Helpers that are not fixtures live in support.py. The enterprise profile's parameters carry the
+`enterprise` marker, so `pytest -m "not enterprise and not scaleout"` deselects every test that
+needs Redis, PostgreSQL or the cluster and runs the rest without services.
+"""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from support import PROFILE_PARAMS, api_profile, isolated_env
 
-from course_lib.config import PROFILES, Profile, resolve_profile
-
-TEST_PROJECT = "course_test"
-TEST_REDIS_DB = "15"
-TEST_SCHEMA = "course_test"
-# The shared MovieLens copy beside the checkout; tests FAIL (never skip) when it is missing.
-MOVIELENS_PATH = Path(os.environ.get("MOVIELENS_PATH",
-                                     Path(__file__).resolve().parents[2] / "shared/datasets/ml-latest-small"))
+from course_lib.config import Profile, resolve_profile
 
 
-def isolated_env(workdir: str) -> dict[str, str]:
-    """Environment for a test profile that cannot touch the learner's own data."""
-    return {**os.environ, "COURSE_WORKDIR": workdir, "FEAST_PROJECT": TEST_PROJECT,
-            "FEAST_REDIS_DB": TEST_REDIS_DB, "FEAST_OFFLINE_SCHEMA": TEST_SCHEMA}
-
-
-@pytest.fixture(scope="session", params=PROFILES)
+@pytest.fixture(scope="session", params=PROFILE_PARAMS)
 def profile(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Profile:
-    """Each course profile, isolated from the learner's data."""
-    return resolve_profile(request.param, isolated_env(str(tmp_path_factory.mktemp(request.param))))
+    """Each base profile, isolated from the learner's data."""
+    return resolve_profile(request.param, isolated_env(tmp_path_factory.mktemp(request.param)))
+
+
+@pytest.fixture(scope="session")
+def redis_profile(tmp_path_factory: pytest.TempPathFactory) -> Profile:
+    """The enterprise profile, isolated, for tests that talk to its Redis directly (mark them `enterprise`)."""
+    return resolve_profile("enterprise", isolated_env(tmp_path_factory.mktemp("redis")))
+
+
+@pytest.fixture(scope="session", params=PROFILE_PARAMS)
+def ready(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Profile:
+    """Each base profile with the API tests' data online and a trained ranker, prepared once per session."""
+    return api_profile(request.param, Path(tmp_path_factory.getbasetemp()))

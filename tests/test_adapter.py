@@ -10,7 +10,7 @@ import pandas as pd
 import psycopg
 import pytest
 
-from course_lib import adapter, datasets
+from course_lib import adapter, datasets, offline
 from course_lib.adapter import AdapterError, build_feature_tables, write_offline
 from course_lib.config import Profile
 
@@ -139,7 +139,7 @@ def test_written_tables_read_back_identically(dataset, profile):
     """What the offline store holds equals the built tables, value for value."""
     tables = build_feature_tables(dataset)
     write_offline(tables, profile)
-    for view, got in adapter.read_offline(profile).items():
+    for view, got in offline.read_offline(profile).items():
         want = tables[view]
         got = adapter.conform(view, got.assign(event_timestamp=pd.to_datetime(got["event_timestamp"], utc=True)))
         pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-6)

@@ -8,23 +8,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_api import PROFILE_PARAMS, api_env, known_ids, prepared_profile
+from support import API_PROJECT, isolated_profile, known_ids
 
 from course_lib import serving
 from course_lib.background import START_S, BackgroundServer, free_port, launch
-from course_lib.config import Profile, load_store, resolve_profile
+from course_lib.config import Profile, load_store
 
 def start_server(profile: Profile, log: Path) -> BackgroundServer:
     """Run `course_lib.api.serve` in a fresh interpreter (not yet waited for)."""
     port = free_port()
     code = f"from course_lib.api import serve; serve({profile.name!r}, host='127.0.0.1', port={port})"
     return launch([sys.executable, "-c", code], profile, port, log)
-
-
-@pytest.fixture(scope="module", params=PROFILE_PARAMS)
-def ready(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Profile:
-    """Each profile with data online and a trained ranker (shared with test_api.py)."""
-    return prepared_profile(request.param, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +75,7 @@ def test_sigterm_stops_the_server_cleanly(server: BackgroundServer) -> None:
 @pytest.mark.enterprise
 def test_unreachable_postgres_stops_the_process_with_a_clear_message(tmp_path: Path) -> None:
     port = free_port()
-    profile = resolve_profile("enterprise", api_env(str(tmp_path), FEAST_PG_PORT=str(port)))
+    profile = isolated_profile("enterprise", tmp_path, project=API_PROJECT, FEAST_PG_PORT=str(port))
     with start_server(profile, tmp_path / "uvicorn.log") as failed:
         code = failed.process.wait(timeout=START_S)
     output = failed.output()

@@ -9,7 +9,7 @@ from typing import Iterator
 import numpy as np
 import pytest
 
-from course_lib.bench import http_load, latency, time_calls
+from course_lib.timing import http_load, latency, time_calls
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from course_lib import bench
+from course_lib import bench, timing
 from course_lib.cli import main
 
 FIGURE = {"n", "p50_ms", "p99_ms", "mean_ms"}
@@ -41,10 +41,10 @@ def test_small_benchmark_writes_every_figure(tmp_path, monkeypatch) -> None:
 
 def test_goals_compare_in_the_right_direction() -> None:
     """A goal is met only when the measured figure is on the right side of it."""
-    lat = lambda p99: bench.latency([p99] * 10)  # noqa: E731
+    lat = lambda p99: timing.latency([p99] * 10)  # noqa: E731
     result = {"online": {"user_x_100": {"sdk": lat(40.0), "optimized": lat(5.0), "raw_redis": lat(6.0)}},
-              "http": {"course_api_user_1": bench.latency([2.0] * 10, seconds=1.0),
-                       "feast_serve_user_1": bench.latency([2.0] * 10, seconds=4.0)},
+              "http": {"course_api_user_1": timing.latency([2.0] * 10, seconds=1.0),
+                       "feast_serve_user_1": timing.latency([2.0] * 10, seconds=4.0)},
               "materialize": {"speedup": 2.0}, "historical": {"enterprise": {"tuned_rows_per_s": 60_000.0}}}
     met = {name: goal["met"] for name, goal in bench.goals(result).items()}
     assert met == {"online user_x_100: optimized p99 <= raw Redis p99": True,

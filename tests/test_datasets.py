@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import MOVIELENS_PATH
+from support import MOVIELENS_PATH
 from course_lib.datasets import GENRES, Dataset, DatasetError, _tie_breaks, load, movielens, synthetic
 
 START, DAYS = pd.Timestamp("2025-01-01", tz="UTC"), 90

@@ -10,7 +10,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from course_lib.config import REPO_ROOT
-from course_lib.monitoring import HEALTH_COMPONENTS, Metrics
+from course_lib.health import HEALTH_COMPONENTS
+from course_lib.monitoring import Metrics
 
 OPS = REPO_ROOT / "ops"
 RUNBOOK = (REPO_ROOT / "docs" / "runbook.md").read_text(encoding="utf-8")

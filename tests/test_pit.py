@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import MOVIELENS_PATH, isolated_env
+from support import MOVIELENS_PATH, isolated_env
 from course_lib import datasets
 from course_lib.adapter import build_feature_tables, write_offline
 from course_lib.config import PROFILES, load_store, resolve_profile

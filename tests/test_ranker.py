@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from feast import FeatureStore
 
-from conftest import isolated_env
+from support import isolated_env
 from course_lib import datasets
 from course_lib.adapter import build_feature_tables, write_offline
 from course_lib.config import PROFILES, Profile, load_store, resolve_profile
