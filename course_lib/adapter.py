@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import psycopg
 from feast.types import Float32, Int64, String
 from tqdm.auto import tqdm
 
@@ -38,7 +39,7 @@ INPUT_SCHEMA: dict[str, dict[str, str]] = {
     "watch_events": {"user_id": "id", "movie_id": "id", TIMESTAMP_FIELD: "ts",
                      "rating": "float", "watch_seconds": "float"},
 }
-PANDAS_DTYPE = {Int64: "Int64", Float32: "float32", String: "string"}
+PANDAS_DTYPE: dict[Any, str] = {Int64: "Int64", Float32: "float32", String: "string"}  # Feast dtype -> pandas
 
 
 class AdapterError(CourseError):
@@ -109,7 +110,7 @@ def _to_utc(series: pd.Series, assume_timezone: str | None) -> pd.Series:
     return series.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
 
 
-def validate(dataset: "Dataset", assume_timezone: str | None = None) -> Canonical:
+def validate(dataset: Dataset, assume_timezone: str | None = None) -> Canonical:
     """Check the canonical tables and return them with UTC timestamps, or raise AdapterError."""
     tables = {"users": dataset.users, "movies": dataset.movies, "watch_events": dataset.watch_events}
     problems = [p for name, df in tables.items() for p in _column_problems(name, df, assume_timezone)]
@@ -257,7 +258,7 @@ def interaction_table(data: Canonical) -> pd.DataFrame:
 
 def table_dtypes(view: str) -> dict[str, str]:
     """Column -> pandas dtype of a feature view's offline table, in order."""
-    dtypes = {key: "int64" for key in join_keys(view)}
+    dtypes = dict.fromkeys(join_keys(view), "int64")
     dtypes[TIMESTAMP_FIELD] = "datetime64[ns, UTC]"
     dtypes.update({field.name: PANDAS_DTYPE[field.dtype] for field in VIEWS[view][2]})
     return dtypes
@@ -269,7 +270,7 @@ def conform(view: str, df: pd.DataFrame) -> pd.DataFrame:
     return typed.sort_values([TIMESTAMP_FIELD, *join_keys(view)], ignore_index=True)
 
 
-def build_feature_tables(dataset: "Dataset", assume_timezone: str | None = None) -> dict[str, pd.DataFrame]:
+def build_feature_tables(dataset: Dataset, assume_timezone: str | None = None) -> dict[str, pd.DataFrame]:
     """Validate a dataset and build the three feature-view tables, keyed by view name."""
     data = validate(dataset, assume_timezone)
     builders = {
@@ -330,7 +331,7 @@ def _write_parquet(tables: dict[str, pd.DataFrame], profile: Profile) -> None:
         os.replace(tmp, target)
 
 
-def copy_rows(cursor, table: str, df: pd.DataFrame, chunk_rows: int = 200_000) -> None:
+def copy_rows(cursor: psycopg.Cursor[Any], table: str, df: pd.DataFrame, chunk_rows: int = 200_000) -> None:
     """Stream a DataFrame into a PostgreSQL table with COPY (CSV, empty = NULL)."""
     columns = ", ".join(df.columns)
     with cursor.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
@@ -340,7 +341,6 @@ def copy_rows(cursor, table: str, df: pd.DataFrame, chunk_rows: int = 200_000) -
 
 def _write_postgres(tables: dict[str, pd.DataFrame], profile: Profile) -> None:
     """Load every table in one transaction: new tables are swapped in only if all succeed."""
-    import psycopg
 
     schema = profile.offline_schema
     with psycopg.connect(profile.pg_conninfo()) as conn, conn.cursor() as cur:

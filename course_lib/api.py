@@ -35,8 +35,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
@@ -145,12 +144,16 @@ def open_services(profile: Profile, now: Clock) -> Services:
     except ranker.RankerError as exc:
         raise ApiStartupError(f"API start-up failed: {exc}") from exc
     clock = serving.ServingClock(store, refresh_s=profile.settings.registry_cache_ttl, now=now)
+    fetch: Fetch
+    read: Callable[[list[str], EntityRows], Awaitable[Rows]]
     if standalone_redis(store):
         reader = RawRedisReader(store, profile)
         fetch, read = reader.online_rows, reader.online_rows_async
     else:  # Feast's SDK, in a worker thread
         fetch = sdk_fetch(store)
-        read = partial(asyncio.to_thread, fetch)
+
+        async def read(views: list[str], entity_rows: EntityRows) -> Rows:
+            return await asyncio.to_thread(fetch, views, entity_rows)
     return Services(profile=profile, store=store, ranker=model, model=model_info(model), clock=clock,
                     read=read, candidates=CandidateReader(store, profile, fetch))
 
@@ -174,7 +177,7 @@ def observe_entity(metrics: Metrics, feature_service: str, found: serving.Entity
                              int(found.status == "not_found"))
 
 
-def entity_payload(found: serving.EntityFeatures, elapsed_ms: float) -> dict:
+def entity_payload(found: serving.EntityFeatures, elapsed_ms: float) -> dict[str, Any]:
     """Response fields shared by the user and movie feature endpoints."""
     return {**found.key, "status": found.status, "features": found.values,
             "event_timestamps": found.event_timestamps, "feature_retrieval_ms": elapsed_ms}
@@ -234,8 +237,9 @@ def field_errors(exc: RequestValidationError) -> list[FieldError]:
     return out
 
 
-def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """422 naming every invalid field."""
+def invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """422 naming every invalid field (registered for RequestValidationError)."""
+    assert isinstance(exc, RequestValidationError), exc
     metrics_of(request).count_error("invalid_request")
     fields = field_errors(exc)
     body = ErrorBody(error="invalid_request", detail="; ".join(f"{f.field}: {f.message}" for f in fields),
@@ -255,11 +259,12 @@ def online_store_unavailable(request: Request, exc: Exception) -> JSONResponse:
 
 # --- app ----------------------------------------------------------------------------------------
 
-ERRORS = {422: {"model": ErrorBody, "description": "invalid ids or body; `fields` names them"},
-          503: {"model": ErrorBody, "description": "the online store cannot be reached"}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorBody, "description": "invalid ids or body; `fields` names them"},
+    503: {"model": ErrorBody, "description": "the online store cannot be reached"}}
 
 
-async def read_entity(request: Request, view: str, entity_id: int, label: str) -> dict:
+async def read_entity(request: Request, view: str, entity_id: int, label: str) -> dict[str, Any]:
     """One entity's online features, timed and recorded in the metrics under `label`."""
     start = time.perf_counter()
     key = join_keys(view)[0]
@@ -275,12 +280,12 @@ def add_routes(app: FastAPI, now: Clock) -> None:
     # request. Feature reads await redis.asyncio (or the SDK in a worker thread); a recommendation
     # scores in a worker thread, as it is CPU-bound.
     @app.get("/users/{user_id}/features", response_model=UserFeaturesResponse, responses=ERRORS)
-    async def get_user_features(request: Request, user_id: Annotated[int, Path(gt=0, le=MAX_ID)]) -> dict:
+    async def get_user_features(request: Request, user_id: Annotated[int, Path(gt=0, le=MAX_ID)]) -> dict[str, Any]:
         """A user's online profile features."""
         return await read_entity(request, USER_VIEW, user_id, "user_profile")
 
     @app.get("/movies/{movie_id}/features", response_model=MovieFeaturesResponse, responses=ERRORS)
-    async def get_movie_features(request: Request, movie_id: Annotated[int, Path(gt=0, le=MAX_ID)]) -> dict:
+    async def get_movie_features(request: Request, movie_id: Annotated[int, Path(gt=0, le=MAX_ID)]) -> dict[str, Any]:
         """A movie's online metadata features."""
         return await read_entity(request, MOVIE_VIEW, movie_id, "movie_metadata")
 

@@ -39,7 +39,7 @@ def free_port() -> int:
 class BackgroundServer:
     """One HTTP server process on 127.0.0.1, its base URL and its log file."""
 
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
     url: str
     log: Path
 
@@ -52,7 +52,7 @@ class BackgroundServer:
         """Everything the process printed so far."""
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
-    def wait_ready(self, path: str = "/health", timeout_s: float = START_S) -> "BackgroundServer":
+    def wait_ready(self, path: str = "/health", timeout_s: float = START_S) -> BackgroundServer:
         """Poll `path` until it answers 200; raise with the server's output if it exits or never does."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and self.process.poll() is None:
@@ -77,7 +77,7 @@ class BackgroundServer:
                 self.process.wait()
         return self.process.returncode
 
-    def __enter__(self) -> "BackgroundServer":
+    def __enter__(self) -> BackgroundServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -123,14 +123,14 @@ class RedisServer:
     def __init__(self, port: int | None = None, ready_s: float = 30) -> None:
         self.port = port or free_port()
         self.ready_s = ready_s
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
 
     @staticmethod
     def available() -> bool:
         """Whether a `redis-server` binary is on PATH."""
         return shutil.which("redis-server") is not None
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         """Start the server (again, on the same port) and wait until it answers PING."""
         if not self.available():
             raise ServerError("redis-server is not installed: `sudo apt-get install redis-server`, "
@@ -154,7 +154,7 @@ class RedisServer:
             self.process.terminate()
             self.process.wait(timeout=STOP_S)
 
-    def __enter__(self) -> "RedisServer":
+    def __enter__(self) -> RedisServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -61,9 +61,10 @@ def bench_profile(name: str, workdir: str | None = None) -> Any:
     return resolve_profile(name, env)
 
 
-def prepare(profile: Any, size: str) -> tuple[Bench, dict]:
+def prepare(profile: Any, size: str) -> tuple[Bench, dict[str, Any]]:
     """Write the data, then materialize it twice (default, then tuned) and compare the online values."""
-    dataset = datasets.synthetic(**datasets.SIZES[SIZES[size][0]])
+    preset = datasets.SIZES[SIZES[size][0]]
+    dataset = datasets.synthetic(n_users=preset["n_users"], n_movies=preset["n_movies"], n_events=preset["n_events"])
     dataset.save(profile.raw_dir)
     write_offline(build_feature_tables(dataset), profile)
     events = dataset.watch_events
@@ -88,22 +89,23 @@ def prepare(profile: Any, size: str) -> tuple[Bench, dict]:
     return bench, materialize
 
 
-def raw_floor(store: FeatureStore, profile: Profile) -> Callable[[list[tuple[str, dict]]], Any] | None:
+def raw_floor(store: FeatureStore, profile: Profile) -> Callable[[list[tuple[str, dict[str, Any]]]], Any] | None:
     """One raw redis-py pipeline of HMGETs on Feast's own keys, no decoding (None off Redis)."""
     if not standalone_redis(store):
         return None
     client = redis.Redis(**profile.redis_client_kwargs())
-    fields = {v: [redis_field(v, f.name) for f in schema] + [f"_ts:{v}".encode()] for v, (_, _, schema) in VIEWS.items()}
+    fields = {v: [redis_field(v, f.name) for f in schema] + [f"_ts:{v}".encode()]
+              for v, (_, _, schema) in VIEWS.items()}
 
-    def read(keys: list[tuple[str, dict]]) -> Any:
+    def read(keys: list[tuple[str, dict[str, Any]]]) -> Any:
         with client.pipeline(transaction=False) as pipe:
             for view, row in keys:
-                pipe.hmget(redis_key(row, store.project), fields[view])
+                pipe.hmget(redis_key(row, store.project), fields[view])  # type: ignore[arg-type] # bytes keys work
             return pipe.execute()
     return read
 
 
-def online_figures(bench: Bench) -> dict:
+def online_figures(bench: Bench) -> dict[str, Any]:
     """In-process online reads: the Feast SDK, the optimized path and the raw-Redis floor."""
     store, users, movies = bench.store, bench.users, bench.movies
     fast = RecommendationFeatures(store, bench.profile)
@@ -125,12 +127,11 @@ def online_figures(bench: Bench) -> dict:
     return {"user_1": single, "user_x_100": many}
 
 
-def http_figures(bench: Bench, size: str, log_dir: Any) -> dict:
+def http_figures(bench: Bench, size: str, log_dir: Any) -> dict[str, Any]:
     """The same requests against the course API and `feast serve`, in this run, on loopback."""
     _, _, n, seconds = SIZES[size]
     users, movies = bench.users, bench.movies
-    feast_body = lambda u: {"feature_service": None, "entities": {"user_id": [u]},  # noqa: E731
-                            "features": serving.feature_refs([USER_VIEW])}
+    features = serving.feature_refs([USER_VIEW])
     out = {}
     with start_course_api(bench.profile, log_dir / "course-api.log") as api:
         out["course_api_user_1"] = http_load(
@@ -142,16 +143,16 @@ def http_figures(bench: Bench, size: str, log_dir: Any) -> dict:
     # One worker, like the course API: gunicorn forks workers after Feast opened its SQL-registry
     # connections, and two workers sharing them failed at boot ("unexpected result EMPTY_QUERY").
     with start_feast_serve(bench.profile, log_dir / "feast-serve.log", workers=1, max_requests=0) as feast:
-        bodies = [{k: v for k, v in feast_body(users[i % len(users)]).items() if v is not None} for i in range(n)]
+        bodies = [{"entities": {"user_id": [users[i % len(users)]]}, "features": features} for i in range(n)]
         out["feast_serve_user_1"] = http_load([("POST", f"{feast.url}/get-online-features", b) for b in bodies],
                                               max_seconds=seconds, server_cpu=feast.cpu_seconds)
     return out
 
 
-def historical_figures(name: str, size: str, bench: Bench | None, workdir: str | None) -> dict:
+def historical_figures(name: str, size: str, bench: Bench, workdir: str | None) -> dict[str, Any]:
     """Point-in-time retrieval of real watch events: Feast defaults vs the tuned path."""
-    profile = bench.profile if bench and bench.profile.name == name else bench_profile(name, workdir)
-    if not (bench and bench.profile.name == name):
+    profile = bench.profile if bench.profile.name == name else bench_profile(name, workdir)
+    if bench.profile.name != name:
         write_offline(build_feature_tables(datasets.load(bench.profile.raw_dir)), profile)
         serving.apply(load_store(profile), profile)
     rows = SIZES[size][1]
@@ -181,7 +182,7 @@ def historical_figures(name: str, size: str, bench: Bench | None, workdir: str |
             "identical_results": bool(same)}
 
 
-def run(profile_name: str, size: str = "small", workdir: str | None = None) -> dict:
+def run(profile_name: str, size: str = "small", workdir: str | None = None) -> dict[str, Any]:
     """Every benchmark figure in one process against real stores; returns the JSON document."""
     profile = bench_profile(profile_name, workdir)
     started = time.perf_counter()
@@ -190,7 +191,7 @@ def run(profile_name: str, size: str = "small", workdir: str | None = None) -> d
         "profile": profile_name, "size": size, "measured_at": datetime.now(timezone.utc).isoformat(),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "materialize": materialize,
-        "online": {k: {m: lat for m, lat in v.items()} for k, v in online_figures(bench).items()},
+        "online": {k: dict(v.items()) for k, v in online_figures(bench).items()},
         "http": http_figures(bench, size, Path(profile.repo_dir) / "logs"),
         "historical": {name: historical_figures(name, size, bench, workdir) for name in PROFILES},
     }
@@ -198,7 +199,7 @@ def run(profile_name: str, size: str = "small", workdir: str | None = None) -> d
     return result
 
 
-def ratios(result: dict) -> dict[str, float]:
+def ratios(result: dict[str, Any]) -> dict[str, float]:
     """The speed-ups the course claims, each computed from this run's figures."""
     online, http = result["online"], result["http"]
     out = {
@@ -214,7 +215,7 @@ def ratios(result: dict) -> dict[str, float]:
     return out
 
 
-def goals(result: dict) -> dict[str, dict]:
+def goals(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The course's speed goals, each with the measured figure and whether this run met it."""
     online, http = result["online"]["user_x_100"], result["http"]
     checks = {
@@ -234,7 +235,7 @@ def goals(result: dict) -> dict[str, dict]:
             for name, (value, goal, op) in checks.items()}
 
 
-def to_json(result: dict) -> dict:
+def to_json(result: dict[str, Any]) -> dict[str, Any]:
     """The result with every Latency reduced to its figures, plus ratios and goals."""
     def plain(value: Any) -> Any:
         if isinstance(value, Latency):
@@ -245,7 +246,7 @@ def to_json(result: dict) -> dict:
     return {**plain(result), "ratios": ratios(result), "goals": goals(result)}
 
 
-def plot(result: dict, folder: Any) -> list[Any]:
+def plot(result: dict[str, Any], folder: Any) -> list[Any]:
     """Latency CDFs and a bar chart of the measured speed-ups, saved as PNG files."""
     import matplotlib
 
@@ -270,7 +271,8 @@ def plot(result: dict, folder: Any) -> list[Any]:
     measured = ratios(result)
     ax.barh(list(measured), list(measured.values()), color="steelblue")
     ax.axvline(1, color="gray", lw=1)
-    ax.set(xscale="log", xlabel="speed-up (x, log scale)", title=f"measured speed-ups ({result['size']}, {result['profile']})")
+    ax.set(xscale="log", xlabel="speed-up (x, log scale)",
+           title=f"measured speed-ups ({result['size']}, {result['profile']})")
     fig.tight_layout()
     bars = folder / "speedups.png"
     fig.savefig(bars, dpi=110)

@@ -10,7 +10,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from redis.crc import key_slot
@@ -117,7 +117,7 @@ def mean_key_bytes(profile: Profile, keys: list[bytes]) -> float:
     return sum(sizes) / len(sizes)
 
 
-def capacity_inputs(store: "FeatureStore", profile: Profile, user_id: int, movie_ids: list[int],
+def capacity_inputs(store: FeatureStore, profile: Profile, user_id: int, movie_ids: list[int],
                     rows: list[dict[str, int]], bench_json: Path, calls: int = 200) -> CapacityInputs:
     """The figures `capacity_plan` needs: throughput from `course bench`'s JSON when it exists, else
     measured here on the scaleout store; memory per entity hash always measured on the cluster."""
@@ -135,7 +135,7 @@ def capacity_inputs(store: "FeatureStore", profile: Profile, user_id: int, movie
                                  f"{min(len(keys), 200)} keys")
 
 
-def bench_capacity_inputs(result: dict, bytes_per_key: float, name: str) -> CapacityInputs:
+def bench_capacity_inputs(result: dict[str, Any], bytes_per_key: float, name: str) -> CapacityInputs:
     """Throughput figures from a `course bench` JSON document: the course API's POST /recommendations
     requests per second, and the raw-Redis pipeline of one such request's hashes."""
     keys = 1 + 2 * BENCH_CANDIDATES

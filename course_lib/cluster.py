@@ -102,10 +102,10 @@ class LocalCluster:
         if len(nodes) < 3:
             raise ConfigError(f"a Redis Cluster needs at least 3 masters; FEAST_REDIS_CLUSTER_NODES lists {len(nodes)}")
         self.nodes, self.root, self.password = nodes, root, password
-        self._children: dict[int, subprocess.Popen] = {}
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     @classmethod
-    def for_profile(cls, profile: Profile) -> "LocalCluster":
+    def for_profile(cls, profile: Profile) -> LocalCluster:
         """The cluster of FEAST_REDIS_CLUSTER_NODES, with its folders under COURSE_WORKDIR/redis-cluster."""
         return cls(profile.redis_cluster_nodes(), profile.workdir / "redis-cluster",
                    profile.settings.redis_password.get_secret_value())

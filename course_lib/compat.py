@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import metadata
-from typing import Any
+from typing import Any, cast
 
 import redis
 from feast import FeatureService, FeatureStore, FeatureView
@@ -24,6 +24,7 @@ from feast.infra.compute_engines.local.compute import LocalComputeEngine
 from feast.infra.compute_engines.local.feature_builder import LocalFeatureBuilder
 from feast.infra.compute_engines.local.job import LocalMaterializationJob
 from feast.infra.compute_engines.local.nodes import LocalOutputNode
+from feast.infra.online_stores.redis import RedisOnlineStore
 from feast.infra.registry.base_registry import BaseRegistry
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
@@ -57,12 +58,13 @@ check_versions()
 
 def online_client(store: FeatureStore) -> RedisClient:
     """The Redis (or Redis Cluster) client Feast's own online store reads and writes with."""
-    return store._get_provider().online_store._get_client(store.config.online_store)
+    online_store = cast(RedisOnlineStore, store._get_provider().online_store)
+    return online_store._get_client(store.config.online_store)
 
 
 def context_online_client(context: ExecutionContext) -> RedisClient:
     """The same client, as a materialization plan's execution context holds it."""
-    return context.online_store._get_client(context.repo_config.online_store)
+    return cast(RedisOnlineStore, context.online_store)._get_client(context.repo_config.online_store)
 
 
 def drop_online_tables(store: FeatureStore, views: Sequence[FeatureView]) -> None:
@@ -84,7 +86,7 @@ def resolve_features(store: FeatureStore, features: list[str] | FeatureService
         return refs, [], list(on_demand)
     grouped, _ = feast_utils._group_feature_refs(refs, views, [])
     feast_utils._validate_feature_refs(refs)
-    return refs, [view for view, _ in grouped], []
+    return refs, [cast(FeatureView, view) for view, _ in grouped], []
 
 
 # --- Feast's local compute engine ---------------------------------------------------------------
@@ -96,7 +98,7 @@ class PlanBuilder(LocalFeatureBuilder):
 
     def build_output_nodes(self, view: FeatureView, input_node: LocalOutputNode) -> LocalOutputNode:
         """The plan's last node, of class `output_node`."""
-        node = self.output_node("output", self.dag_root.view, inputs=[input_node])
+        node = self.output_node("output", cast(Any, self.dag_root.view), inputs=[input_node])
         self.nodes.append(node)
         return node
 

@@ -12,19 +12,23 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import yaml
 
 from course_lib.settings import REPO_ROOT as REPO_ROOT  # re-exported: notebooks and modules import it from config
-from course_lib.settings import ConfigError, Settings, variables
+from course_lib.settings import ConfigError as ConfigError  # re-exported: the error of a bad profile or setting
+from course_lib.settings import Settings, variables
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
 
 PROFILES = ("local", "enterprise")  # the base profiles; most tests run on both
 SCALEOUT = "scaleout"  # Redis Cluster + Spark; slow to start, so tested on its own (tests/test_scaleout.py)
 ALL_PROFILES = (*PROFILES, SCALEOUT)
 PARQUET_PROFILES = ("local", SCALEOUT)  # offline tables are parquet files under the profile's data_dir
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}  # hosts that are this machine: load tests and local clusters only use these
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}  # this machine: the only hosts of load tests and local clusters
 
 # Every environment variable the course reads, with its documented default (the fields of `Settings`).
 ENV_DEFAULTS: dict[str, str] = variables()
@@ -210,9 +214,9 @@ class Profile:
         """This profile as environment variables (secrets revealed): for child processes and derived profiles."""
         return {**self.settings.env(), "COURSE_PROFILE": self.name}
 
-    def feature_store_config(self) -> dict:
+    def feature_store_config(self) -> dict[str, Any]:
         """The `feature_store.yaml` content for this profile."""
-        config: dict = {"project": self.project, "provider": "local",
+        config: dict[str, Any] = {"project": self.project, "provider": "local",
                         "entity_key_serialization_version": 3}
         ttl = self.settings.registry_cache_ttl
         if self.name == "local":
@@ -265,7 +269,7 @@ TUNED_MATERIALIZATION = {"pull_latest_features": True, "online_write_batch_size"
 PARALLEL_ENGINE = {"type": "course_lib.materialize.ParallelLocalComputeEngine", "workers": 3}  # one per view
 
 
-def tuned_config(config: dict) -> dict:
+def tuned_config(config: dict[str, Any]) -> dict[str, Any]:
     """A `feature_store.yaml` dict plus the tuned materialization settings (retrieval is tuned in code)."""
     tuned = {**config, "materialization": dict(TUNED_MATERIALIZATION)}
     if config["online_store"]["type"] == "redis":
@@ -288,7 +292,7 @@ def render(profile: Profile, tuned: bool = False) -> Path:
     return profile.repo_dir
 
 
-def load_store(profile: str | Profile | None = None, tuned: bool = False) -> "feast.FeatureStore":  # noqa: F821
+def load_store(profile: str | Profile | None = None, tuned: bool = False) -> FeatureStore:
     """Render the profile's `feature_store.yaml` (tuned: `TUNED_YAML`) and return a ready `FeatureStore`."""
     from feast import FeatureStore
 

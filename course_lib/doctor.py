@@ -13,6 +13,7 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
+from typing import Any, cast
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -118,7 +119,7 @@ def check_kernel() -> Check:
 
         spec = KernelSpecManager().get_kernel_spec("python3")
         prefix = kernel_prefix(spec.argv[0])
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any failure means no usable kernel: reported
         return Check("kernel", False, f"no usable python3 kernel: {reason(exc)}", fix=fix)
     detail = f"python3 kernel ({spec.resource_dir}) starts {spec.argv[0]} in {prefix}"
     if Path(prefix).resolve() == Path(sys.prefix).resolve():
@@ -143,8 +144,8 @@ def check_redis(profile: Profile) -> Check:
             start = time.perf_counter()
             client.ping()
             latency = elapsed_ms(start)
-            version = client.info("server")["redis_version"]
-    except Exception as exc:  # noqa: BLE001
+            version = cast(dict[str, Any], client.info("server"))["redis_version"]
+    except Exception as exc:  # noqa: BLE001 - an unreachable or broken server is reported, never raised
         return Check("redis", False, f"{where}: {reason(exc)}", fix=fix)
     return Check("redis", True, f"{where}, Redis {version}, connect + PING in {latency}")
 
@@ -161,11 +162,11 @@ def check_postgres(profile: Profile) -> list[Check]:
 
         start = time.perf_counter()
         with psycopg.connect(profile.pg_conninfo(MAINTENANCE_DB)) as conn:
-            version = conn.execute("SHOW server_version").fetchone()[0]
+            ((version,),) = conn.execute("SHOW server_version").fetchall()
             latency = elapsed_ms(start)
             rows = conn.execute("SELECT datname FROM pg_database WHERE datname = ANY(%s)", (wanted,))
             existing = {row[0] for row in rows.fetchall()}
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - an unreachable or broken server is reported, never raised
         return [Check("postgres", False, f"{where}: {reason(exc)}", fix=fix),
                 *(Check(f"database {db}", False, "not checked: PostgreSQL is unreachable", fix=fix)
                   for db in wanted)]
@@ -191,15 +192,15 @@ def check_feast_registry(profile: Profile) -> Check:
     name, fix = "feast registry", f"`course apply --profile {profile.name}`"
     try:
         store = load_store(profile)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - a registry that cannot be read is reported, never raised
         return Check(name, False, f"cannot load the feature repo {profile.repo_dir}: {reason(exc)}",
-                     fix=f"make sure COURSE_WORKDIR ({profile.get('COURSE_WORKDIR')}) is writable "
+                     fix=f"make sure COURSE_WORKDIR ({profile.workdir}) is writable "
                          "and the FEAST_* settings are valid")
     try:
         start = time.perf_counter()
         views = {fv.name for fv in store.list_feature_views()}
         latency = elapsed_ms(start)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - a registry that cannot be read is reported, never raised
         return Check(name, False, f"cannot read the registry: {reason(exc)}",
                      fix="fix the failed service checks above, then run " + fix)
     registry = f"project {profile.project}, {store.config.registry.registry_type} registry, listed in {latency}"

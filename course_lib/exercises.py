@@ -84,7 +84,7 @@ def has_solution(cell: nbformat.NotebookNode) -> bool:
 def exercises(path: Path) -> list[Exercise]:
     """The exercises of one notebook, in order, each with the check cell that follows it."""
     notebook = nbformat.read(path, as_version=4)
-    number, found = notebook_number(path), []
+    number, found = notebook_number(path), list[Exercise]()
     for index, cell in enumerate(notebook.cells):
         if not has_solution(cell):
             continue

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 import pandas as pd
 from feast import FeatureStore
@@ -60,9 +61,9 @@ class FreshnessReport:
         """One view's pipeline or data freshness."""
         return next(e for e in self.entries if e.feature_view == view and e.kind == kind)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         """JSON-ready form: {checked_at, views: {view: {pipeline: ..., data: ...}}}."""
-        views: dict[str, dict] = {}
+        views: dict[str, dict[str, Any]] = {}
         for entry in self.entries:
             fields = asdict(entry)
             del fields["feature_view"], fields["kind"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from course_lib.config import SCALEOUT, Profile
 from course_lib.errors import CourseError, reason
@@ -155,7 +155,7 @@ def reach_offline(profile: Profile) -> str:
     return f"{where}: {len(FEATURE_VIEWS)} tables present"
 
 
-def health(store: FeatureStore, profile: Profile) -> tuple[bool, dict]:
+def health(store: FeatureStore, profile: Profile) -> tuple[bool, dict[str, Any]]:
     """Check the online store, the registry and the offline store; (all ok, JSON-ready report)."""
     components = {
         "online_store": probe("online_store", lambda: read_online(store, profile), online_store_hint(profile)),

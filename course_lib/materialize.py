@@ -67,6 +67,8 @@ class RedisBulkOutputNode(LocalOutputNode):
         except UnsupportedColumns:
             return super().execute(context)
         client = context_online_client(context)
+        if not isinstance(client, redis.Redis):  # bulk_write_ok saw a standalone Redis: never a cluster client
+            return super().execute(context)
         rows = context.repo_config.materialization_config.online_write_batch_size or BATCH_ROWS
         for batch in table.to_batches(max_chunksize=rows):
             send_commands(client, hset_commands(batch, layout, context.project))  # checked again: cheap
@@ -89,8 +91,9 @@ class BulkFeatureBuilder(PlanBuilder):
 class ParallelLocalComputeEngineConfig(LocalComputeEngineConfig):
     """`batch_engine` settings of `ParallelLocalComputeEngine` in feature_store.yaml."""
 
+    # Feast picks the engine class from this literal; pydantic allows narrowing the base's literal, mypy does not
     type: Literal["course_lib.materialize.ParallelLocalComputeEngine"] = (
-        "course_lib.materialize.ParallelLocalComputeEngine")
+        "course_lib.materialize.ParallelLocalComputeEngine")  # type: ignore[assignment]
     workers: int = 3
 
 

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -97,7 +98,9 @@ class Metrics:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._series: dict[str, dict[Labels, float | list[float]]] = {f.name: {} for f in FAMILIES}
+        # counters and gauges: one value per label set; histograms: [count per bucket..., count above, sum]
+        self._values: dict[str, dict[Labels, float]] = {f.name: {} for f in FAMILIES if f.kind != "histogram"}
+        self._histograms: dict[str, dict[Labels, list[float]]] = {f.name: {} for f in FAMILIES if f.kind == "histogram"}
         self._families = {f.name: f for f in FAMILIES}
         self.registry = CollectorRegistry()
         self.registry.register(self)
@@ -114,39 +117,39 @@ class Metrics:
         """Add to a counter series."""
         key = self._labels(name, labels)
         with self._lock:
-            self._series[name][key] = self._series[name].get(key, 0.0) + amount
+            self._values[name][key] = self._values[name].get(key, 0.0) + amount
 
     def _set(self, name: str, labels: Iterable[object], value: float | None) -> None:
         """Set a gauge series, or drop it when there is no value to report."""
         key = self._labels(name, labels)
         with self._lock:
             if value is None:
-                self._series[name].pop(key, None)
+                self._values[name].pop(key, None)
             else:
-                self._series[name][key] = float(value)
+                self._values[name][key] = float(value)
 
     def _observe(self, name: str, labels: Iterable[object], value: float) -> None:
         """Add one observation to a histogram series: [count per bucket..., count above, sum]."""
         key = self._labels(name, labels)
         buckets = self._families[name].buckets
         with self._lock:
-            state = self._series[name].setdefault(key, [0.0] * (len(buckets) + 2))
+            state = self._histograms[name].setdefault(key, [0.0] * (len(buckets) + 2))
             state[bisect.bisect_left(buckets, value)] += 1
             state[-1] += value
 
     def collect(self) -> Iterator[Metric]:
         """Every family with its current samples (the registry calls this on each scrape)."""
         with self._lock:
-            snapshot = {name: {k: list(v) if isinstance(v, list) else v for k, v in series.items()}
-                        for name, series in self._series.items()}
+            values = {name: dict(series) for name, series in self._values.items()}
+            histograms = {name: {k: list(v) for k, v in series.items()} for name, series in self._histograms.items()}
         for family in FAMILIES:
             metric = FAMILY_TYPES[family.kind](family.name, family.documentation, labels=family.labels)
-            for labels, value in snapshot[family.name].items():
-                if family.kind == "histogram":
-                    bounds = [floatToGoString(b) for b in family.buckets] + ["+Inf"]
-                    cumulative = list(itertools.accumulate(value[:-1]))
-                    metric.add_metric(labels, list(zip(bounds, cumulative)), value[-1])
-                else:
+            if family.kind == "histogram":
+                bounds = [floatToGoString(b) for b in family.buckets] + ["+Inf"]
+                for labels, state in histograms[family.name].items():
+                    metric.add_metric(labels, list(zip(bounds, itertools.accumulate(state[:-1]))), state[-1])
+            else:
+                for labels, value in values[family.name].items():
                     metric.add_metric(labels, value)
             yield metric
 
@@ -185,7 +188,7 @@ class Metrics:
                 self._set("course_data_freshness_seconds", (e.feature_view, source),
                           e.age_seconds if source == e.source else None)
 
-    def record_health(self, report: dict) -> None:
+    def record_health(self, report: dict[str, Any]) -> None:
         """Set the component-up and check-duration gauges from a `health()` report."""
         for name, component in report["components"].items():
             self._set("course_component_up", (name,), int(component["ok"]))

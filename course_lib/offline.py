@@ -7,6 +7,8 @@ placeholders become psycopg's `%s`.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
 
 import pandas as pd
 
@@ -26,21 +28,23 @@ def read_offline(profile: str | Profile | None = None,
         out = {}
         for view in views:
             cur.execute(f"SELECT * FROM {resolved.offline_location(view)}")
-            out[view] = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+            out[view] = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description or []])
         return out
 
 
-def offline_query(profile: Profile, sql: str, params: list) -> tuple:
+def offline_query(profile: Profile, sql: str, params: list[Any]) -> tuple[Any, ...]:
     """Run one aggregate query over the profile's offline tables ({view} placeholders resolved)."""
     if profile.offline_is_parquet:  # duckdb reads the same parquet files Spark does
         import duckdb
 
         with duckdb.connect() as conn:
-            return conn.execute(sql, params).fetchone()
+            (row,) = conn.execute(sql, params).fetchall()  # an aggregate: exactly one row
+            return row
     import psycopg
 
     with psycopg.connect(profile.pg_conninfo()) as conn:
-        return conn.execute(sql.replace("?", "%s"), params).fetchone()
+        (row,) = conn.execute(sql.replace("?", "%s"), params).fetchall()
+        return row
 
 
 def table_expr(profile: Profile, view: str) -> str:
@@ -56,7 +60,7 @@ def offline_time_range(profile: Profile, view: str) -> tuple[pd.Timestamp, pd.Ti
     return pd.Timestamp(lo).tz_convert("UTC"), pd.Timestamp(hi).tz_convert("UTC")
 
 
-def offline_entity_count(profile: Profile, view: str, start, end) -> int:
+def offline_entity_count(profile: Profile, view: str, start: datetime | None, end: datetime) -> int:
     """Distinct entity keys with offline rows in [start, end] (start None: from the beginning)."""
     keys = ", ".join(join_keys(view))
     where, params = f"{TIMESTAMP_FIELD} <= ?", [end]

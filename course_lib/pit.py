@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 import psycopg
@@ -37,6 +38,7 @@ class RetrievalError(CourseError):
     """The entity frame or the requested features cannot be joined by the tuned retrieval; the message says why."""
 
 
+Cursor = psycopg.Cursor[Any]
 PG_PIT_SETTINGS = {"jit": "off", "work_mem": "64MB", "DateStyle": "ISO, MDY"}
 
 Retrieve = Callable[[FeatureStore, pd.DataFrame, "list[str] | FeatureService"], pd.DataFrame]
@@ -57,7 +59,7 @@ def historical_features_chunked(store: FeatureStore, entity_df: pd.DataFrame, fe
     return normalize_frame(pd.concat(parts, ignore_index=True))
 
 
-def _pg_type(column: str, dtype) -> str:
+def _pg_type(column: str, dtype: Any) -> str:
     """The PostgreSQL type Feast's own upload gives an entity-frame column (floats become DOUBLE PRECISION)."""
     if pd.api.types.is_bool_dtype(dtype):
         return "BOOLEAN"
@@ -110,7 +112,7 @@ def _source_columns(view: FeatureViewQueryContext) -> list[str]:
     return [selection.partition(" AS ")[0] for selection in view.entity_selections]
 
 
-def _unique_in_time(cursor, view: FeatureViewQueryContext) -> bool:
+def _unique_in_time(cursor: Cursor, view: FeatureViewQueryContext) -> bool:
     """Whether a unique index proves (join keys, event timestamp) unique in the view's source table.
 
     Then no two rows can tie for an entity row, and a plain LIMIT 1 (one heap fetch) returns what
@@ -166,7 +168,7 @@ def point_in_time_sql(views: list[FeatureViewQueryContext], entity_table: str, e
     return f"SELECT {', '.join(selected)}\nFROM (SELECT * FROM {entity_table} ORDER BY {order}) AS e\n{joins}"
 
 
-def _copy_in(cursor, table: str, frame: pd.DataFrame) -> None:
+def _copy_in(cursor: Cursor, table: str, frame: pd.DataFrame) -> None:
     """COPY a frame into a table, written as CSV by Arrow (quoted empty strings stay strings)."""
     buffer = pa.BufferOutputStream()
     pa_csv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), buffer,
@@ -176,11 +178,11 @@ def _copy_in(cursor, table: str, frame: pd.DataFrame) -> None:
         copy.write(buffer.getvalue())
 
 
-def _arrow_types(cursor, sql: str) -> dict[str, pa.DataType]:
+def _arrow_types(cursor: Cursor, sql: str) -> dict[str, pa.DataType]:
     """Each result column's Arrow type as Feast's PostgreSQL job reads it, or an error for types CSV cannot carry."""
     cursor.execute(f"SELECT * FROM ({sql}) AS q LIMIT 0")
     types = {}
-    for column in cursor.description:
+    for column in cursor.description or []:
         arrow = pg_type_code_to_arrow(column.type_code)
         if not (pa.types.is_boolean(arrow) or pa.types.is_integer(arrow) or pa.types.is_floating(arrow)
                 or pa.types.is_string(arrow) or pa.types.is_timestamp(arrow)):
@@ -190,7 +192,7 @@ def _arrow_types(cursor, sql: str) -> dict[str, pa.DataType]:
     return types
 
 
-def _copy_out(cursor, sql: str) -> pd.DataFrame:
+def _copy_out(cursor: Cursor, sql: str) -> pd.DataFrame:
     """A query's rows via COPY TO CSV, parsed by Arrow into the types Feast's job gives them."""
     types = _arrow_types(cursor, sql)
     buffer = io.BytesIO()

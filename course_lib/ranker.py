@@ -108,9 +108,10 @@ def training_frame(store: FeatureStore, dataset: datasets.Dataset) -> pd.DataFra
 
 def _within_ttl(found: EntityFeatures, ttl: timedelta, now: datetime | None) -> dict[str, Any]:
     """One view's online values, each kept only if written at most `ttl` before `now` (None: all kept)."""
-    stamps = found.event_timestamps
-    return {name: value if now is None or (stamps[name] is not None and now - stamps[name] <= ttl) else None
-            for name, value in found.values.items()}
+    def fresh(written: datetime | None) -> bool:
+        return now is None or (written is not None and now - written <= ttl)
+
+    return {name: value if fresh(found.event_timestamps[name]) else None for name, value in found.values.items()}
 
 
 def candidate_frame(rows: list[dict[str, EntityFeatures]], now: datetime | None = None) -> pd.DataFrame:
@@ -148,7 +149,7 @@ class Ranker:
     model: Any
     features: list[str]
     trained_until: pd.Timestamp
-    metrics: dict
+    metrics: dict[str, Any]
 
     def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The model's input columns for a frame with the view feature columns."""
@@ -175,7 +176,7 @@ def mean_ndcg(users: pd.Series, labels: np.ndarray, scores: np.ndarray, k: int =
     return float(np.mean(values)) if values else float("nan")
 
 
-def evaluate(ranker: Ranker, test: pd.DataFrame) -> dict:
+def evaluate(ranker: Ranker, test: pd.DataFrame) -> dict[str, Any]:
     """AUC and NDCG@10 of the model and of the popularity baseline on held-out rows."""
     labels = test["label"].to_numpy(dtype="int64")
     if len(np.unique(labels)) < 2:

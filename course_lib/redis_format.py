@@ -203,11 +203,13 @@ class ViewLayout:
     timestamp_field: str
 
     @classmethod
-    def of(cls, view: FeatureView) -> "ViewLayout":
+    def of(cls, view: FeatureView) -> ViewLayout:
         """The layout of a Feast feature view; UnsupportedColumns unless its keys are INT64."""
         not_int = [e.name for e in view.entity_columns if e.dtype.to_value_type() != INT64]
         if not_int:
             raise UnsupportedColumns(f"join keys {not_int} are not INT64")
+        if view.batch_source is None:
+            raise UnsupportedColumns(f"feature view {view.name} has no batch source")
         return cls(view.name, tuple(e.name for e in view.entity_columns),
                    tuple((f.name, f.dtype.to_value_type()) for f in view.features), view.batch_source.timestamp_field)
 

@@ -7,6 +7,7 @@ with redis.asyncio for the API's event loop. The key and field layout is `course
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 import redis
 import redis.asyncio
@@ -20,6 +21,9 @@ from course_lib.config import ConfigError, Profile
 from course_lib.redis_format import key_builder, redis_field
 from course_lib.serving import EntityFeatures, EntityRows, Fetch, Rows, sdk_fetch
 from feature_repo.definitions import VIEWS, join_keys
+
+ViewKey = tuple[str, tuple[int, ...]]  # (view, its join key values)
+RowKeys = dict[str, tuple[int, ...]]  # view -> join key values, for one entity row
 
 
 def standalone_redis(store: FeatureStore) -> bool:
@@ -86,20 +90,20 @@ class RawRedisReader:
         return EntityFeatures(key=key, values=decoded, event_timestamps=dict.fromkeys(decoded, when),
                               status="found" if when else "not_found")
 
-    def _plan(self, views: list[str], entity_rows: EntityRows) -> tuple[list[dict], list[tuple], list[dict]]:
+    def _plan(self, views: list[str], entity_rows: EntityRows) -> tuple[list[RowKeys], list[ViewKey], EntityRows]:
         """Each row's (view -> key tuple), the distinct (view, key tuple)s and their entity dicts."""
         names = {view: join_keys(view) for view in views}
         keys = [{view: tuple(row[k] for k in names[view]) for view in views} for row in entity_rows]
         unique = list(dict.fromkeys((view, key) for row_keys in keys for view, key in row_keys.items()))
         return keys, unique, [dict(zip(names[view], key)) for view, key in unique]
 
-    def _queue(self, pipe: redis.client.Pipeline | redis.asyncio.client.Pipeline, unique: list[tuple],
-               entities: list[dict]) -> None:
+    def _queue(self, pipe: redis.client.Pipeline | redis.asyncio.client.Pipeline, unique: list[ViewKey],
+               entities: EntityRows) -> None:
         """One HMGET per distinct entity on the pipeline."""
         for (view, _), entity in zip(unique, entities):
-            pipe.hmget(self._keys[view](entity), self._fields[view])
+            pipe.hmget(self._keys[view](entity), self._fields[view])  # type: ignore[arg-type] # bytes keys work
 
-    def _rows(self, keys: list[dict], unique: list[tuple], entities: list[dict], replies: list) -> Rows:
+    def _rows(self, keys: list[RowKeys], unique: list[ViewKey], entities: EntityRows, replies: list[Any]) -> Rows:
         """The pipeline's replies as `serving.online_rows` returns them."""
         decoded = {(view, key): self._decode(view, entity, reply)
                    for (view, key), entity, reply in zip(unique, entities, replies)}

@@ -12,9 +12,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 from urllib.parse import quote
 
 import pandas as pd
@@ -61,7 +62,7 @@ def _redact_tree(value: Any, profile: Profile, key: str = "") -> Any:
     return redact(value, profile) if isinstance(value, str) else value
 
 
-def display_config(profile: Profile) -> dict:
+def display_config(profile: Profile) -> dict[str, Any]:
     """The profile's `feature_store.yaml` content, safe to print."""
     return _redact_tree(profile.feature_store_config(), profile)
 
@@ -74,7 +75,7 @@ def env_table(profile: Profile) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested dict to dotted keys: {"registry": {"path": p}} -> {"registry.path": p}."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
@@ -98,8 +99,10 @@ def entity_table(entities: Iterable[Entity]) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("entity", ignore_index=True)
 
 
-def _location(source: DataSource) -> str:
-    """Where a batch source reads: a parquet path or a `schema.table`."""
+def _location(source: DataSource | None) -> str:
+    """Where a batch source reads: a parquet path or a `schema.table` ("-" for a view without one)."""
+    if source is None:
+        return "-"
     return source.path if isinstance(source, FileSource) else source.get_table_query_string()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import psycopg
 from feast import FeatureStore
@@ -55,7 +56,7 @@ class ResetReport:
                 f"offline: removed {', '.join(self.offline) if self.offline else 'nothing (no course tables)'}"]
 
 
-def _registered(store: FeatureStore) -> dict[str, list]:
+def _registered(store: FeatureStore) -> dict[str, list[Any]]:
     """Every object the registry holds for the store's project, by kind."""
     registry, project = store.registry, store.project
     views = [*registry.list_feature_views(project, allow_cache=False),
@@ -74,10 +75,10 @@ def _delete_redis_keys(store: FeatureStore) -> int:
     """
     client = online_client(store)
     keys = list(project_keys(client, store.project, store.config.entity_key_serialization_version))
-    return sum(client.delete(*keys[start:start + 10_000]) for start in range(0, len(keys), 10_000))
+    return sum(cast(int, client.delete(*keys[start:start + 10_000])) for start in range(0, len(keys), 10_000))
 
 
-def _drop_online(store: FeatureStore, views: list) -> str:
+def _drop_online(store: FeatureStore, views: list[Any]) -> str:
     """Remove the project's online rows: its Redis keys (exact match), or its tables (SQLite)."""
     if store.config.online_store.type == "redis":
         return f"deleted {_delete_redis_keys(store)} Redis keys of project {store.project!r}"
@@ -89,15 +90,14 @@ def _drop_online(store: FeatureStore, views: list) -> str:
 def _drop_offline(store: FeatureStore, profile: Profile) -> list[str]:
     """Remove the course's offline tables (parquet files or PostgreSQL tables) and nothing else."""
     if store.config.offline_store.type != "postgres":
-        removed = [Path(profile.offline_location(view)) for view in VIEWS]
-        removed = [path for path in removed if path.exists()]
-        for path in removed:
+        files = [path for path in (Path(profile.offline_location(view)) for view in VIEWS) if path.exists()]
+        for path in files:
             path.unlink()
-        return [str(path) for path in removed]
+        return [str(path) for path in files]
     schema, removed = profile.offline_schema, []
     with psycopg.connect(profile.pg_conninfo()) as conn:
         for table in [name for view in VIEWS for name in (view, f"{view}__staging")]:
-            if conn.execute("SELECT to_regclass(%s)", [f'"{schema}"."{table}"']).fetchone()[0]:
+            if conn.execute("SELECT to_regclass(%s)", [f'"{schema}"."{table}"']).fetchone() != (None,):
                 conn.execute(f'DROP TABLE "{schema}"."{table}"')
                 removed.append(f"{schema}.{table}")
     return removed

@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import io
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import partial
-from typing import Any, Callable, Iterable
+from typing import Any, Literal
 
 import click
 import pandas as pd
@@ -173,7 +174,7 @@ class EntityFeatures:
     key: dict[str, int]
     values: dict[str, Any]
     event_timestamps: dict[str, datetime | None]
-    status: str  # "found" or "not_found"
+    status: Literal["found", "not_found"]
 
 
 EntityRows = list[dict[str, int]]

@@ -9,8 +9,9 @@ import asyncio
 import json
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -83,7 +84,8 @@ def encode_request(method: str, url: str, body: Any = None) -> bytes:
 
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
-    """Read one whole HTTP/1.1 response (Content-Length framed); return its status and whether the connection stays open."""
+    """Read one whole HTTP/1.1 response (Content-Length framed); return its status and whether the connection
+    stays open."""
     head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
     status_line, *lines = head.rstrip("\r\n").split("\r\n")
     headers = {name.strip().lower(): value.strip().lower() for name, value in (line.split(":", 1) for line in lines)}
@@ -99,11 +101,11 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
 # A raw asyncio client, not httpx: httpx spends about a millisecond of CPU per request, so on a
 # 2-core machine the load generator, not the server, would set the measured throughput.
 async def _closed_loop(requests: list[tuple[str, str, Any]], concurrency: int,
-                       max_seconds: float) -> tuple[list[float], Counter, float]:
+                       max_seconds: float) -> tuple[list[float], Counter[str], float]:
     """Send requests over `concurrency` keep-alive connections, each waiting for its answer before the next."""
     queue = iter([(url, encode_request(method, url, body)) for method, url, body in requests])
     samples: list[float] = []
-    errors: Counter = Counter()
+    errors: Counter[str] = Counter()
     deadline = time.monotonic() + max_seconds
 
     async def worker() -> None:
@@ -150,5 +152,6 @@ def http_load(requests: list[tuple[str, str, Any]], concurrency: int = 4, max_se
     samples, errors, seconds = asyncio.run(_closed_loop(requests[warmup:], concurrency, max_seconds))
     result = latency(samples, seconds=seconds, errors=sum(errors.values()), error_kinds=dict(errors))
     if server_cpu:
-        result = replace(result, server_cpu_ms=1000 * (server_cpu() - cpu_before) / (result.n + result.errors))
+        sent = result.n + sum(errors.values())
+        result = replace(result, server_cpu_ms=1000 * (server_cpu() - cpu_before) / sent)
     return result

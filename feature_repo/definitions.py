@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.data_source import DataSource
@@ -92,12 +92,12 @@ class Definitions:
     feature_views: list[FeatureView]
     feature_services: list[FeatureService]
 
-    def objects(self) -> list:
+    def objects(self) -> list[Any]:
         """All objects, in the order Feast applies them."""
         return [*self.entities, *self.sources, *self.feature_views, *self.feature_services]
 
 
-def batch_source(view: str, profile: "Profile") -> DataSource:
+def batch_source(view: str, profile: Profile) -> DataSource:
     """The offline source a feature view reads in this profile."""
     name = f"{view}_source"
     location = profile.offline_location(view)
@@ -108,14 +108,14 @@ def batch_source(view: str, profile: "Profile") -> DataSource:
     return PostgreSQLSource(name=name, table=location, timestamp_field=TIMESTAMP_FIELD)
 
 
-def feature_view(view: str, profile: "Profile") -> FeatureView:
+def feature_view(view: str, profile: Profile) -> FeatureView:
     """One of the three feature views, bound to this profile's source."""
     entities, ttl, schema = VIEWS[view]
     return FeatureView(name=view, entities=entities, ttl=ttl, schema=schema,
                        source=batch_source(view, profile), online=True)
 
 
-def build(profile: "Profile") -> Definitions:
+def build(profile: Profile) -> Definitions:
     """All course definitions for a profile."""
     views = [feature_view(name, profile) for name in VIEWS]
     by_name = {fv.name: fv for fv in views}
@@ -128,5 +128,5 @@ def build(profile: "Profile") -> Definitions:
         features=[by_name[v][names] for v, names in selected.items()],
         description="Features the movie recommender reads: user taste and movie metadata",
     )
-    return Definitions(entities=[user, movie], sources=[fv.batch_source for fv in views],
+    return Definitions(entities=[user, movie], sources=[fv.batch_source for fv in views if fv.batch_source is not None],
                        feature_views=views, feature_services=[service])

@@ -83,6 +83,15 @@ def known_ids() -> tuple[int, tuple[int, ...]]:
     return user, tuple(int(m) for m in events["movie_id"].value_counts().index[:30])
 
 
+# --- Prometheus samples ---------------------------------------------------------------------------
+
+def value(samples: dict[str, list], name: str, **labels: str) -> float | None:
+    """The value of the one sample with these labels, or None when it is absent."""
+    hits = [s.value for s in samples.get(name, []) if all(s.labels.get(k) == v for k, v in labels.items())]
+    assert len(hits) <= 1, f"{name}{labels} matched {len(hits)} samples"
+    return hits[0] if hits else None
+
+
 # --- clocks ----------------------------------------------------------------------------------------
 
 class FakeClock:

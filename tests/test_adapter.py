@@ -21,7 +21,7 @@ def dataset() -> datasets.Dataset:
     return datasets.synthetic(seed=11, n_users=60, n_movies=40, n_events=1500, days=20)
 
 
-@pytest.fixture()
+@pytest.fixture
 def stored(profile: Profile, dataset):
     """Valid tables written to the profile, and a function that fingerprints what is stored."""
     write_offline(build_feature_tables(dataset), profile)
@@ -108,7 +108,8 @@ def test_repeated_entity_and_time_is_refused(dataset, stored, profile):
     tables = build_feature_tables(dataset)
     movies = tables["movie_metadata_features"]
     tables["movie_metadata_features"] = pd.concat([movies, movies.iloc[[3]]], ignore_index=True)
-    with pytest.raises(AdapterError, match=r"movie_metadata_features: 2 rows share their \['movie_id', 'event_timestamp'\]"):
+    shared = r"movie_metadata_features: 2 rows share their \['movie_id', 'event_timestamp'\]"
+    with pytest.raises(AdapterError, match=shared):
         write_offline(tables, profile)
     assert stored() == before
 

@@ -6,19 +6,24 @@ The outage tests run their OWN redis-server on a free port; the shared Redis is 
 """
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import shutil
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from collections.abc import Iterator
 
+import httpx
 import pytest
-from support import API_PROJECT, DATA_END, UNKNOWN_ID, api_profile, isolated_profile, known_ids
 from fastapi.testclient import TestClient
 from feast import FeatureStore
+from support import API_PROJECT, DATA_END, UNKNOWN_ID, api_profile, isolated_profile, known_ids
 
 from course_lib import ranker, serving
 from course_lib.api import MAX_CANDIDATES, ApiStartupError, create_app
 from course_lib.background import RedisServer, free_port
 from course_lib.config import Profile, load_store, resolve_profile
+
 
 @pytest.fixture(scope="module")
 def client(ready: Profile) -> Iterator[TestClient]:
@@ -43,7 +48,42 @@ def test_user_features_equal_the_serving_layer(client: TestClient, store: Featur
     assert body["features"] == expected.values
     assert body["event_timestamps"] == {k: v.isoformat().replace("+00:00", "Z")
                                         for k, v in expected.event_timestamps.items()}
-    assert isinstance(body["feature_retrieval_ms"], float) and body["feature_retrieval_ms"] > 0
+
+
+def timed(call: Callable[[], httpx.Response]) -> tuple[dict, float]:
+    """A request's JSON body and the milliseconds the client waited for it."""
+    start = time.perf_counter()
+    body = call().json()
+    return body, (time.perf_counter() - start) * 1000
+
+
+def test_timings_are_measured_around_the_work_of_that_request(client: TestClient) -> None:
+    """A read or a scoring made 50 ms slower shows up in that request's figures, which never exceed its wall time."""
+    services = client.app.state.services
+
+    async def slow_read(views: list[str], rows: list[dict[str, int]]) -> list:
+        await asyncio.sleep(0.05)
+        return await services.read(views, rows)
+
+    def slow_candidates(user_id: int, movie_ids: list[int]) -> list:
+        time.sleep(0.05)
+        return services.candidates(user_id, movie_ids)
+
+    user, movies = known_ids()
+    body, wall_ms = timed(lambda: client.get(f"/users/{user}/features"))
+    assert 0 < body["feature_retrieval_ms"] <= wall_ms
+    request = {"user_id": user, "movie_ids": list(movies[:5])}
+    body, wall_ms = timed(lambda: client.post("/recommendations", json=request))
+    assert body["feature_retrieval_ms"] > 0 and body["scoring_ms"] > 0
+    assert body["feature_retrieval_ms"] + body["scoring_ms"] <= wall_ms
+    client.app.state.services = dataclasses.replace(services, read=slow_read, candidates=slow_candidates)
+    try:
+        body, wall_ms = timed(lambda: client.get(f"/users/{user}/features"))
+        assert 50 <= body["feature_retrieval_ms"] <= wall_ms
+        body, wall_ms = timed(lambda: client.post("/recommendations", json=request))
+        assert 50 <= body["feature_retrieval_ms"] and body["feature_retrieval_ms"] + body["scoring_ms"] <= wall_ms
+    finally:
+        client.app.state.services = services
 
 
 def test_movie_features_equal_the_serving_layer(client: TestClient, store: FeatureStore) -> None:
@@ -90,7 +130,6 @@ def test_recommendations_are_the_rankers_scores_sorted(client: TestClient, ready
     assert statuses.pop(UNKNOWN_ID) == "not_found" and set(statuses.values()) == {"found"}
     unknown = next(r for r in body["recommendations"] if r["movie_id"] == UNKNOWN_ID)
     assert unknown["features_used"]["vote_average"] is None and unknown["features_used"]["avg_rating"] is not None
-    assert body["feature_retrieval_ms"] > 0 and body["scoring_ms"] > 0
     metrics = ranker.load(ready).metrics
     assert body["model"]["auc"] == metrics["model"]["auc"] and body["model"]["held_out_rows"] == metrics["rows"]
 

@@ -9,8 +9,7 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from support import UNKNOWN_ID, FakeClock, TcpForwarder, api_profile, known_ids
-from test_monitoring import value
+from support import UNKNOWN_ID, FakeClock, TcpForwarder, api_profile, known_ids, value
 
 from course_lib import serving
 from course_lib.api import create_app
@@ -77,7 +76,8 @@ def test_counters_move_by_exactly_the_requests_sent(client: TestClient) -> None:
         assert count(after, "course_requests_total", **labels) - count(before, "course_requests_total", **labels) == n
         assert (count(after, "course_request_duration_seconds_count", **labels)
                 - count(before, "course_request_duration_seconds_count", **labels)) == n
-    delta = lambda name, **labels: count(after, name, **labels) - count(before, name, **labels)
+    def delta(name, **labels):
+        return count(after, name, **labels) - count(before, name, **labels)
     assert delta("course_feature_retrieval_seconds_count", feature_service="user_profile", entity_type="user") == 5
     assert delta("course_feature_retrieval_seconds_count", feature_service="movie_metadata", entity_type="movie") == 4
     assert delta("course_feature_retrieval_seconds_count", feature_service="recommendation",
@@ -103,7 +103,8 @@ def test_scrapes_report_health_and_freshness_gauges(client: TestClient, ready: P
 def test_freshness_endpoint_follows_the_clock_and_never_goes_negative(client: TestClient, ready: Profile,
                                                                       clock: FakeClock) -> None:
     end = serving.latest_interval(load_store(ready), FEATURE_VIEWS[0])[1]
-    expectations = [(timedelta(seconds=30), 30.0, "fresh", False), (timedelta(hours=1, seconds=1), 3601.0, "stale", False),
+    expectations = [(timedelta(seconds=30), 30.0, "fresh", False),
+                    (timedelta(hours=1, seconds=1), 3601.0, "stale", False),
                     (timedelta(hours=-2), 0.0, "fresh", True)]
     for offset, age, status, future in expectations:
         clock.now = end + offset

@@ -14,6 +14,7 @@ from course_lib import serving
 from course_lib.background import START_S, BackgroundServer, free_port, launch
 from course_lib.config import Profile, load_store
 
+
 def start_server(profile: Profile, log: Path) -> BackgroundServer:
     """Run `course_lib.api.serve` in a fresh interpreter (not yet waited for)."""
     port = free_port()
@@ -40,7 +41,6 @@ def test_features_over_http_equal_the_serving_layer(server: BackgroundServer, re
     movie_body = httpx.get(f"{server.url}/movies/{movies[0]}/features", timeout=30).json()
     assert user_body["status"] == "found" and user_body["features"] == serving.user_features(store, user).values
     assert movie_body["status"] == "found" and movie_body["features"] == serving.movie_features(store, movies[0]).values
-    assert user_body["feature_retrieval_ms"] > 0 and movie_body["feature_retrieval_ms"] > 0
 
 
 def test_recommendations_over_http(server: BackgroundServer) -> None:
@@ -51,7 +51,7 @@ def test_recommendations_over_http(server: BackgroundServer) -> None:
     assert response.status_code == 200, body
     ranked = [(-r["score"], r["movie_id"]) for r in body["recommendations"]]
     assert len(ranked) == 7 and ranked == sorted(ranked) and {m for _, m in ranked} <= set(movies)
-    assert body["feature_retrieval_ms"] > 0 and body["scoring_ms"] > 0 and body["model"]["auc"] > 0
+    assert body["model"]["auc"] > 0
 
 
 def test_invalid_input_over_http_names_the_field(server: BackgroundServer) -> None:

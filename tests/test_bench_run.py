@@ -29,7 +29,10 @@ def test_small_benchmark_writes_every_figure(tmp_path, monkeypatch) -> None:
         assert all(FIGURE <= set(fig) for fig in doc["online"][case].values())
     for case in ("course_api_recommendations", "feast_serve_user_1", "course_api_user_1"):
         assert FIGURE | {"rps", "errors"} <= set(doc["http"][case]), case
-        assert doc["http"][case]["n"] > doc["http"][case]["errors"], doc["http"][case]  # kinds are in error_kinds
+        # loopback loads against servers started for the run: the course API fails no request; feast serve's
+        # gunicorn may drop a rare connection under load, never more than 1% of them
+        allowed = 0 if case.startswith("course_api") else doc["http"][case]["n"] // 100
+        assert doc["http"][case]["errors"] <= allowed, doc["http"][case]
     assert set(doc["historical"]) == {"local", "enterprise"}
     for figures in doc["historical"].values():
         assert {"rows", "default_s", "tuned_s", "tuned_rows_per_s"} <= set(figures)
@@ -41,7 +44,9 @@ def test_small_benchmark_writes_every_figure(tmp_path, monkeypatch) -> None:
 
 def test_goals_compare_in_the_right_direction() -> None:
     """A goal is met only when the measured figure is on the right side of it."""
-    lat = lambda p99: timing.latency([p99] * 10)  # noqa: E731
+    def lat(p99: float) -> timing.Latency:
+        return timing.latency([p99] * 10)
+
     result = {"online": {"user_x_100": {"sdk": lat(40.0), "optimized": lat(5.0), "raw_redis": lat(6.0)}},
               "http": {"course_api_user_1": timing.latency([2.0] * 10, seconds=1.0),
                        "feast_serve_user_1": timing.latency([2.0] * 10, seconds=4.0)},

@@ -88,9 +88,11 @@ def test_avg_rating_cases_catch_the_usual_mistakes(dataset) -> None:
         "zeros": answers(lambda mine, at: mine.loc[mine["event_timestamp"] <= at, "rating"].fillna(0).mean()),
         "future": answers(lambda mine, at: mine["rating"].mean()),
     }
-    assert all(checks.common.same_value(value, checks.data_sources._avg_rating(events, user, at)) for value, (user, at) in zip(right, cases))
+    avg = checks.data_sources._avg_rating
+    assert all(checks.common.same_value(value, avg(events, user, at)) for value, (user, at) in zip(right, cases))
     for name, values in mistakes.items():
-        assert not all(checks.common.same_value(a, b) for a, b in zip(values, right)), f"no case catches the {name} mistake"
+        caught = not all(checks.common.same_value(a, b) for a, b in zip(values, right))
+        assert caught, f"no case catches the {name} mistake"
     assert any(np.isnan(value) for value in right), "no case expects NaN"
 
 
@@ -134,16 +136,19 @@ def test_metrics_text_holds_the_request_mix_and_separates_the_usual_mistakes() -
     counted = monitoring.sample_values(frame, "course_requests_total", ["endpoint", "status"])
     assert {(e, str(s)): n for (e, s), n in checks.monitoring.REQUEST_MIX.items()} == counted.to_dict()
     endpoints = {endpoint for endpoint, _ in checks.monitoring.REQUEST_MIX}
-    assert checks.monitoring.UNREQUESTED not in endpoints and checks.monitoring._requests(text, checks.monitoring.UNREQUESTED) == 0
-    assert any(checks.monitoring._requests(text, e, "200") != checks.monitoring._requests(text, e) for e in endpoints)
-    assert all(checks.monitoring._requests(text, None) != checks.monitoring._requests(text, e) for e in endpoints)
+    requests = checks.monitoring._requests
+    assert checks.monitoring.UNREQUESTED not in endpoints and requests(text, checks.monitoring.UNREQUESTED) == 0
+    assert any(requests(text, e, "200") != requests(text, e) for e in endpoints)
+    assert all(requests(text, None) != requests(text, e) for e in endpoints)
 
 
 def test_invalidation_cases_catch_the_usual_mistakes() -> None:
     """Every partial rule drops the wrong views in some case; some case drops nothing."""
     rules = {
-        "forward only": lambda p, c: {v for v, end in c.items() if end is not None and (p.get(v) is None or end > p[v])},
-        "ignores a first materialization": lambda p, c: {v for v, end in p.items() if end is not None and end != c.get(v)},
+        "forward only":
+            lambda p, c: {v for v, end in c.items() if end is not None and (p.get(v) is None or end > p[v])},
+        "ignores a first materialization":
+            lambda p, c: {v for v, end in p.items() if end is not None and end != c.get(v)},
         "shared views only": lambda p, c: {v for v in p.keys() & c.keys() if p[v] != c[v]},
     }
     cases = checks.optimization.INVALIDATION_CASES

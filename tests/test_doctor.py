@@ -8,14 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import isolated_env
 from packaging.requirements import Requirement
+from support import isolated_env
 
 from course_lib.config import load_store, resolve_profile
-from course_lib.doctor import (check_kernel, check_package, check_postgres, check_redis, format_report,
-                               run_checks)
+from course_lib.doctor import check_kernel, check_package, check_postgres, check_redis, format_report, run_checks
 from course_lib.serving import apply
-
 
 
 def enterprise_checks(env: dict[str, str]) -> set[str]:

@@ -93,7 +93,7 @@ def test_this_environment_was_installed_from_the_lock() -> None:
             installed = None
         if installed != version:
             wrong[name] = (version, installed)
-    assert not wrong, f"installed versions differ from requirements-dev.lock (pinned, installed): {wrong}; run `make dev`"
+    assert not wrong, f"installed versions differ from the dev lock (pinned, installed): {wrong}; run `make dev`"
 
 
 def test_every_directly_imported_package_is_declared() -> None:

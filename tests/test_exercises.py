@@ -343,7 +343,8 @@ WRONG_ANSWERS: dict[str, list[tuple[str, object, str]]] = {
     "request_count": [
         ("status 200 only", lambda text, endpoint: checks.monitoring._requests(text, endpoint, "200"), "not only 200"),
         ("every endpoint", lambda text, endpoint: checks.monitoring._requests(text, None), "whose endpoint label is"),
-        ("None when absent", lambda text, endpoint: checks.monitoring._requests(text, endpoint) or None, "its count is 0"),
+        ("None when absent", lambda text, endpoint: checks.monitoring._requests(text, endpoint) or None,
+         "its count is 0"),
         ("a string", lambda text, endpoint: str(checks.monitoring._requests(text, endpoint)), "return one number"),
     ],
     "pipeline_age": [
@@ -372,7 +373,8 @@ WRONG_ANSWERS: dict[str, list[tuple[str, object, str]]] = {
          "np.percentile takes percents"),
         ("mean as p50", lambda samples: (np.mean(samples), np.percentile(samples, 99)), "not the mean"),
         ("max as p99", lambda samples: (np.median(samples), max(samples)), "not the maximum"),
-        ("nearest rank", lambda samples: _percentiles(sorted(samples), lambda q, n: int(q * n)), "interpolate linearly"),
+        ("nearest rank", lambda samples: _percentiles(sorted(samples), lambda q, n: int(q * n)),
+         "interpolate linearly"),
         ("unsorted", lambda samples: _percentiles(samples, lambda q, n: int(q * n)), "sort the samples first"),
         ("one number", lambda samples: float(np.median(samples)), "a pair of numbers"),
     ],

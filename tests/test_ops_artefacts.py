@@ -111,7 +111,9 @@ def test_dashboard_shows_rate_latency_errors_and_freshness() -> None:
     exprs = "\n".join(dashboard_exprs())
     assert "rate(course_requests_total[" in exprs
     for quantile in ("0.5", "0.99"):
-        assert f"histogram_quantile({quantile}, sum by (le, endpoint) (rate(course_request_duration_seconds_bucket" in exprs
+        quantile_expr = (f"histogram_quantile({quantile}, sum by (le, endpoint) "
+                         "(rate(course_request_duration_seconds_bucket")
+        assert quantile_expr in exprs
     assert 'course_requests_total{status=~"5.."}' in exprs
     assert "course_pipeline_freshness_seconds" in exprs and "course_data_freshness_seconds" in exprs
     assert "cache hit-rate panel" in dashboard["description"]  # promised for 2.7.5, not faked now

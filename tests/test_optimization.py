@@ -5,17 +5,17 @@ chunked retrieval) is compared with `course_lib.serving` on the same data, on bo
 """
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
 import warnings
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 import psycopg
 import pytest
-from support import FakeMonotonic, isolated_env
 from feast import FeatureView, Field
 from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
 from feast.infra.online_stores.helpers import _mmh3, _redis_key
@@ -25,6 +25,7 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_config import load_repo_config
 from feast.types import Float32, Float64
 from prometheus_client import CollectorRegistry, generate_latest
+from support import PROFILE_PARAMS, FakeMonotonic, isolated_env
 
 from course_lib import caches, datasets, materialize, pit, redis_format, redis_reader
 from course_lib.adapter import build_feature_tables, write_offline
@@ -32,23 +33,43 @@ from course_lib.background import free_port
 from course_lib.config import PROFILES, TUNED_YAML, ConfigError, Profile, load_store, render, resolve_profile
 from course_lib.pit import PG_PIT_SETTINGS
 from course_lib.reset import reset_online
-from course_lib.serving import (apply, candidate_features, feature_refs, historical_features, latest_interval,
-                                online_rows)
+from course_lib.serving import (
+    apply,
+    candidate_features,
+    feature_refs,
+    historical_features,
+    latest_interval,
+    online_rows,
+)
 from course_lib.serving import materialize as materialize_views
 from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS, join_keys, movie, user
 
 PROJECT = "course_test_opt"
-DATASET = datasets.synthetic(seed=11, n_users=60, n_movies=40, n_events=1500, days=30)
-TABLES = build_feature_tables(DATASET)
-FIRST = DATASET.watch_events[TIMESTAMP_FIELD].min()
-MID = (FIRST + pd.Timedelta(days=15)).to_pydatetime()  # first materialization ends here
-END = (DATASET.watch_events[TIMESTAMP_FIELD].max() + pd.Timedelta(days=1)).to_pydatetime()
+
+
+@dataclass(frozen=True)
+class Data:
+    """The test log, its feature tables, and the two materialization ends."""
+
+    dataset: datasets.Dataset
+    tables: dict[str, pd.DataFrame]
+    mid: datetime  # the first materialization ends here
+    end: datetime  # after every event
+
+
+@functools.cache
+def data() -> Data:
+    """Built on first use, not at collection (a run that deselects these tests never builds it)."""
+    dataset = datasets.synthetic(seed=11, n_users=60, n_movies=40, n_events=1500, days=30)
+    times = dataset.watch_events[TIMESTAMP_FIELD]
+    return Data(dataset, build_feature_tables(dataset), (times.min() + pd.Timedelta(days=15)).to_pydatetime(),
+                (times.max() + pd.Timedelta(days=1)).to_pydatetime())
 ALL_VIEWS = list(VIEWS)
 
 
 @dataclass
 class World:
-    """One profile with the test data written offline and materialized up to MID."""
+    """One profile with the test data written offline and materialized up to data().mid."""
 
     profile: Profile
     store: object
@@ -63,34 +84,34 @@ def profile_for(name: str, workdir: str, project: str = PROJECT, **overrides: st
 
 def prepared(profile: Profile, tuned: bool = False):
     """Write the offline tables, register the views and empty the project's online rows."""
-    write_offline(TABLES, profile)
+    write_offline(data().tables, profile)
     store = load_store(profile, tuned=tuned)
     apply(store, profile)
     reset_online(store, profile)
     return store
 
 
-@pytest.fixture(scope="module", params=PROFILES)
+@pytest.fixture(scope="module", params=PROFILE_PARAMS)
 def world(request, tmp_path_factory) -> World:
     profile = profile_for(request.param, str(tmp_path_factory.mktemp(request.param)))
     store = prepared(profile)
-    materialize_views(store, profile, end=MID)
+    materialize_views(store, profile, end=data().mid)
     return World(profile, store)
 
 
 def entity_rows(view: str) -> list[dict[str, int]]:
     """Every entity key of a view's offline table."""
-    keys = TABLES[view][join_keys(view)].drop_duplicates().sort_values(join_keys(view))
+    keys = data().tables[view][join_keys(view)].drop_duplicates().sort_values(join_keys(view))
     return [{k: int(v) for k, v in row.items()} for row in keys.to_dict("records")]
 
 
 def changed_after_mid(view: str) -> list[dict[str, int]]:
-    """Entities with offline rows both before and after MID: their online values move at END."""
-    table = TABLES[view]
-    before = table[table[TIMESTAMP_FIELD] <= MID][join_keys(view)].drop_duplicates()
-    after = table[table[TIMESTAMP_FIELD] > MID][join_keys(view)].drop_duplicates()
+    """Entities with offline rows both before and after data().mid: their online values move at data().end."""
+    table = data().tables[view]
+    before = table[table[TIMESTAMP_FIELD] <= data().mid][join_keys(view)].drop_duplicates()
+    after = table[table[TIMESTAMP_FIELD] > data().mid][join_keys(view)].drop_duplicates()
     both = before.merge(after).head(8)
-    assert len(both) >= 3, f"the test data must change some {view} rows after MID"
+    assert len(both) >= 3, f"the test data must change some {view} rows after data().mid"
     return [{k: int(v) for k, v in row.items()} for row in both.to_dict("records")]
 
 
@@ -99,7 +120,7 @@ UNKNOWN = 999_999  # an id absent from every table
 
 def request_rows() -> list[dict[str, int]]:
     """(user, movie) rows mixing watched pairs, other pairs and unknown ids."""
-    events = DATASET.watch_events.head(40)
+    events = data().dataset.watch_events.head(40)
     rows = [{"user_id": int(u), "movie_id": int(m)} for u, m in zip(events["user_id"], events["movie_id"])]
     return rows + [{"user_id": rows[0]["user_id"], "movie_id": UNKNOWN}, {"user_id": UNKNOWN, "movie_id": 1}]
 
@@ -111,7 +132,8 @@ def test_redis_key_and_fields_match_feasts_helpers(view: str) -> None:
     for values in ({"user_id": 1, "movie_id": 2}, {"user_id": 2**40 + 7, "movie_id": 123_456_789}):
         names = join_keys(view)
         proto = EntityKeyProto(join_keys=names, entity_values=[ValueProto(int64_val=values[n]) for n in names])
-        assert redis_format.redis_key({n: values[n] for n in names}, "some_project") == _redis_key("some_project", proto, 3)
+        key = redis_format.redis_key({n: values[n] for n in names}, "some_project")
+        assert key == _redis_key("some_project", proto, 3)
     for field in VIEWS[view][2]:
         assert redis_format.redis_field(view, field.name) == _mmh3(f"{view}:{field.name}")
 
@@ -156,10 +178,10 @@ def test_cached_rows_equal_uncached_and_are_shared_across_requests(world: World)
 def test_cache_is_a_bounded_lru_with_a_ttl(world: World) -> None:
     clock = FakeMonotonic()
     cache = caches.OnlineFeatureCache(world.store, max_entries=3, ttl_s=10, clock=clock, check_every_s=1e9)
-    users = [{"user_id": int(u)} for u in DATASET.users["user_id"].head(4)]
+    users = [{"user_id": int(u)} for u in data().dataset.users["user_id"].head(4)]
     view = ["user_profile_features"]
-    for user in users[:3]:
-        cache.online_rows(view, [user])
+    for row in users[:3]:
+        cache.online_rows(view, [row])
     cache.online_rows(view, [users[0]])  # users[0] becomes the most recently used
     cache.online_rows(view, [users[3]])  # evicts users[1], the least recently used
     assert (len(cache), cache.evictions, cache.hits) == (3, 1, 1)
@@ -173,7 +195,7 @@ def test_cache_is_a_bounded_lru_with_a_ttl(world: World) -> None:
 def test_cache_counts_are_prometheus_counters_in_the_given_registry(world: World) -> None:
     registry = CollectorRegistry()
     cache = caches.OnlineFeatureCache(world.store, registry=registry)
-    rows = [{"user_id": int(u)} for u in DATASET.users["user_id"].head(3)]
+    rows = [{"user_id": int(u)} for u in data().dataset.users["user_id"].head(3)]
     cache.online_rows(["user_profile_features"], rows)
     cache.online_rows(["user_profile_features"], rows[:2])
     text = generate_latest(registry).decode()
@@ -189,7 +211,7 @@ def test_cache_counts_are_prometheus_counters_in_the_given_registry(world: World
 
 @dataclass
 class Moved:
-    """Caches filled at the MID materialization, then the online store moved on to END."""
+    """Caches filled at the data().mid materialization, then the online store moved on to data().end."""
 
     cache: caches.OnlineFeatureCache
     near: caches.MovieNearCache
@@ -210,14 +232,14 @@ def moved(world: World) -> Moved:
     movies = [row["movie_id"] for row in changed_after_mid("movie_metadata_features")]
     users_before = cache.online_rows(["user_profile_features"], users)
     movies_before = near.get_many(movies)
-    materialize_views(world.store, world.profile, end=END, incremental=True)
+    materialize_views(world.store, world.profile, end=data().end, incremental=True)
     return Moved(cache, near, cache_clock, near_clock, users, movies, users_before, movies_before)
 
 
 def test_materialization_changed_the_online_values(world: World, moved: Moved) -> None:
     now = online_rows(world.store, ["user_profile_features"], moved.users)
     assert now != moved.users_before
-    assert latest_interval(world.store, "user_profile_features")[1] == END
+    assert latest_interval(world.store, "user_profile_features")[1] == data().end
 
 
 def test_cache_drops_a_views_entries_when_its_interval_moves_not_on_ttl(world: World, moved: Moved) -> None:
@@ -249,9 +271,10 @@ def test_movie_near_cache_holds_every_movie_as_the_online_store_has_it(world: Wo
 
 def test_recommendation_features_equal_candidate_features(world: World) -> None:
     optimized = caches.RecommendationFeatures(world.store, world.profile)
-    movies = [int(m) for m in DATASET.movies["movie_id"]] + [UNKNOWN, int(DATASET.movies["movie_id"].iloc[0])]
-    for user in [int(u) for u in DATASET.watch_events["user_id"].head(5)] + [UNKNOWN]:
-        assert optimized.recommendation_features(user, movies) == candidate_features(world.store, user, movies)
+    catalogue = [int(m) for m in data().dataset.movies["movie_id"]]
+    movies = [*catalogue, UNKNOWN, catalogue[0]]
+    for user_id in [int(u) for u in data().dataset.watch_events["user_id"].head(5)] + [UNKNOWN]:
+        assert optimized.recommendation_features(user_id, movies) == candidate_features(world.store, user_id, movies)
 
 
 # --- materialization automation -------------------------------------------------------
@@ -280,7 +303,7 @@ def test_the_cli_reports_locked_while_another_process_holds_the_lock(world: Worl
 def test_transient_failures_are_retried_with_backoff(tmp_path) -> None:
     unused = str(free_port())  # nothing listens there (a fixed port such as 1 may be taken on a shared machine)
     profile = profile_for("enterprise", str(tmp_path), project="course_test_opt_down", FEAST_REDIS_PORT=unused)
-    write_offline(TABLES, profile)
+    write_offline(data().tables, profile)
     store = load_store(profile)
     apply(store, profile)
     delays: list[float] = []
@@ -303,11 +326,11 @@ def test_scheduled_runs_start_with_a_full_load_then_continue_incrementally(tmp_p
     assert [o.status for o in outcomes] == ["ok", "ok"] and sleeps == [300.0]
     assert outcomes[0].report.start is not None, "the first run loads all history, not only the last TTL"
     assert outcomes[1].report.start is None, "later runs are incremental"
-    first_row = TABLES["user_movie_interaction_features"][TIMESTAMP_FIELD].min()
+    first_row = data().tables["user_movie_interaction_features"][TIMESTAMP_FIELD].min()
     assert latest_interval(store, "user_movie_interaction_features")[1] > first_row
 
 
-@pytest.mark.parametrize("text, expected", [("5m", timedelta(minutes=5)), ("90", timedelta(seconds=90)),
+@pytest.mark.parametrize(("text", "expected"), [("5m", timedelta(minutes=5)), ("90", timedelta(seconds=90)),
                                             ("1.5h", timedelta(minutes=90)), ("2d", timedelta(days=2))])
 def test_parse_every(text: str, expected: timedelta) -> None:
     assert materialize.parse_every(text) == expected
@@ -339,7 +362,7 @@ def test_default_and_tuned_runs_write_identical_online_values(world: World, tmp_
     for label, tuned in (("default", False), ("tuned", True)):
         profile = profile_for(name, str(tmp_path / label), project=f"{PROJECT}_{label}")
         stores[label] = prepared(profile, tuned=tuned)
-        materialize_views(stores[label], profile, end=END)
+        materialize_views(stores[label], profile, end=data().end)
     for view in VIEWS:
         rows = entity_rows(view)
         default = online_rows(stores["default"], [view], rows)
@@ -351,7 +374,7 @@ def test_default_and_tuned_runs_write_identical_online_values(world: World, tmp_
 
 def entity_frame(n: int) -> pd.DataFrame:
     """n rows one minute after sampled watch events, plus a label column."""
-    events = DATASET.watch_events.sample(n, random_state=4, replace=n > len(DATASET.watch_events))
+    events = data().dataset.watch_events.sample(n, random_state=4, replace=n > len(data().dataset.watch_events))
     return pd.DataFrame({"user_id": events["user_id"].to_numpy(), "movie_id": events["movie_id"].to_numpy(),
                          TIMESTAMP_FIELD: (events[TIMESTAMP_FIELD] + pd.Timedelta(minutes=1)).to_numpy(),
                          "label": events["rating"].fillna(0).to_numpy() >= 4})
@@ -419,12 +442,12 @@ def edge_rows(view: str) -> pd.DataFrame:
 
     The TTL edges start from each key's last row, so no newer row can answer them.
     """
-    table = TABLES[view].sort_values(TIMESTAMP_FIELD, kind="stable")
+    table = data().tables[view].sort_values(TIMESTAMP_FIELD, kind="stable")
     keys, ttl = join_keys(view), VIEWS[view][1]
     starts = {"sampled": table.sample(5, random_state=3), "first": table.groupby(keys).head(1).head(5),
               "last": table.groupby(keys).tail(1).head(5)}
-    other_keys = {"user_id": int(TABLES["user_profile_features"]["user_id"].iloc[0]),
-                  "movie_id": int(TABLES["movie_metadata_features"]["movie_id"].iloc[0])}
+    other_keys = {"user_id": int(data().tables["user_profile_features"]["user_id"].iloc[0]),
+                  "movie_id": int(data().tables["movie_metadata_features"]["movie_id"].iloc[0])}
     parts = [starts[start][keys].assign(**{k: v for k, v in other_keys.items() if k not in keys},
                                         **{TIMESTAMP_FIELD: starts[start][TIMESTAMP_FIELD] + offset(ttl)},
                                         case=f"{view}:{edge}")
@@ -435,7 +458,9 @@ def edge_rows(view: str) -> pd.DataFrame:
 @pytest.mark.enterprise
 @pytest.mark.parametrize("world", ["enterprise"], indirect=True)
 def test_tuned_retrieval_equals_feast_at_the_point_in_time_edges(world: World) -> None:
-    unknown = pd.DataFrame({"user_id": [UNKNOWN], "movie_id": [UNKNOWN], TIMESTAMP_FIELD: [FIRST], "case": "unknown"})
+    first = data().dataset.watch_events[TIMESTAMP_FIELD].min()
+    unknown = pd.DataFrame({"user_id": [UNKNOWN], "movie_id": [UNKNOWN], TIMESTAMP_FIELD: [first],
+                            "case": "unknown"})
     frame = pd.concat([*(edge_rows(view) for view in VIEWS), unknown], ignore_index=True)
     cycle = frame.index % 3  # extra columns come back as Feast returns them: empty text, nulls, CSV quoting
     frame = frame[["user_id", "movie_id", TIMESTAMP_FIELD, "case"]].assign(
@@ -444,7 +469,7 @@ def test_tuned_retrieval_equals_feast_at_the_point_in_time_edges(world: World) -
     tuned = pit.historical_features_tuned(world.store, frame, feature_refs())
     assert_same_rows(tuned, historical_features(world.store, frame, feature_refs()))
     for view, present in PRESENT.items():  # the edges are really hit: found rows carry their source's values
-        keys, features, table = join_keys(view), [f.name for f in VIEWS[view][2]], TABLES[view]
+        keys, features, table = join_keys(view), [f.name for f in VIEWS[view][2]], data().tables[view]
         assert table[present].notna().all()
         for edge, (_, offset, found) in EDGES.items():
             rows = tuned[tuned["case"] == f"{view}:{edge}"].reset_index(drop=True)
@@ -515,7 +540,7 @@ def scores(frame: pd.DataFrame) -> dict[tuple[int, pd.Timestamp], list[float]]:
 
 
 @pytest.mark.enterprise
-@pytest.mark.parametrize("view, at_t0, later", [
+@pytest.mark.parametrize(("view", "at_t0", "later"), [
     ("pit_latest", {1: [1.0, 2.0], 2: [4.0, 5.0], 3: [6.0]}, {1: [3.0], 2: [4.0, 5.0], 3: [6.0]}),
     ("pit_created", {1: [2.0], 2: [4.0, 5.0], 3: [0.0]}, {1: [2.0], 2: [4.0, 5.0], 3: [0.0]}),
 ])

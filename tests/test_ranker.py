@@ -7,19 +7,31 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 import pytest
 from feast import FeatureStore
-
 from support import isolated_env
+
 from course_lib import datasets
 from course_lib.adapter import build_feature_tables, write_offline
 from course_lib.config import PROFILES, Profile, load_store, resolve_profile
-from course_lib.ranker import (FEATURES, Ranker, RankerError, design_matrix, load, online_frame,
-                               mean_ndcg, save, train, train_and_save, training_entities, training_frame)
+from course_lib.ranker import (
+    FEATURES,
+    Ranker,
+    RankerError,
+    design_matrix,
+    load,
+    mean_ndcg,
+    online_frame,
+    save,
+    train,
+    train_and_save,
+    training_entities,
+    training_frame,
+)
 from course_lib.serving import apply, feature_refs, historical_features, materialize
 
 PROJECT = "course_test_rank"
@@ -117,7 +129,7 @@ def test_training_rows_hold_nothing_from_their_own_event(dataset, prepared, fram
     assert len(first) > 10_000 and first[INTERACTION].isna().all().all()
     seen = rows[rows["watch_count"].notna()]
     assert len(seen) > 100 and (seen["watch_count"] == seen["earlier"]).all()
-    by_pair = {key: group for key, group in events.groupby(["user_id", "movie_id"])}
+    by_pair = dict(iter(events.groupby(["user_id", "movie_id"])))
     differs = 0
     for row in seen.itertuples():
         history = by_pair[(row.user_id, row.movie_id)]

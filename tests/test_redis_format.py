@@ -16,6 +16,7 @@ from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreCo
 from feast.repo_config import RegistryConfig, RepoConfig
 from feast.types import Bool, Int64
 from feast.utils import _convert_arrow_to_proto
+from support import isolated_env
 
 from course_lib import datasets, redis_format
 from course_lib import materialize as tuned_materialize
@@ -24,8 +25,7 @@ from course_lib.background import RedisServer
 from course_lib.config import load_store, resolve_profile
 from course_lib.reset import reset_online
 from course_lib.serving import apply, materialize
-from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS, feature_view, movie, user, join_keys
-from support import isolated_env
+from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS, feature_view, join_keys, movie, user
 
 PROJECT = "course_test_bulk"
 UTC = timezone.utc
@@ -49,7 +49,8 @@ STRINGS = pd.DataFrame({
     "total_movies_watched": pd.array([1, 2, 3, None], dtype="Int64"),
     "favorite_genre": ["Drama", "", None, "드라마 \r\n$3\r\n*"],
     "account_created_days": pd.array([10, 20, 30, 40], dtype="Int64"),
-    TIMESTAMP_FIELD: pd.to_datetime(["2025-03-01", "2025-03-01 00:00:01", "2025-03-02", "2025-03-03"], utc=True, format="ISO8601"),
+    TIMESTAMP_FIELD: pd.to_datetime(["2025-03-01", "2025-03-01 00:00:01", "2025-03-02", "2025-03-03"], utc=True,
+                                    format="ISO8601"),
 })
 
 

@@ -10,8 +10,18 @@ from feast import FeatureStore
 
 from course_lib.config import ENV_DEFAULTS, PROFILES, REPO_ROOT, ConfigError, Profile, load_store, resolve_profile
 from course_lib.registry_view import (
-    config_table, display_config, entity_table, env_table, feast_argv, redact, redact_frame, schema_table,
-    scratch_store, service_table, timed_run, view_table,
+    config_table,
+    display_config,
+    entity_table,
+    env_table,
+    feast_argv,
+    redact,
+    redact_frame,
+    schema_table,
+    scratch_store,
+    service_table,
+    timed_run,
+    view_table,
 )
 from course_lib.serving import apply
 from feature_repo.definitions import RECOMMENDATION_FEATURES, VIEWS

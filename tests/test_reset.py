@@ -14,8 +14,8 @@ from feast import FeatureStore
 
 from course_lib import cli, datasets
 from course_lib.adapter import build_feature_tables, write_offline
-from course_lib.offline import read_offline
 from course_lib.config import Profile, load_store, resolve_profile
+from course_lib.offline import read_offline
 from course_lib.reset import reset_course
 from course_lib.serving import apply, latest_interval, materialize, user_features
 from feature_repo.definitions import VIEWS

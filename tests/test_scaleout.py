@@ -25,18 +25,26 @@ import pandas as pd
 import pytest
 import redis
 import yaml
-from redis.crc import key_slot
-from support import isolated_env
 from fastapi.testclient import TestClient
 from feast import FeatureStore
 from feast.repo_config import load_repo_config
+from redis.crc import key_slot
+from support import isolated_env
 
 from course_lib import capacity, cluster, datasets, doctor, placement, ranker, scaleout, serving
 from course_lib.adapter import build_feature_tables
 from course_lib.api import create_app
 from course_lib.background import free_port
-from course_lib.config import (ALL_PROFILES, ENV_DEFAULTS, REPO_ROOT, SCALEOUT, ConfigError, Profile, render,
-                               resolve_profile)
+from course_lib.config import (
+    ALL_PROFILES,
+    ENV_DEFAULTS,
+    REPO_ROOT,
+    SCALEOUT,
+    ConfigError,
+    Profile,
+    render,
+    resolve_profile,
+)
 from course_lib.doctor import run_checks
 from course_lib.redis_format import redis_key
 from course_lib.reset import reset_online
@@ -128,7 +136,8 @@ def test_scaleout_yaml_is_valid_for_feast(tmp_path: Path) -> None:
 
 
 def test_bad_cluster_node_list_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="FEAST_REDIS_CLUSTER_NODES='7001,7002' is invalid: .*entry '7001' is not host:port"):
+    invalid = "FEAST_REDIS_CLUSTER_NODES='7001,7002' is invalid: .*entry '7001' is not host:port"
+    with pytest.raises(ConfigError, match=invalid):
         resolve_profile(SCALEOUT, {**isolated_env(str(tmp_path)), "FEAST_REDIS_CLUSTER_NODES": "7001,7002"})
 
 
@@ -264,7 +273,7 @@ def test_stop_never_kills_a_process_it_did_not_start(tmp_path: Path) -> None:
         other.wait()
 
 
-@pytest.fixture()
+@pytest.fixture
 def private_cluster(tmp_path: Path) -> Iterator[cluster.LocalCluster]:
     """A 3-master cluster this test starts on free ports and always stops."""
     own = cluster.LocalCluster([("127.0.0.1", cluster.free_node_port()) for _ in range(3)], tmp_path / "nodes")

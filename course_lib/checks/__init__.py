@@ -16,6 +16,6 @@ from course_lib.checks.optimization import latency_percentiles, views_to_invalid
 from course_lib.checks.realtime_serving import candidate_features, ndcg_at_k
 from course_lib.checks.scale_out import key_slot, redis_masters
 
-__all__ = ["CheckFailed", "avg_rating_as_of", "candidate_features", "interaction_view", "key_slot", "latency_percentiles",
-           "ndcg_at_k", "pipeline_age", "pit_join", "redis_masters", "request_count", "taste_service",
-           "views_to_invalidate"]
+__all__ = ["CheckFailed", "avg_rating_as_of", "candidate_features", "interaction_view", "key_slot",
+           "latency_percentiles", "ndcg_at_k", "pipeline_age", "pit_join", "redis_masters", "request_count",
+           "taste_service", "views_to_invalidate"]

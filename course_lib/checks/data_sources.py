@@ -60,7 +60,7 @@ def avg_rating_cases(events: pd.DataFrame) -> list[tuple[int, pd.Timestamp]]:
     return cases
 
 
-def _avg_rating_hint(events: pd.DataFrame, user_id: int, as_of: pd.Timestamp, got: float) -> str:
+def _avg_rating_hint(events: pd.DataFrame, user_id: int, as_of: pd.Timestamp, got: Any) -> str:
     """The likely mistake behind a wrong avg_rating."""
     mine = events[events["user_id"] == user_id]
     known = mine[mine[TIMESTAMP_FIELD] <= as_of]
@@ -79,7 +79,7 @@ def _avg_rating_hint(events: pd.DataFrame, user_id: int, as_of: pd.Timestamp, go
     return "average the ratings of this user's events at or before as_of"
 
 
-def avg_rating_as_of(fn: Callable, events: pd.DataFrame) -> None:
+def avg_rating_as_of(fn: Callable[..., Any], events: pd.DataFrame) -> None:
     """Exercise 2.1: avg_rating as of a time, from raw events."""
     cases = avg_rating_cases(events)
     for user_id, as_of in cases:
@@ -143,9 +143,9 @@ def _pit_hint(table: pd.DataFrame, probe: pd.Series, column: str, got: Any, ttl:
     return f"Feast used the snapshot from {show(want[TIMESTAMP_FIELD])}" if want is not None else "expected null"
 
 
-def pit_join(fn: Callable, store: FeatureStore, table: pd.DataFrame) -> None:
+def pit_join(fn: Callable[..., Any], store: FeatureStore, table: pd.DataFrame) -> None:
     """Exercise 2.2: a pandas point-in-time join of user_profile_features agrees with Feast's."""
-    ttl = registered_view(store, USERS).ttl
+    ttl = registered_view(store, USERS).ttl or timedelta(0)  # 0: no TTL, as in Feast
     probes = pit_probes(table, ttl)
     got = answer(fn, "pit_join", probes.copy(), table.copy(), ttl)
     want = historical_features(store, probes.assign(probe=range(len(probes))), feature_refs([USERS]))

@@ -101,7 +101,8 @@ def _same_interface(view: Any, expected: FeatureView, source: Any) -> None:
         raise CheckFailed("your view does not read the `source` argument; pass `source=source` to FeatureView")
 
 
-def _ttl_hint(view: FeatureView, expected: FeatureView, probe: dict, table: pd.DataFrame, wanted: bool) -> str:
+def _ttl_hint(view: FeatureView, expected: FeatureView, probe: dict[str, Any], table: pd.DataFrame,
+              wanted: bool) -> str:
     """Why a probe got a value it should not have (or none where it should), in TTL terms."""
     keys = sorted(expected.join_keys)
     earlier = pit_expected(table, keys, probe, timedelta(0))
@@ -112,7 +113,7 @@ def _ttl_hint(view: FeatureView, expected: FeatureView, probe: dict, table: pd.D
             f"row; your view's ttl is {show(view.ttl)} — is it timedelta(days=1)?")
 
 
-def interaction_view(fn: Callable, store: FeatureStore) -> None:
+def interaction_view(fn: Callable[..., Any], store: FeatureStore) -> None:
     """Exercise 1.1: the learner's user_movie_interaction_features behaves like the registered one."""
     expected = registered_view(store, INTERACTIONS)
     table = tiny_tables()[INTERACTIONS]
@@ -125,11 +126,11 @@ def interaction_view(fn: Callable, store: FeatureStore) -> None:
             scratch.apply([*build(profile).entities, view])
             got = historical_features(scratch, pd.DataFrame(probes).assign(probe=range(len(probes))),
                                       feature_refs([INTERACTIONS])).sort_values("probe", ignore_index=True)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise CheckFailed(f"Feast could not apply or query your view: {type(exc).__name__}: {exc}") from exc
     keys = sorted(expected.join_keys)
     for i, probe in enumerate(probes):
-        want = pit_expected(table, keys, probe, expected.ttl)
+        want = pit_expected(table, keys, probe, expected.ttl or timedelta(0))
         for name in _fields(expected):
             if not same_value(got.at[i, name], None if want is None else want[name]):
                 raise CheckFailed(f"for user {probe['user_id']}, movie {probe['movie_id']} your view returned "
@@ -140,7 +141,7 @@ def interaction_view(fn: Callable, store: FeatureStore) -> None:
                                 f"on {len(probes)} probes (TTL {show(view.ttl)})")
 
 
-def taste_service(fn: Callable) -> None:
+def taste_service(fn: Callable[..., Any]) -> None:
     """Exercise 1.2: the learner's feature service serves exactly the taste features."""
     wanted = [name for names in TASTE_FEATURES.values() for name in names]
     with _scratch_course() as (scratch, profile):
@@ -156,7 +157,7 @@ def taste_service(fn: Callable) -> None:
         try:
             scratch.apply([service])
             served = scratch.get_historical_features(entity_df=entity_df, features=service).to_df()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise CheckFailed(f"Feast could not apply or serve your service: {type(exc).__name__}: {exc}") from exc
     got = [c for c in served.columns if c not in entity_df.columns]
     missing, extra = [c for c in wanted if c not in got], [c for c in got if c not in wanted]

@@ -50,7 +50,7 @@ def _request_count_hint(text: str, endpoint: str, got: Any) -> str:
     return "sum the values of the course_requests_total samples with that endpoint label"
 
 
-def request_count(fn: Callable) -> None:
+def request_count(fn: Callable[..., Any]) -> None:
     """Exercise 4.1: requests to one endpoint, read from a /metrics text."""
     text = metrics_text()
     endpoints = sorted({endpoint for endpoint, _ in REQUEST_MIX}) + [UNREQUESTED]
@@ -65,12 +65,13 @@ def request_count(fn: Callable) -> None:
     passed("request_count", f"matches prometheus_client's parse for all {len(endpoints)} endpoints")
 
 
-def _pipeline_age_hint(start: datetime, end: datetime, oldest_end: datetime, now: datetime, got: float) -> str:
+def _pipeline_age_hint(start: datetime, end: datetime, oldest_end: datetime, now: datetime, got: Any) -> str:
     """The likely mistake behind a wrong pipeline age."""
     want = max((now - end).total_seconds(), 0.0)
     mistakes = [((now - end).total_seconds(), ("the recorded end lies after `now`: clip the age at 0 "
                                                "(max(age, 0.0)), as Feast's own gauge does not")),
-                ((now - start).total_seconds(), "measure from the interval's end (most_recent_end_time), not its start"),
+                ((now - start).total_seconds(),
+                 "measure from the interval's end (most_recent_end_time), not its start"),
                 (max((now - oldest_end).total_seconds(), 0.0), "use the most recent interval, not the first one"),
                 (want * 1000, "return seconds, not milliseconds"), (want / 60, "return seconds, not minutes")]
     for value, hint in mistakes:
@@ -79,14 +80,17 @@ def _pipeline_age_hint(start: datetime, end: datetime, oldest_end: datetime, now
     return "the age is now minus the view's most_recent_end_time, in seconds, never below 0"
 
 
-def pipeline_age(fn: Callable, store: FeatureStore, profile: Profile) -> None:
+def pipeline_age(fn: Callable[..., Any], store: FeatureStore, profile: Profile) -> None:
     """Exercise 4.2: pipeline freshness of each view from the registry, as course_lib.freshness measures it."""
     checked = 0
     for view in VIEWS:
         intervals = registered_view(store, view).materialization_intervals
         if not intervals:
             raise CheckFailed(f"{view} was never materialized; run the materialization cells first")
-        start, end = latest_interval(store, view)
+        interval = latest_interval(store, view)
+        if interval is None:
+            raise CheckFailed(f"{view} was never materialized; run the materialization cells first")
+        start, end = interval
         oldest_end = min(interval[1] for interval in intervals)
         for now in (end + 90 * HOUR, end, end - HOUR):
             got = answer(fn, "pipeline_age", store, view, now)
@@ -98,7 +102,8 @@ def pipeline_age(fn: Callable, store: FeatureStore, profile: Profile) -> None:
             if not same_value(got, want):
                 raise CheckFailed(f"{view} at now={show(pd.Timestamp(now))}: your age is {show(got)} s; "
                                   f"course_lib.freshness measures {show(want)} s (end "
-                                  f"{show(pd.Timestamp(end))}) — " + _pipeline_age_hint(start, end, oldest_end, now, got))
+                                  f"{show(pd.Timestamp(end))}) — "
+                                  + _pipeline_age_hint(start, end, oldest_end, now, got))
             checked += 1
     passed("pipeline_age", f"equals course_lib.freshness's pipeline freshness at all {checked} (view, now) points, "
                             "a materialization end in the future included")

@@ -52,7 +52,7 @@ def _invalidation_hint(previous: Ends, current: Ends, got: set[str]) -> str:
     return "only views whose end changed must be dropped; the others keep their entries"
 
 
-def views_to_invalidate(fn: Callable) -> None:
+def views_to_invalidate(fn: Callable[..., Any]) -> None:
     """Exercise 5.1: which views' cache entries a registry poll must drop."""
     for situation, previous, current in INVALIDATION_CASES:
         got = answer(fn, "views_to_invalidate", dict(previous), dict(current))
@@ -69,10 +69,11 @@ def latency_cases() -> list[list[float]]:
     """Latency samples in ms: tiny hand-made lists and seeded long-tailed ones, in random order."""
     rng = np.random.default_rng(5)
     tails = [rng.lognormal(0.0, 0.6, n).round(4) for n in (101, 1000)]
-    return [[4.0], [3.0, 1.0, 4.0, 2.0], [0.9, 1.1, 1.0, 25.0, 1.2, 0.8, 1.0, 1.3, 0.95, 1.05]] + [t.tolist() for t in tails]
+    hand_made = [[4.0], [3.0, 1.0, 4.0, 2.0], [0.9, 1.1, 1.0, 25.0, 1.2, 0.8, 1.0, 1.3, 0.95, 1.05]]
+    return hand_made + [t.tolist() for t in tails]
 
 
-def _percentile_hint(samples: list[float], got: tuple[float, float], want: tuple[float, float]) -> str:
+def _percentile_hint(samples: list[float], got: tuple[float, ...], want: tuple[float, ...]) -> str:
     """The likely mistake behind wrong percentiles."""
     values = np.asarray(samples)
     ordered = np.sort(values)
@@ -90,7 +91,7 @@ def _percentile_hint(samples: list[float], got: tuple[float, float], want: tuple
     return "p50 and p99 are the 50th and 99th percentiles with linear interpolation"
 
 
-def latency_percentiles(fn: Callable) -> None:
+def latency_percentiles(fn: Callable[..., Any]) -> None:
     """Exercise 5.2: p50 and p99 of latency samples, against numpy."""
     cases = latency_cases()
     for samples in cases:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,20 +49,23 @@ def _offline_tables(profile: Profile) -> dict[str, pd.DataFrame]:
 def _expected_candidates(store: FeatureStore, tables: dict[str, pd.DataFrame], user_id: int,
                          movie_ids: list[int]) -> pd.DataFrame:
     """What the online store holds for the candidates, rebuilt from the offline tables."""
-    ends = {view: latest_interval(store, view) for view in (MOVIES, INTERACTIONS)}
-    if any(end is None for end in ends.values()):
-        raise CheckFailed("the online store was never materialized; run the materialization cells first")
+    ends = {}
+    for view in (MOVIES, INTERACTIONS):
+        interval = latest_interval(store, view)
+        if interval is None:
+            raise CheckFailed("the online store was never materialized; run the materialization cells first")
+        ends[view] = interval[1]
     rows = []
     for movie in movie_ids:
-        meta = _latest(tables[MOVIES], {"movie_id": movie}, ends[MOVIES][1])
-        pair = _latest(tables[INTERACTIONS], {"user_id": user_id, "movie_id": movie}, ends[INTERACTIONS][1])
+        meta = _latest(tables[MOVIES], {"movie_id": movie}, ends[MOVIES])
+        pair = _latest(tables[INTERACTIONS], {"user_id": user_id, "movie_id": movie}, ends[INTERACTIONS])
         rows.append({"movie_id": movie, "vote_average": None if meta is None else meta["vote_average"],
                      "popularity": None if meta is None else meta["popularity"],
                      "watch_count": None if pair is None else pair["watch_count"]})
     return pd.DataFrame(rows)
 
 
-def candidate_features(fn: Callable, store: FeatureStore, profile: Profile, user_id: int) -> None:
+def candidate_features(fn: Callable[..., Any], store: FeatureStore, profile: Profile, user_id: int) -> None:
     """Exercise 3.1: online features for a candidate list equal the latest materialized values."""
     tables = _offline_tables(profile)
     movie_ids = candidate_list(tables[INTERACTIONS], tables[MOVIES], user_id)
@@ -136,7 +140,7 @@ def _ndcg_hint(relevance: list[int], scores: list[float], k: int, got: float) ->
     return "NDCG@k = DCG@k of your ranking / DCG@k of the ideal ranking, 0.0 when nothing is relevant"
 
 
-def ndcg_at_k(fn: Callable) -> None:
+def ndcg_at_k(fn: Callable[..., Any]) -> None:
     """Exercise 3.2: NDCG@k of one user's ranked candidates, against scikit-learn's ndcg_score."""
     cases = ndcg_cases()
     for relevance, scores, k in cases:

@@ -5,6 +5,7 @@ import binascii
 import zlib
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,7 +47,7 @@ def _crc_slot(data: bytes) -> int:
     return binascii.crc_hqx(data, 0) % SLOTS
 
 
-def _slot_hint(key: bytes, got: int) -> str:
+def _slot_hint(key: bytes, got: Any) -> str:
     """The likely mistake behind a wrong slot."""
     start = key.find(b"{")
     end = key.find(b"}", start + 1) if start >= 0 else -1
@@ -71,7 +72,7 @@ def _slot_hint(key: bytes, got: int) -> str:
             "the first '{' and the first '}' after it, if at least one lies between them — or else of the whole key")
 
 
-def key_slot(fn: Callable, project: str) -> None:
+def key_slot(fn: Callable[..., Any], project: str) -> None:
     """Exercise 6.1: the Redis Cluster hash slot of a key, against redis-py's key_slot."""
     keys = slot_keys(project)
     for what, key in keys:
@@ -141,7 +142,7 @@ def _master_mistakes(case: CapacityCase) -> list[tuple[int, str]]:
     ]
 
 
-def _masters_hint(cases: list[CapacityCase], answers: list[float]) -> str:
+def _masters_hint(cases: list[CapacityCase], answers: list[Any]) -> str:
     """The one typical mistake that explains all of the learner's answers, else the rule itself."""
     mistakes = [_master_mistakes(case) for case in cases]
     for k, (_, hint) in enumerate(mistakes[0]):
@@ -150,7 +151,7 @@ def _masters_hint(cases: list[CapacityCase], answers: list[float]) -> str:
     return MASTERS_RULE
 
 
-def redis_masters(fn: Callable) -> None:
+def redis_masters(fn: Callable[..., Any]) -> None:
     """Exercise 6.2: Redis masters for a load, against the course's capacity plan."""
     cases, answers = capacity_cases(), []
     for qps, entities, inputs, assumptions in cases:
