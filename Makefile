@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 NOTEBOOKS := notebooks
 EXECUTED := build/executed
 NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
@@ -13,16 +14,39 @@ NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanit
 # scaleout needs PostgreSQL (its registry) and the Redis Cluster.
 PROFILE_SERVICES := $(if $(filter enterprise,$(COURSE_PROFILE)),services)$(if $(filter scaleout,$(COURSE_PROFILE)),services-cluster)
 
-.PHONY: bench venv services services-cluster services-cluster-down data apply course lab test exercises clean
+.PHONY: bench venv dev lock lint services services-cluster services-cluster-down data apply course lab test exercises clean
 
 venv: $(STAMP)
 
-# Re-run only when pyproject.toml changes; the kernelspec makes Jupyter's `python3` run this venv.
-$(STAMP): pyproject.toml
+# Every package at its locked version (requirements.lock), then the course itself without resolving
+# anything; again only when the lock or pyproject.toml changes. The kernelspec makes Jupyter's
+# `python3` run this venv. Nothing beyond Python, venv and pip is needed.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -e .
+	$(BIN)/pip install -r requirements.lock
+	$(BIN)/pip install --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3
 	touch $@
+
+# The `dev` extra (pytest, pytest-timeout, nbval, ruff, mypy, uv), locked with the same versions of everything else.
+dev: $(DEV_STAMP)
+
+$(DEV_STAMP): $(STAMP) requirements-dev.lock
+	$(BIN)/pip install -r requirements-dev.lock
+	touch $@
+
+# Regenerate both locks from pyproject.toml (one resolution for Python 3.10-3.12; the dev lock is
+# constrained to the runtime lock). Run after changing a dependency, then commit the locks.
+lock: $(DEV_STAMP)
+	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.10 --custom-compile-command "make lock" \
+		-o requirements.lock -q
+	$(BIN)/uv pip compile pyproject.toml --extra dev --constraint requirements.lock --universal \
+		--python-version 3.10 --custom-compile-command "make lock" -o requirements-dev.lock -q
+
+# Lint and types: ruff (configured in pyproject.toml) and mypy on the package.
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check course_lib feature_repo tests
+	$(BIN)/mypy
 
 services:
 	bash .ci/services.sh
@@ -58,8 +82,9 @@ bench: $(STAMP) services
 lab: $(STAMP)
 	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root,) --notebook-dir=.
 
-# Unit and integration tests (all profiles; scaleout's need the cluster) plus nbval over every notebook, in one pytest run.
-test: services services-cluster apply
+# Lint and types, then unit and integration tests (all profiles; scaleout's need the cluster) plus nbval over
+# every notebook, in one pytest run.
+test: lint services services-cluster apply
 	$(BIN)/pytest tests $(wildcard $(NOTEBOOKS)) $(NBVAL)
 
 clean:

@@ -3,7 +3,7 @@
 # FEAST_REDIS_CLUSTER_NODES (default 127.0.0.1:7001-7003, as in course_lib/config.py), no replicas.
 # A cluster that already answers with cluster_state:ok is used as it is; otherwise Docker Compose
 # (the `cluster` compose profile of docker-compose.feast.yml) if Docker runs, else the machine's own
-# redis-server through course_lib.scaleout, which keeps each node's folder, pid file and log under
+# redis-server through course_lib.cluster, which keeps each node's folder, pid file and log under
 # COURSE_WORKDIR/redis-cluster/<port>. `down` stops only what those two ways started: the compose
 # service, and processes whose pid files name redis-server on their node's port.
 # Used by `make services-cluster`, `make services-cluster-down` and .ci/run.
@@ -16,7 +16,7 @@ COMPOSE_SERVICE=redis-cluster   # service name in docker/docker-compose.cluster.
 
 say() { echo "services-cluster: $*"; }
 docker_runs() { command -v docker >/dev/null && docker info >/dev/null 2>&1; }
-helper() { "$PY" -m course_lib.scaleout "$@"; }
+helper() { "$PY" -m course_lib.cluster "$@"; }
 
 if [[ ! -x $PY ]]; then
   say "$PY does not exist: run \`make venv\` first"

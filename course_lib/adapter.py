@@ -12,15 +12,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import psycopg
 from feast.types import Float32, Int64, String
 from tqdm.auto import tqdm
 
 from course_lib.config import Profile, resolve_profile
-from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS
+from course_lib.errors import CourseError
+from feature_repo.definitions import MOVIE_VIEW, PAIR_VIEW, TIMESTAMP_FIELD, USER_VIEW, VIEWS, join_keys
 
 if TYPE_CHECKING:
     from course_lib.datasets import Dataset
@@ -37,10 +39,10 @@ INPUT_SCHEMA: dict[str, dict[str, str]] = {
     "watch_events": {"user_id": "id", "movie_id": "id", TIMESTAMP_FIELD: "ts",
                      "rating": "float", "watch_seconds": "float"},
 }
-PANDAS_DTYPE = {Int64: "Int64", Float32: "float32", String: "string"}
+PANDAS_DTYPE: dict[Any, str] = {Int64: "Int64", Float32: "float32", String: "string"}  # Feast dtype -> pandas
 
 
-class AdapterError(ValueError):
+class AdapterError(CourseError):
     """The input cannot be turned into feature tables; nothing was written."""
 
 
@@ -108,7 +110,7 @@ def _to_utc(series: pd.Series, assume_timezone: str | None) -> pd.Series:
     return series.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
 
 
-def validate(dataset: "Dataset", assume_timezone: str | None = None) -> Canonical:
+def validate(dataset: Dataset, assume_timezone: str | None = None) -> Canonical:
     """Check the canonical tables and return them with UTC timestamps, or raise AdapterError."""
     tables = {"users": dataset.users, "movies": dataset.movies, "watch_events": dataset.watch_events}
     problems = [p for name, df in tables.items() for p in _column_problems(name, df, assume_timezone)]
@@ -185,7 +187,7 @@ def user_profile_table(data: Canonical) -> pd.DataFrame:
     users = data.users.set_index("user_id")
     active = pd.DataFrame({"user_id": events["user_id"], TIMESTAMP_FIELD: _ceil_day(events[TIMESTAMP_FIELD])})
     start = users["signup_timestamp"].clip(lower=events[TIMESTAMP_FIELD].min())
-    rows = snapshot_times("user_profile_features", active, "user_id", start)
+    rows = snapshot_times(USER_VIEW, active, "user_id", start)
     state = pd.DataFrame({
         "user_id": events["user_id"], "state_ts": events[TIMESTAMP_FIELD],
         "rating_sum": events["rating"].fillna(0).groupby(events["user_id"]).cumsum(),
@@ -211,7 +213,7 @@ def movie_metadata_table(data: Canonical) -> pd.DataFrame:
     movies = data.movies.set_index("movie_id")
     active = pd.DataFrame({"movie_id": events["movie_id"], TIMESTAMP_FIELD: _ceil_day(events[TIMESTAMP_FIELD])})
     start = events.groupby("movie_id")[TIMESTAMP_FIELD].min()
-    rows = snapshot_times("movie_metadata_features", active, "movie_id", start)
+    rows = snapshot_times(MOVIE_VIEW, active, "movie_id", start)
     state = pd.DataFrame({
         "movie_id": events["movie_id"], "state_ts": events[TIMESTAMP_FIELD],
         "rating_sum": events["rating"].fillna(0).groupby(events["movie_id"]).cumsum(),
@@ -254,14 +256,9 @@ def interaction_table(data: Canonical) -> pd.DataFrame:
     })
 
 
-def join_keys(view: str) -> list[str]:
-    """The entity columns of a feature view."""
-    return [entity.join_key for entity in VIEWS[view][0]]
-
-
 def table_dtypes(view: str) -> dict[str, str]:
     """Column -> pandas dtype of a feature view's offline table, in order."""
-    dtypes = {key: "int64" for key in join_keys(view)}
+    dtypes = dict.fromkeys(join_keys(view), "int64")
     dtypes[TIMESTAMP_FIELD] = "datetime64[ns, UTC]"
     dtypes.update({field.name: PANDAS_DTYPE[field.dtype] for field in VIEWS[view][2]})
     return dtypes
@@ -273,13 +270,13 @@ def conform(view: str, df: pd.DataFrame) -> pd.DataFrame:
     return typed.sort_values([TIMESTAMP_FIELD, *join_keys(view)], ignore_index=True)
 
 
-def build_feature_tables(dataset: "Dataset", assume_timezone: str | None = None) -> dict[str, pd.DataFrame]:
+def build_feature_tables(dataset: Dataset, assume_timezone: str | None = None) -> dict[str, pd.DataFrame]:
     """Validate a dataset and build the three feature-view tables, keyed by view name."""
     data = validate(dataset, assume_timezone)
     builders = {
-        "user_profile_features": lambda: user_profile_table(data),
-        "movie_metadata_features": lambda: movie_metadata_table(data),
-        "user_movie_interaction_features": lambda: interaction_table(data),
+        USER_VIEW: lambda: user_profile_table(data),
+        MOVIE_VIEW: lambda: movie_metadata_table(data),
+        PAIR_VIEW: lambda: interaction_table(data),
     }
     return {view: conform(view, build()) for view, build in
             tqdm(builders.items(), desc="feature tables", unit="view", leave=False)}
@@ -334,7 +331,7 @@ def _write_parquet(tables: dict[str, pd.DataFrame], profile: Profile) -> None:
         os.replace(tmp, target)
 
 
-def copy_rows(cursor, table: str, df: pd.DataFrame, chunk_rows: int = 200_000) -> None:
+def copy_rows(cursor: psycopg.Cursor[Any], table: str, df: pd.DataFrame, chunk_rows: int = 200_000) -> None:
     """Stream a DataFrame into a PostgreSQL table with COPY (CSV, empty = NULL)."""
     columns = ", ".join(df.columns)
     with cursor.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
@@ -344,7 +341,6 @@ def copy_rows(cursor, table: str, df: pd.DataFrame, chunk_rows: int = 200_000) -
 
 def _write_postgres(tables: dict[str, pd.DataFrame], profile: Profile) -> None:
     """Load every table in one transaction: new tables are swapped in only if all succeed."""
-    import psycopg
 
     schema = profile.offline_schema
     with psycopg.connect(profile.pg_conninfo()) as conn, conn.cursor() as cur:
@@ -357,7 +353,7 @@ def _write_postgres(tables: dict[str, pd.DataFrame], profile: Profile) -> None:
             copy_rows(cur, staging, df)
             cur.execute(f'DROP TABLE IF EXISTS "{schema}"."{view}"')
             cur.execute(f'ALTER TABLE {staging} RENAME TO "{view}"')
-            # Point-in-time lookups (optimization.historical_features_tuned) read the newest row per
+            # Point-in-time lookups (pit.historical_features_tuned) read the newest row per
             # key at or before a time; the tables hold one row per key and time, so it is unique.
             cur.execute(f'CREATE UNIQUE INDEX "{view}__pit" ON "{schema}"."{view}" '
                         f'({", ".join([*join_keys(view), TIMESTAMP_FIELD])})')
@@ -374,58 +370,6 @@ def write_offline(tables: dict[str, pd.DataFrame], profile: str | Profile | None
     else:
         _write_postgres(tables, resolved)
     return {view: resolved.offline_location(view) for view in tables}
-
-
-def read_offline(profile: str | Profile | None = None,
-                 views: Iterable[str] = tuple(VIEWS)) -> dict[str, pd.DataFrame]:
-    """Read the offline tables back, as written, for inspection and tests."""
-    resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
-    if resolved.offline_is_parquet:
-        return {v: pd.read_parquet(resolved.offline_location(v)) for v in views}
-    import psycopg
-
-    with psycopg.connect(resolved.pg_conninfo()) as conn, conn.cursor() as cur:
-        out = {}
-        for view in views:
-            cur.execute(f"SELECT * FROM {resolved.offline_location(view)}")
-            out[view] = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
-        return out
-
-
-def offline_query(profile: Profile, sql: str, params: list) -> tuple:
-    """Run one aggregate query over the profile's offline tables ({view} placeholders resolved)."""
-    if profile.offline_is_parquet:  # duckdb reads the same parquet files Spark does
-        import duckdb
-
-        with duckdb.connect() as conn:
-            return conn.execute(sql, params).fetchone()
-    import psycopg
-
-    with psycopg.connect(profile.pg_conninfo()) as conn:
-        return conn.execute(sql.replace("?", "%s"), params).fetchone()
-
-
-def table_expr(profile: Profile, view: str) -> str:
-    """SQL expression reading a view's offline table in the profile's engine."""
-    location = profile.offline_location(view)
-    return f"read_parquet('{location}')" if profile.offline_is_parquet else location
-
-
-def offline_time_range(profile: Profile, view: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """Oldest and newest event_timestamp stored offline for a view."""
-    lo, hi = offline_query(profile, f"SELECT min({TIMESTAMP_FIELD}), max({TIMESTAMP_FIELD}) "
-                                     f"FROM {table_expr(profile, view)}", [])
-    return pd.Timestamp(lo).tz_convert("UTC"), pd.Timestamp(hi).tz_convert("UTC")
-
-
-def offline_entity_count(profile: Profile, view: str, start, end) -> int:
-    """Distinct entity keys with offline rows in [start, end] (start None: from the beginning)."""
-    keys = ", ".join(join_keys(view))
-    where, params = f"{TIMESTAMP_FIELD} <= ?", [end]
-    if start is not None:
-        where, params = f"{TIMESTAMP_FIELD} >= ? AND " + where, [start, end]
-    sql = f"SELECT count(*) FROM (SELECT DISTINCT {keys} FROM {table_expr(profile, view)} WHERE {where}) k"
-    return int(offline_query(profile, sql, params)[0])
 
 
 def latest_value_join(tables: dict[str, pd.DataFrame], entity_df: pd.DataFrame) -> pd.DataFrame:

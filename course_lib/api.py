@@ -15,7 +15,7 @@ Failure policy:
   back succeeds;
 - invalid input gives a 422 whose `fields` name each offending field.
 
-Reads (2.7.5, `course_lib.optimization`): on a single Redis server, feature reads are one
+Reads (2.7.5, `course_lib.redis_reader` and `course_lib.caches`): on a single Redis server, feature reads are one
 pipelined HMGET on Feast's own keys (`RawRedisReader`, tested equal to the SDK), awaited with
 redis.asyncio; elsewhere they go through the Feast SDK. Recommendations (`course_lib.recommender`)
 read movie metadata from a near-cache loaded on first use and reloaded when a materialization
@@ -37,13 +37,10 @@ import asyncio
 import os
 import sqlite3
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from functools import partial
-from typing import Annotated, Literal
+from typing import Annotated, Any
 
 import numpy as np
 import orjson
@@ -52,178 +49,37 @@ from fastapi import FastAPI, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from feast import FeatureStore
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from course_lib import monitoring, optimization, ranker, recommender, scoring, serving
-from course_lib.adapter import join_keys
-from course_lib.config import Profile, load_store, resolve_profile
-from course_lib.doctor import reason
-from course_lib.monitoring import (
-    Clock,
-    Metrics,
-    missing_views,
-    ms_since,
-    online_store_hint,
-    registry_hint,
-    registry_location,
+from course_lib import freshness, monitoring, ranker, recommender, scoring, serving
+from course_lib.api_models import (
+    MAX_CANDIDATES,
+    MAX_ID,
+    MAX_K,
+    ErrorBody,
+    FieldError,
+    FreshnessResponse,
+    HealthResponse,
+    ModelInfo,
+    MovieFeaturesResponse,
+    RecommendationRequest,
+    RecommendationResponse,
+    UserFeaturesResponse,
 )
+from course_lib.config import ConfigError, Profile, load_store, resolve_profile
+from course_lib.errors import CourseError, reason
+from course_lib.freshness import Clock
+from course_lib.health import health, missing_views, ms_since, online_store_hint, registry_hint, registry_location
+from course_lib.monitoring import Metrics, RequestMetrics
+from course_lib.redis_reader import CandidateRedisReader, RawRedisReader, standalone_redis
+from course_lib.serving import EntityRows, Fetch, Rows, sdk_fetch
+from feature_repo.definitions import MOVIE_VIEW, USER_VIEW, join_keys
 
-MAX_ID = 2**63 - 1  # entity keys are INT64
-MAX_CANDIDATES = 1000
-MAX_K = 1000
 ONLINE_STORE_ERRORS = (redis.RedisError, sqlite3.Error)
 
-EntityId = Annotated[int, Field(gt=0, le=MAX_ID, strict=True)]
-FeatureValue = int | float | str | None
 
 
-class ApiStartupError(RuntimeError):
+class ApiStartupError(CourseError):
     """The API cannot start; the message says what is missing and how to fix it."""
-
-
-# --- request and response models ---------------------------------------------------------
-
-class RecommendationRequest(BaseModel):
-    """One user and the candidate movies to rank for them."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    user_id: EntityId = Field(description="the user to recommend for (positive integer)")
-    movie_ids: list[EntityId] = Field(min_length=1, max_length=MAX_CANDIDATES,
-                                      description=f"candidate movies, 1 to {MAX_CANDIDATES} distinct positive ids")
-    k: int = Field(10, ge=1, le=MAX_K, strict=True, description="how many recommendations to return")
-
-    @field_validator("movie_ids")
-    @classmethod
-    def distinct(cls, movie_ids: list[int]) -> list[int]:
-        """Reject repeated candidates instead of silently dropping them."""
-        repeated = [] if len(set(movie_ids)) == len(movie_ids) else sorted(
-            m for m, n in Counter(movie_ids).items() if n > 1)
-        if repeated:
-            raise ValueError(f"movie_ids must be distinct; repeated: {repeated[:10]}")
-        return movie_ids
-
-
-class EntityFeaturesResponse(BaseModel):
-    """One entity's online features as served, with their event timestamps."""
-
-    status: Literal["found", "not_found"]
-    features: dict[str, FeatureValue] = Field(description="feature name -> value; null when not found")
-    event_timestamps: dict[str, datetime | None]
-    feature_retrieval_ms: float = Field(description="measured time of the online read in this request")
-
-
-class UserFeaturesResponse(EntityFeaturesResponse):
-    """`GET /users/{user_id}/features`."""
-
-    user_id: int
-
-
-class MovieFeaturesResponse(EntityFeaturesResponse):
-    """`GET /movies/{movie_id}/features`."""
-
-    movie_id: int
-
-
-class ModelInfo(BaseModel):
-    """The loaded ranker: its training cut-off and held-out metrics."""
-
-    trained_until: datetime
-    auc: float
-    ndcg: float | None = Field(description="held-out NDCG@ndcg_k; null when no user qualified")
-    ndcg_k: int
-    popularity_auc: float = Field(description="AUC of the popularity baseline on the same rows")
-    held_out_rows: int
-    scoring: str = Field(description="what scores requests: the compiled trees (`tl2cgen ...`) or `scikit-learn` "
-                                     "when `course train` found no C compiler; the scores are identical")
-
-
-class Recommendation(BaseModel):
-    """One ranked candidate and the model input it was scored on."""
-
-    movie_id: int
-    score: float
-    movie_status: Literal["found", "not_found"]
-    features_used: dict[str, float | None]
-
-
-class RecommendationResponse(BaseModel):
-    """`POST /recommendations`: the top k candidates by score (ties by movie_id)."""
-
-    user_id: int
-    user_status: Literal["found", "not_found"]
-    recommendations: list[Recommendation]
-    features_as_of: datetime = Field(description="values older than their view's TTL at this moment "
-                                                 "(newest materialization end, at most now) are treated "
-                                                 "as missing, exactly as in training")
-    feature_retrieval_ms: float
-    scoring_ms: float
-    model: ModelInfo
-
-
-class FieldError(BaseModel):
-    """One invalid input field."""
-
-    field: str = Field(description="e.g. `user_id`, `movie_ids[3]`, or `body` for a malformed body")
-    location: str = Field(description="path, query or body")
-    message: str
-    type: str
-
-
-class ErrorBody(BaseModel):
-    """Every error response: what went wrong and how to fix it."""
-
-    error: str
-    detail: str
-    hint: str
-    fields: list[FieldError] = []
-
-
-class Component(BaseModel):
-    """One health check."""
-
-    ok: bool
-    detail: str
-    latency_ms: float
-    hint: str = ""
-
-
-class HealthResponse(BaseModel):
-    """`GET /health`: 200 when the online store, registry and offline store work, else 503 naming the failed ones."""
-
-    status: Literal["ok", "unavailable"]
-    profile: str
-    project: str
-    failed: list[str]
-    components: dict[str, Component]
-    model: ModelInfo
-
-
-class FreshnessEntry(BaseModel):
-    """How old one view's pipeline or data is; see `course_lib.monitoring.Freshness`."""
-
-    status: Literal["fresh", "stale", "never_materialized"]
-    age_seconds: float | None = Field(description="never negative; null when there is nothing to measure")
-    threshold_seconds: float
-    timestamp: datetime | None = Field(description="materialization end (pipeline) or newest event timestamp (data)")
-    source: Literal["registry", "online", "offline", "none"]
-    future_end: bool = Field(description="the timestamp lies after now, so the age was clipped to 0")
-    detail: str
-
-
-class ViewFreshness(BaseModel):
-    """Pipeline and data freshness of one feature view."""
-
-    pipeline: FreshnessEntry
-    data: FreshnessEntry
-
-
-class FreshnessResponse(BaseModel):
-    """`GET /freshness`: every feature view, measured at `checked_at`."""
-
-    checked_at: datetime
-    views: dict[str, ViewFreshness]
 
 
 # --- services -------------------------------------------------------------------------------
@@ -237,7 +93,7 @@ class Services:
     ranker: ranker.Ranker
     model: ModelInfo
     model_json: orjson.Fragment  # `model`, encoded once for every recommendation body
-    read: Callable[[list[str], optimization.EntityRows], Awaitable[optimization.Rows]]  # the fastest exact reader
+    read: Callable[[list[str], EntityRows], Awaitable[Rows]]  # the fastest exact reader
     recommender: recommender.Recommender
 
 
@@ -274,17 +130,23 @@ def open_services(profile: Profile, now: Clock) -> Services:
         scorer = model.scorer(profile.model_path)
     except (ranker.RankerError, scoring.ScoringError) as exc:
         raise ApiStartupError(f"API start-up failed: {exc}") from exc
-    reader: recommender.CandidateRedisReader | None = None
-    if optimization.standalone_redis(store):
-        reader = recommender.CandidateRedisReader(store)
+    fetch: Fetch
+    read: Callable[[list[str], EntityRows], Awaitable[Rows]]
+    candidates: CandidateRedisReader | None = None
+    if standalone_redis(store):
+        reader = RawRedisReader(store, profile)
         fetch, read = reader.online_rows, reader.online_rows_async
+        candidates = CandidateRedisReader(store, profile)
     else:  # Feast's SDK, in a worker thread
-        fetch = optimization.sdk_fetch(store)
-        read = partial(asyncio.to_thread, fetch)
+        fetch = sdk_fetch(store)
+
+        async def read(views: list[str], entity_rows: EntityRows) -> Rows:
+            return await asyncio.to_thread(fetch, views, entity_rows)
     info = model_info(model)
     return Services(profile=profile, store=store, ranker=model, model=info,
                     model_json=orjson.Fragment(info.model_dump_json()), read=read,
-                    recommender=recommender.Recommender(store, profile, model.features, scorer, fetch, reader, now))
+                    recommender=recommender.Recommender(store, profile, model.features, scorer, fetch, candidates,
+                                                        now))
 
 
 # --- handlers ---------------------------------------------------------------------------------
@@ -306,7 +168,7 @@ def observe_entity(metrics: Metrics, feature_service: str, found: serving.Entity
                              int(found.status == "not_found"))
 
 
-def entity_payload(found: serving.EntityFeatures, elapsed_ms: float) -> dict:
+def entity_payload(found: serving.EntityFeatures, elapsed_ms: float) -> dict[str, Any]:
     """Response fields shared by the user and movie feature endpoints."""
     return {**found.key, "status": found.status, "features": found.values,
             "event_timestamps": found.event_timestamps, "feature_retrieval_ms": elapsed_ms}
@@ -331,8 +193,9 @@ def field_errors(exc: RequestValidationError) -> list[FieldError]:
     return out
 
 
-def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """422 naming every invalid field."""
+def invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """422 naming every invalid field (registered for RequestValidationError)."""
+    assert isinstance(exc, RequestValidationError), exc
     metrics_of(request).count_error("invalid_request")
     fields = field_errors(exc)
     body = ErrorBody(error="invalid_request", detail="; ".join(f"{f.field}: {f.message}" for f in fields),
@@ -352,11 +215,12 @@ def online_store_unavailable(request: Request, exc: Exception) -> JSONResponse:
 
 # --- app ----------------------------------------------------------------------------------------
 
-ERRORS = {422: {"model": ErrorBody, "description": "invalid ids or body; `fields` names them"},
-          503: {"model": ErrorBody, "description": "the online store cannot be reached"}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorBody, "description": "invalid ids or body; `fields` names them"},
+    503: {"model": ErrorBody, "description": "the online store cannot be reached"}}
 
 
-async def read_entity(request: Request, view: str, entity_id: int, label: str) -> dict:
+async def read_entity(request: Request, view: str, entity_id: int, label: str) -> dict[str, Any]:
     """One entity's online features, timed and recorded in the metrics under `label`."""
     start = time.perf_counter()
     key = join_keys(view)[0]
@@ -370,16 +234,16 @@ def add_routes(app: FastAPI, now: Clock) -> None:
     """Register the feature, recommendation, health and monitoring endpoints."""
     # The hot endpoints are `async def`: a plain `def` endpoint costs FastAPI thread hand-offs per
     # request. Feature reads await redis.asyncio (or the SDK in a worker thread); a recommendation
-    # scores in a worker thread, as it is CPU-bound.
+    # scores on the event loop (a fraction of a millisecond with the compiled trees).
     @app.get("/users/{user_id}/features", response_model=UserFeaturesResponse, responses=ERRORS)
-    async def get_user_features(request: Request, user_id: Annotated[int, Path(gt=0, le=MAX_ID)]) -> dict:
+    async def get_user_features(request: Request, user_id: Annotated[int, Path(gt=0, le=MAX_ID)]) -> dict[str, Any]:
         """A user's online profile features."""
-        return await read_entity(request, optimization.USER_VIEW, user_id, "user_profile")
+        return await read_entity(request, USER_VIEW, user_id, "user_profile")
 
     @app.get("/movies/{movie_id}/features", response_model=MovieFeaturesResponse, responses=ERRORS)
-    async def get_movie_features(request: Request, movie_id: Annotated[int, Path(gt=0, le=MAX_ID)]) -> dict:
+    async def get_movie_features(request: Request, movie_id: Annotated[int, Path(gt=0, le=MAX_ID)]) -> dict[str, Any]:
         """A movie's online metadata features."""
-        return await read_entity(request, optimization.MOVIE_VIEW, movie_id, "movie_metadata")
+        return await read_entity(request, MOVIE_VIEW, movie_id, "movie_metadata")
 
     # The body is built by `recommender.Recommendations.body` (orjson, no response-model
     # validation per request); `response_model` still documents it, and the tests validate it.
@@ -396,7 +260,7 @@ def add_routes(app: FastAPI, now: Clock) -> None:
     def get_health(request: Request, response: Response) -> HealthResponse:
         """Check the online store (a real read), the registry and the offline store; 503 names what failed."""
         services = services_of(request)
-        ok, report = monitoring.health(services.store, services.profile)
+        ok, report = health(services.store, services.profile)
         metrics_of(request).record_health(report)
         response.status_code = 200 if ok else 503
         return HealthResponse(**report, model=services.model)
@@ -407,7 +271,7 @@ def add_routes(app: FastAPI, now: Clock) -> None:
         """Pipeline and data freshness of every feature view, measured now."""
         services, metrics = services_of(request), metrics_of(request)
         try:
-            report = monitoring.freshness(services.store, services.profile, now)
+            report = freshness.freshness(services.store, services.profile, now)
         except Exception as exc:  # noqa: BLE001 - reported as a 503 naming the cause
             metrics.count_error("freshness_check")
             body = ErrorBody(error="freshness_unavailable", detail=reason(exc),
@@ -427,45 +291,7 @@ def add_routes(app: FastAPI, now: Clock) -> None:
         return Response(content=content, media_type=content_type)
 
 
-def route_template(scope: Scope) -> str:
-    """The matched route's path template (`/users/{user_id}/features`), or `unmatched`."""
-    return getattr(scope.get("route"), "path", "unmatched")
-
-
-class RequestMetrics:
-    """ASGI middleware: count and time every request under its route template and status code.
-
-    Plain ASGI rather than `@app.middleware("http")`, whose per-request task and stream
-    plumbing cost more than a Redis read.
-    """
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app, self.metrics = app, metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass the request on, noting the response status and the elapsed time."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start, status = time.perf_counter(), 500
-
-        async def send_noting_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_noting_status)
-        except Exception:
-            self.metrics.count_error("internal")
-            status = 500
-            raise
-        finally:
-            self.metrics.observe_request(route_template(scope), status, time.perf_counter() - start)
-
-
-def create_app(profile: Profile | str | None = None, now: Clock = monitoring.utc_now) -> FastAPI:
+def create_app(profile: Profile | str | None = None, now: Clock = freshness.utc_now) -> FastAPI:
     """The API for a profile; the store and the ranker are opened when the app starts.
 
     `now` is the clock freshness is measured against (tests inject one).
@@ -504,14 +330,14 @@ def serve(profile: Profile | str | None = None, host: str = "127.0.0.1", port: i
     import uvicorn
 
     if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
     # No access log: /metrics counts every request by route and status, and a log line per
     # request took about a tenth of the server's CPU under load (measured with py-spy).
     if workers == 1:
         uvicorn.run(create_app(profile), host=host, port=port, access_log=False)
         return
     resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
-    services = open_services(resolved, monitoring.utc_now)
+    services = open_services(resolved, freshness.utc_now)
     asyncio.run(services.store.close())
-    os.environ.update({**resolved.settings, "COURSE_PROFILE": resolved.name})
+    os.environ.update({**resolved.settings.env(), "COURSE_PROFILE": resolved.name})
     uvicorn.run("course_lib.api:create_app", factory=True, host=host, port=port, workers=workers, access_log=False)

@@ -18,9 +18,14 @@ import psutil
 import redis
 
 from course_lib.config import Profile
+from course_lib.errors import CourseError
 
 START_S = 180  # importing Feast and opening a store can take a while on a busy 2-core machine
 STOP_S = 30
+
+
+class ServerError(CourseError):
+    """A background server did not start or never became ready; the message carries its output."""
 
 
 def free_port() -> int:
@@ -34,7 +39,7 @@ def free_port() -> int:
 class BackgroundServer:
     """One HTTP server process on 127.0.0.1, its base URL and its log file."""
 
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
     url: str
     log: Path
 
@@ -47,7 +52,7 @@ class BackgroundServer:
         """Everything the process printed so far."""
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
-    def wait_ready(self, path: str = "/health", timeout_s: float = START_S) -> "BackgroundServer":
+    def wait_ready(self, path: str = "/health", timeout_s: float = START_S) -> BackgroundServer:
         """Poll `path` until it answers 200; raise with the server's output if it exits or never does."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and self.process.poll() is None:
@@ -58,7 +63,7 @@ class BackgroundServer:
                 pass
             time.sleep(0.2)
         self.stop()
-        raise RuntimeError(f"server at {self.url} never answered 200 on {path} "
+        raise ServerError(f"server at {self.url} never answered 200 on {path} "
                            f"(exit code {self.process.poll()}); its output:\n{self.output()[-3000:]}")
 
     def stop(self) -> int | None:
@@ -72,7 +77,7 @@ class BackgroundServer:
                 self.process.wait()
         return self.process.returncode
 
-    def __enter__(self) -> "BackgroundServer":
+    def __enter__(self) -> BackgroundServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -83,7 +88,7 @@ def launch(command: list[str], profile: Profile, port: int, log: Path) -> Backgr
     """Start a command with the profile's settings in its environment, output to a log file."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as sink:
-        process = subprocess.Popen(command, env={**os.environ, **profile.settings, "COURSE_PROFILE": profile.name},
+        process = subprocess.Popen(command, env={**os.environ, **profile.env()},
                                    stdout=sink, stderr=subprocess.STDOUT)
     return BackgroundServer(process=process, url=f"http://127.0.0.1:{port}", log=log)
 
@@ -118,17 +123,17 @@ class RedisServer:
     def __init__(self, port: int | None = None, ready_s: float = 30) -> None:
         self.port = port or free_port()
         self.ready_s = ready_s
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
 
     @staticmethod
     def available() -> bool:
         """Whether a `redis-server` binary is on PATH."""
         return shutil.which("redis-server") is not None
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         """Start the server (again, on the same port) and wait until it answers PING."""
         if not self.available():
-            raise RuntimeError("redis-server is not installed: `sudo apt-get install redis-server`, "
+            raise ServerError("redis-server is not installed: `sudo apt-get install redis-server`, "
                                "`brew install redis` or `conda install -c conda-forge redis-server`")
         self.process = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                                          "--save", "", "--appendonly", "no"],
@@ -140,7 +145,7 @@ class RedisServer:
                     return self
             except redis.ConnectionError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server on port {self.port} did not start") from None
+                    raise ServerError(f"redis-server on port {self.port} did not start") from None
                 time.sleep(0.05)
 
     def stop(self) -> None:
@@ -149,7 +154,7 @@ class RedisServer:
             self.process.terminate()
             self.process.wait(timeout=STOP_S)
 
-    def __enter__(self) -> "RedisServer":
+    def __enter__(self) -> RedisServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

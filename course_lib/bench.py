@@ -1,158 +1,38 @@
-"""Measurement tools for 2.7.5: latency statistics, in-process timing and a bounded HTTP load.
+"""`course bench`: every speed figure of the course measured in one process against real stores.
 
-Every figure the course reports about speed comes from these functions, in that run.
-Loads are closed-loop, bounded in requests and seconds, and only ever target 127.0.0.1.
+Online reads (Feast SDK, the optimized path, a raw-Redis floor), HTTP loads (the course API and
+`feast serve`), point-in-time retrieval (Feast's defaults and the tuned join) and
+materialization (default and tuned), in the benchmark's own Feast project; each speed goal is
+reported next to the figure measured in that run (`goals`), never asserted in tests.
 """
 from __future__ import annotations
 
-import asyncio
-import json
+import os
+import platform
 import time
-from collections import Counter
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Iterable
-from urllib.parse import urlsplit
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
+import redis
+from feast import FeatureStore
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
-
-@dataclass(frozen=True)
-class Latency:
-    """Latency percentiles of one measured operation (and throughput for HTTP loads)."""
-
-    n: int
-    p50_ms: float
-    p99_ms: float
-    mean_ms: float
-    samples_ms: list[float] = field(repr=False, default_factory=list)
-    rps: float | None = None
-    errors: int | None = None
-    error_kinds: dict[str, int] | None = None
-    server_cpu_ms: float | None = None  # server CPU time per request (user + system), for HTTP loads
-
-    def summary(self) -> dict[str, Any]:
-        """The figures without the raw samples, for JSON and tables."""
-        return {k: v for k, v in asdict(self).items() if k != "samples_ms" and v is not None}
-
-
-def latency(samples_ms: Iterable[float], seconds: float | None = None, errors: int | None = None,
-            error_kinds: dict[str, int] | None = None) -> Latency:
-    """Percentiles of raw samples; `seconds` (wall time of a load) adds requests per second."""
-    values = np.asarray(list(samples_ms), dtype=float)
-    if values.size == 0:
-        raise ValueError("no samples: the measured operation never completed")
-    rps = None if seconds is None else (values.size + (errors or 0)) / seconds
-    return Latency(n=int(values.size), p50_ms=float(np.percentile(values, 50)),
-                   p99_ms=float(np.percentile(values, 99)), mean_ms=float(values.mean()),
-                   samples_ms=values.round(4).tolist(), rps=rps, errors=errors, error_kinds=error_kinds)
-
-
-def time_calls(call: Callable[[Any], Any], inputs: list[Any], warmup: int = 20) -> Latency:
-    """Time `call(x)` for each input in process (the first `warmup` calls are discarded)."""
-    for x in inputs[:warmup]:
-        call(x)
-    samples = []
-    for x in inputs[warmup:]:
-        start = time.perf_counter_ns()
-        call(x)
-        samples.append((time.perf_counter_ns() - start) / 1e6)
-    return latency(samples)
-
-
-def ensure_loopback(url: str) -> None:
-    """Refuse any load target that is not this machine."""
-    host = urlsplit(url).hostname
-    if host not in LOOPBACK:
-        raise ValueError(f"load tests only target 127.0.0.1, not {host!r}")
-
-
-HTTP_TIMEOUT_S = 10.0
-
-
-def encode_request(method: str, url: str, body: Any = None) -> bytes:
-    """One HTTP/1.1 keep-alive request as bytes (a JSON body if given)."""
-    parts = urlsplit(url)
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
-    payload = b"" if body is None else json.dumps(body).encode()
-    head = f"{method} {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Length: {len(payload)}\r\n"
-    if body is not None:
-        head += "Content-Type: application/json\r\n"
-    return (head + "\r\n").encode() + payload
-
-
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
-    """Read one whole HTTP/1.1 response (Content-Length framed); return its status and whether the connection stays open."""
-    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-    status_line, *lines = head.rstrip("\r\n").split("\r\n")
-    headers = {name.strip().lower(): value.strip().lower() for name, value in (line.split(":", 1) for line in lines)}
-    if "content-length" not in headers:
-        raise ValueError(f"response without Content-Length ({headers.get('transfer-encoding', 'no framing')}): "
-                         "the load client reads Content-Length framed responses only")
-    await reader.readexactly(int(headers["content-length"]))
-    version, status = status_line.split(" ", 2)[:2]
-    keep_alive = headers.get("connection", "keep-alive" if version == "HTTP/1.1" else "close") == "keep-alive"
-    return int(status), keep_alive
-
-
-# A raw asyncio client, not httpx: httpx spends about a millisecond of CPU per request, so on a
-# 2-core machine the load generator, not the server, would set the measured throughput.
-async def _closed_loop(requests: list[tuple[str, str, Any]], concurrency: int,
-                       max_seconds: float) -> tuple[list[float], Counter, float]:
-    """Send requests over `concurrency` keep-alive connections, each waiting for its answer before the next."""
-    queue = iter([(url, encode_request(method, url, body)) for method, url, body in requests])
-    samples: list[float] = []
-    errors: Counter = Counter()
-    deadline = time.monotonic() + max_seconds
-
-    async def worker() -> None:
-        connection = None
-        for url, request in queue:
-            if time.monotonic() > deadline:
-                break
-            start = time.perf_counter_ns()
-            try:
-                if connection is None:
-                    parts = urlsplit(url)
-                    connection = await asyncio.wait_for(asyncio.open_connection(parts.hostname, parts.port),
-                                                        HTTP_TIMEOUT_S)
-                connection[1].write(request)
-                status, keep_alive = await asyncio.wait_for(read_response(connection[0]), HTTP_TIMEOUT_S)
-                failure = f"HTTP {status}" if status >= 400 else None
-            except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError) as exc:
-                failure, keep_alive = type(exc).__name__, False
-            if not keep_alive and connection is not None:
-                connection[1].close()
-                connection = None
-            if failure:
-                errors[failure] += 1
-            else:
-                samples.append((time.perf_counter_ns() - start) / 1e6)
-        if connection is not None:
-            connection[1].close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return samples, errors, time.perf_counter() - started
-
-
-def http_load(requests: list[tuple[str, str, Any]], concurrency: int = 4, max_seconds: float = 20,
-              warmup: int = 50, server_cpu: Callable[[], float] | None = None) -> Latency:
-    """A bounded closed-loop load: (method, url, json body) requests, at most `max_seconds`.
-
-    `server_cpu()` (the server's CPU seconds so far), if given, adds its CPU time per request.
-    """
-    for _, url, _ in requests:
-        ensure_loopback(url)
-    asyncio.run(_closed_loop(requests[:warmup], concurrency, max_seconds))
-    cpu_before = server_cpu() if server_cpu else 0.0
-    samples, errors, seconds = asyncio.run(_closed_loop(requests[warmup:], concurrency, max_seconds))
-    result = latency(samples, seconds=seconds, errors=sum(errors.values()), error_kinds=dict(errors))
-    if server_cpu:
-        result = replace(result, server_cpu_ms=1000 * (server_cpu() - cpu_before) / (result.n + result.errors))
-    return result
-
+from course_lib import datasets, ranker, serving
+from course_lib.adapter import build_feature_tables, write_offline
+from course_lib.background import start_course_api, start_feast_serve
+from course_lib.caches import RecommendationFeatures
+from course_lib.config import PROFILES, Profile, load_store, resolve_profile
+from course_lib.pit import historical_features_tuned
+from course_lib.redis_format import hash_fields, redis_key
+from course_lib.redis_reader import online_reader, standalone_redis
+from course_lib.reset import reset_online
+from course_lib.settings import Settings
+from course_lib.timing import Latency, http_load, time_calls
+from feature_repo.definitions import MOVIE_VIEW, PAIR_VIEW, USER_VIEW, VIEWS
 
 # --- the benchmark: `course bench` -----------------------------------------------------------
 
@@ -174,24 +54,17 @@ class Bench:
 
 def bench_profile(name: str, workdir: str | None = None) -> Any:
     """The benchmark's own Feast project and offline schema on a profile (never the learner's)."""
-    import os
-
-    from course_lib.config import ENV_DEFAULTS, resolve_profile
-
-    project = os.environ.get("COURSE_BENCH_PROJECT", ENV_DEFAULTS["COURSE_BENCH_PROJECT"])
+    project = Settings.from_env(os.environ).bench_project
     env = {**os.environ, "FEAST_PROJECT": project, "FEAST_OFFLINE_SCHEMA": project}
     if workdir:
         env["COURSE_WORKDIR"] = workdir
     return resolve_profile(name, env)
 
 
-def prepare(profile: Any, size: str) -> tuple[Bench, dict]:
+def prepare(profile: Any, size: str) -> tuple[Bench, dict[str, Any]]:
     """Write the data, then materialize it twice (default, then tuned) and compare the online values."""
-    from course_lib import datasets, ranker, serving
-    from course_lib.adapter import build_feature_tables, write_offline
-    from course_lib.config import load_store
-
-    dataset = datasets.synthetic(**datasets.SIZES[SIZES[size][0]])
+    preset = datasets.SIZES[SIZES[size][0]]
+    dataset = datasets.synthetic(n_users=preset["n_users"], n_movies=preset["n_movies"], n_events=preset["n_events"])
     dataset.save(profile.raw_dir)
     write_offline(build_feature_tables(dataset), profile)
     events = dataset.watch_events
@@ -203,7 +76,7 @@ def prepare(profile: Any, size: str) -> tuple[Bench, dict]:
     for mode in ("default", "tuned"):
         store = load_store(profile, tuned=mode == "tuned")
         serving.apply(store, profile)
-        serving.reset_online(store, profile)
+        reset_online(store, profile)
         start = time.perf_counter()
         report = serving.materialize(store, profile, end=events["event_timestamp"].max().to_pydatetime())
         timings[mode] = time.perf_counter() - start
@@ -216,68 +89,52 @@ def prepare(profile: Any, size: str) -> tuple[Bench, dict]:
     return bench, materialize
 
 
-def raw_floor(store: Any) -> Callable[[list[tuple[str, dict]]], Any] | None:
+def raw_floor(store: FeatureStore, profile: Profile) -> Callable[[list[tuple[str, dict[str, Any]]]], Any] | None:
     """One raw redis-py pipeline of HMGETs on Feast's own keys, no decoding (None off Redis)."""
-    from course_lib.optimization import standalone_redis
-    from course_lib.redis_format import redis_field, redis_key
-    from feature_repo.definitions import VIEWS
-
     if not standalone_redis(store):
         return None
-    import redis as redis_py
+    client = redis.Redis(**profile.redis_client_kwargs())
+    fields = {view: list(hash_fields(view)) for view in VIEWS}
 
-    from feast.infra.online_stores.redis import RedisOnlineStore
-
-    nodes, params = RedisOnlineStore._parse_connection_string(store.config.online_store.connection_string)
-    client = redis_py.Redis(host=nodes[0]["host"], port=int(nodes[0]["port"]), **params)
-    fields = {v: [redis_field(v, f.name) for f in schema] + [f"_ts:{v}".encode()] for v, (_, _, schema) in VIEWS.items()}
-
-    def read(keys: list[tuple[str, dict]]) -> Any:
+    def read(keys: list[tuple[str, dict[str, Any]]]) -> Any:
         with client.pipeline(transaction=False) as pipe:
             for view, row in keys:
-                pipe.hmget(redis_key(view, row, store.project), fields[view])
+                pipe.hmget(redis_key(row, store.project), fields[view])  # type: ignore[arg-type] # bytes keys work
             return pipe.execute()
     return read
 
 
-def online_figures(bench: Bench) -> dict:
+def online_figures(bench: Bench) -> dict[str, Any]:
     """In-process online reads: the Feast SDK, the optimized path and the raw-Redis floor."""
-    from course_lib import serving
-    from course_lib.optimization import RecommendationFeatures, online_reader
-
     store, users, movies = bench.store, bench.users, bench.movies
     fast = RecommendationFeatures(store, bench.profile)
-    read_user = online_reader(store)
-    floor = raw_floor(store)
+    read_user = online_reader(store, bench.profile)
+    floor = raw_floor(store, bench.profile)
     single = {
         "sdk": time_calls(lambda u: serving.user_features(store, u), users),
-        "optimized": time_calls(lambda u: read_user(["user_profile_features"], [{"user_id": u}]), users),
+        "optimized": time_calls(lambda u: read_user([USER_VIEW], [{"user_id": u}]), users),
     }
     many = {
         "sdk": time_calls(lambda u: serving.candidate_features(store, u, movies), users[:300]),
         "optimized": time_calls(lambda u: fast.recommendation_features(u, movies), users[:300]),
     }
     if floor:
-        single["raw_redis"] = time_calls(lambda u: floor([("user_profile_features", {"user_id": u})]), users)
+        single["raw_redis"] = time_calls(lambda u: floor([(USER_VIEW, {"user_id": u})]), users)
         many["raw_redis"] = time_calls(lambda u: floor(
-            [("user_profile_features", {"user_id": u})] + [("movie_metadata_features", {"movie_id": m}) for m in movies]
-            + [("user_movie_interaction_features", {"user_id": u, "movie_id": m}) for m in movies]), users[:300])
+            [(USER_VIEW, {"user_id": u})] + [(MOVIE_VIEW, {"movie_id": m}) for m in movies]
+            + [(PAIR_VIEW, {"user_id": u, "movie_id": m}) for m in movies]), users[:300])
     return {"user_1": single, "user_x_100": many}
 
 
-def http_figures(bench: Bench, size: str, log_dir: Any) -> dict:
+def http_figures(bench: Bench, size: str, log_dir: Any) -> dict[str, Any]:
     """The same requests against the course API (one worker, then two) and `feast serve`, in this run, on loopback.
 
     `feast_serve_user_x_100` asks Feast's server for what a recommendation needs before scoring:
     one user's features and the same 100 candidates' movie and interaction features.
     """
-    from course_lib.background import start_course_api, start_feast_serve
-    from course_lib.serving import feature_refs
-
     _, _, n, seconds = SIZES[size]
     users, movies = bench.users, bench.movies
-    user_refs = [f"user_profile_features:{f}" for f in
-                 ("age", "avg_rating", "total_movies_watched", "favorite_genre", "account_created_days")]
+    user_refs, candidate_refs = serving.feature_refs([USER_VIEW]), serving.feature_refs()
     recommend = [("POST", "/recommendations", {"user_id": users[i % len(users)], "movie_ids": movies, "k": 10})
                  for i in range(n)]
     out = {}
@@ -299,22 +156,15 @@ def http_figures(bench: Bench, size: str, log_dir: Any) -> dict:
              for i in range(n)], max_seconds=seconds, server_cpu=feast.cpu_seconds)
         out["feast_serve_user_x_100"] = http_load(
             [("POST", url, {"entities": {"user_id": [users[i % len(users)]] * len(movies), "movie_id": movies},
-                            "features": feature_refs()}) for i in range(n)],
+                            "features": candidate_refs}) for i in range(n)],
             max_seconds=seconds, server_cpu=feast.cpu_seconds)
     return out
 
 
-def historical_figures(name: str, size: str, bench: Bench | None, workdir: str | None) -> dict:
+def historical_figures(name: str, size: str, bench: Bench, workdir: str | None) -> dict[str, Any]:
     """Point-in-time retrieval of real watch events: Feast defaults vs the tuned path."""
-    from course_lib import serving
-    from course_lib.config import load_store
-    from course_lib.optimization import historical_features_tuned
-
-    profile = bench.profile if bench and bench.profile.name == name else bench_profile(name, workdir)
-    if not (bench and bench.profile.name == name):
-        from course_lib import datasets
-        from course_lib.adapter import build_feature_tables, write_offline
-
+    profile = bench.profile if bench.profile.name == name else bench_profile(name, workdir)
+    if bench.profile.name != name:
         write_offline(build_feature_tables(datasets.load(bench.profile.raw_dir)), profile)
         serving.apply(load_store(profile), profile)
     rows = SIZES[size][1]
@@ -332,8 +182,6 @@ def historical_figures(name: str, size: str, bench: Bench | None, workdir: str |
     tuned_s = time.perf_counter() - start
     same = tuned.iloc[:0].columns.equals(plain.columns)
     if same:
-        import pandas as pd
-
         key = ["user_id", "movie_id", "event_timestamp"]
         check = tuned.merge(plain[key], on=key).sort_values(key, ignore_index=True)
         try:
@@ -346,23 +194,17 @@ def historical_figures(name: str, size: str, bench: Bench | None, workdir: str |
             "identical_results": bool(same)}
 
 
-def run(profile_name: str, size: str = "small", workdir: str | None = None) -> dict:
+def run(profile_name: str, size: str = "small", workdir: str | None = None) -> dict[str, Any]:
     """Every benchmark figure in one process against real stores; returns the JSON document."""
-    import platform
-    from datetime import datetime, timezone
-    from pathlib import Path
-
-    from course_lib.config import PROFILES
-
     profile = bench_profile(profile_name, workdir)
     started = time.perf_counter()
     bench, materialize = prepare(profile, size)
     result: dict[str, Any] = {
         "profile": profile_name, "size": size, "measured_at": datetime.now(timezone.utc).isoformat(),
-        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "materialize": materialize,
-        "model": {"scoring": ranker_runtime(profile)},
-        "online": {k: {m: lat for m, lat in v.items()} for k, v in online_figures(bench).items()},
+        "model": {"scoring": ranker.load(profile).runtime},  # compiled trees, or scikit-learn without a C compiler
+        "online": {k: dict(v.items()) for k, v in online_figures(bench).items()},
         "http": http_figures(bench, size, Path(profile.repo_dir) / "logs"),
         "historical": {name: historical_figures(name, size, bench, workdir) for name in PROFILES},
     }
@@ -370,14 +212,7 @@ def run(profile_name: str, size: str = "small", workdir: str | None = None) -> d
     return result
 
 
-def ranker_runtime(profile: Any) -> str:
-    """What scores the benchmark's recommendations: compiled trees, or scikit-learn without a C compiler."""
-    from course_lib import ranker
-
-    return ranker.load(profile).runtime
-
-
-def ratios(result: dict) -> dict[str, float]:
+def ratios(result: dict[str, Any]) -> dict[str, float]:
     """The speed-ups the course claims, each computed from this run's figures."""
     online, http = result["online"], result["http"]
     out = {
@@ -397,7 +232,7 @@ def ratios(result: dict) -> dict[str, float]:
     return out
 
 
-def goals(result: dict) -> dict[str, dict]:
+def goals(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The course's speed goals, each with the measured figure and whether this run met it."""
     online, http = result["online"]["user_x_100"], result["http"]
     checks = {
@@ -424,7 +259,7 @@ def goals(result: dict) -> dict[str, dict]:
             for name, (value, goal, op) in checks.items()}
 
 
-def to_json(result: dict) -> dict:
+def to_json(result: dict[str, Any]) -> dict[str, Any]:
     """The result with every Latency reduced to its figures, plus ratios and goals."""
     def plain(value: Any) -> Any:
         if isinstance(value, Latency):
@@ -435,7 +270,7 @@ def to_json(result: dict) -> dict:
     return {**plain(result), "ratios": ratios(result), "goals": goals(result)}
 
 
-def plot(result: dict, folder: Any) -> list[Any]:
+def plot(result: dict[str, Any], folder: Any) -> list[Any]:
     """Latency CDFs and a bar chart of the measured speed-ups, saved as PNG files."""
     import matplotlib
 
@@ -462,7 +297,8 @@ def plot(result: dict, folder: Any) -> list[Any]:
     measured = ratios(result)
     ax.barh(list(measured), list(measured.values()), color="steelblue")
     ax.axvline(1, color="gray", lw=1)
-    ax.set(xscale="log", xlabel="speed-up (x, log scale)", title=f"measured speed-ups ({result['size']}, {result['profile']})")
+    ax.set(xscale="log", xlabel="speed-up (x, log scale)",
+           title=f"measured speed-ups ({result['size']}, {result['profile']})")
     fig.tight_layout()
     bars = folder / "speedups.png"
     fig.savefig(bars, dpi=110)

@@ -23,19 +23,18 @@ import numpy as np
 from feast import ValueType
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.type_map import feast_value_type_to_python_type
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from course_lib.adapter import TRACKED_GENRES
-from course_lib.ranker import FEATURES
+from course_lib.ranker import FEATURES, RankerError
+from course_lib.redis_format import VALUE_TAG, event_seconds
+from course_lib.redis_reader import Reply
 from course_lib.serving import EntityFeatures
-from feature_repo.definitions import VIEWS
+from feature_repo.definitions import MOVIE_VIEW, VIEWS
 
-USER_VIEW, MOVIE_VIEW, PAIR_VIEW = "user_profile_features", "movie_metadata_features", "user_movie_interaction_features"
 FAVORITE, MATCH = "favorite_genre", "favorite_genre_match"
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 MICROSECOND = timedelta(microseconds=1)
-FLOAT_TAG, INT64_TAG = 0x35, 0x20  # ValueProto float_val and int64_val: (field number << 3) | wire type
-Reply = Sequence[bytes | None]  # one HMGET reply: each feature's serialized ValueProto, then `_ts:<view>`
+FLOAT_TAG, INT64_TAG = VALUE_TAG[ValueType.FLOAT], VALUE_TAG[ValueType.INT64]
 
 
 def micros(moment: datetime) -> int:
@@ -69,19 +68,6 @@ DECODERS: dict[ValueType, Callable[[bytes], object]] = {
     ValueType.FLOAT: _float, ValueType.INT64: _int64,
     ValueType.STRING: lambda raw: _proto_value(raw, ValueType.STRING),
 }
-
-
-def event_seconds(raw: bytes | None) -> int | None:
-    """Whole seconds of a `_ts` field as Feast's online read reports them (None: not found).
-
-    As Feast: a datetime from float seconds, back to a Timestamp, of which the seconds are kept
-    (the same conversion as `optimization.RawRedisReader`).
-    """
-    if not raw:
-        return None
-    stamp = Timestamp.FromString(raw)
-    stamp.FromDatetime(datetime.fromtimestamp(stamp.seconds + stamp.nanos / 1e9, tz=timezone.utc))
-    return stamp.seconds if stamp.seconds > 0 else None
 
 
 # --- one feature view's rows ------------------------------------------------------------------
@@ -216,7 +202,8 @@ class MatrixLayout:
         """The layout for a model reading `features` (a subset of `ranker.FEATURES`)."""
         unknown = sorted(set(features) - set(FEATURES))
         if unknown:
-            raise ValueError(f"the model reads features the course does not serve: {unknown}")
+            raise RankerError(f"the model reads features the course does not serve: {unknown}; "
+                              "retrain it with `course train`")
         sources: dict[str, np.ndarray] = {}
         targets: dict[str, np.ndarray] = {}
         for view, columns in VIEW_COLUMNS.items():

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from datetime import datetime
 
 from course_lib.config import ALL_PROFILES, ConfigError, Profile
+from course_lib.errors import CourseError
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
@@ -63,7 +64,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_materialize(args: argparse.Namespace) -> int:
     """Materialize offline features once or on a schedule, under a lock; report what was written."""
     from course_lib.config import load_store, resolve_profile
-    from course_lib.optimization import materialize_every, materialize_once, parse_every
+    from course_lib.materialize import materialize_every, materialize_once, parse_every
 
     profile = resolve_profile(args.profile)
     store = load_store(profile, tuned=args.tuned)
@@ -86,7 +87,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
 def expired_note(profile: Profile, end: datetime) -> list[str]:
     """A warning when every view's TTL has passed between the newest offline row and `end` (else nothing)."""
-    from course_lib.adapter import offline_time_range
+    from course_lib.offline import offline_time_range
     from feature_repo.definitions import VIEWS
 
     newest = max(offline_time_range(profile, view)[1] for view in VIEWS)
@@ -115,20 +116,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the feature / recommendation API."""
-    from course_lib.api import ApiStartupError, serve
+    from course_lib.api import serve
 
-    try:
-        serve(args.profile, host=args.host, port=args.port, workers=args.workers)
-    except ApiStartupError as exc:
-        print(f"course serve: {exc}", file=sys.stderr)
-        return 1
+    serve(args.profile, host=args.host, port=args.port, workers=args.workers)
     return 0
 
 
 def cmd_reset(args: argparse.Namespace) -> int:
     """Drop the course's registry objects, online rows and offline tables for one profile."""
     from course_lib.config import resolve_profile
-    from course_lib.serving import reset_course
+    from course_lib.reset import reset_course
 
     print("\n".join(reset_course(resolve_profile(args.profile)).lines()))
     return 0
@@ -224,6 +221,6 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"course: configuration error: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:  # AdapterError, DatasetError, RankerError: the message says how to fix it
+    except CourseError as exc:  # an expected failure, whose message says how to fix it; anything else is a bug
         print(f"course {args.verb}: {exc}", file=sys.stderr)
         return 1

@@ -1,4 +1,4 @@
-"""Course configuration: the profiles, their environment variables, and `load_store`.
+"""Course configuration: the profiles, their settings (`course_lib.settings`), and `load_store`.
 
 Everything that differs between the embedded `local` profile, the server-backed
 `enterprise` profile and the horizontally scaling `scaleout` profile (Redis Cluster, Spark)
@@ -9,73 +9,52 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from course_lib.settings import REPO_ROOT as REPO_ROOT  # re-exported: notebooks and modules import it from config
+from course_lib.settings import ConfigError as ConfigError  # re-exported: the error of a bad profile or setting
+from course_lib.settings import Settings, variables
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
 PROFILES = ("local", "enterprise")  # the base profiles; most tests run on both
 SCALEOUT = "scaleout"  # Redis Cluster + Spark; slow to start, so tested on its own (tests/test_scaleout.py)
 ALL_PROFILES = (*PROFILES, SCALEOUT)
 PARQUET_PROFILES = ("local", SCALEOUT)  # offline tables are parquet files under the profile's data_dir
-FEATURE_VIEWS = ("user_profile_features", "movie_metadata_features", "user_movie_interaction_features")
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}  # this machine: the only hosts of load tests and local clusters
 
-# Every environment variable the course reads, with its documented default.
-ENV_DEFAULTS: dict[str, str] = {
-    "COURSE_PROFILE": "local",
-    "COURSE_WORKDIR": str(REPO_ROOT / "var"),
-    "FEAST_PROJECT": "movie_recommendation",
-    "FEAST_REGISTRY_CACHE_TTL": "10",
-    "FEAST_REDIS_HOST": "127.0.0.1",
-    "FEAST_REDIS_PORT": "6379",
-    "FEAST_REDIS_DB": "0",
-    "FEAST_REDIS_PASSWORD": "",
-    "FEAST_REDIS_TIMEOUT_S": "0.5",
-    "FEAST_PG_HOST": "127.0.0.1",
-    "FEAST_PG_PORT": "5432",
-    "FEAST_PG_USER": "postgres",
-    "FEAST_PG_PASSWORD": "",
-    "FEAST_PG_SSLMODE": "disable",
-    "FEAST_REGISTRY_DB": "feast_registry",
-    "FEAST_OFFLINE_DB": "feast_offline",
-    "FEAST_OFFLINE_SCHEMA": "course",
-    "COURSE_PIPELINE_STALE_S": "3600",
-    "COURSE_BENCH_PROJECT": "course_bench",  # `course bench`'s own Feast project and offline schema
-    "FEAST_REDIS_CLUSTER_NODES": "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003",
-    "FEAST_SCALEOUT_REGISTRY_DB": "feast_registry_scaleout",
-    "FEAST_SPARK_MASTER": "local[2]",
-    "FEAST_SPARK_DRIVER_MEMORY": "1g",
-    "FEAST_SPARK_SHUFFLE_PARTITIONS": "2",
-}
-
-
-class ConfigError(ValueError):
-    """A profile or environment setting is invalid; the message says how to fix it."""
+# Every environment variable the course reads, with its documented default (the fields of `Settings`).
+ENV_DEFAULTS: dict[str, str] = variables()
 
 
 @dataclass(frozen=True)
 class Profile:
-    """One resolved profile: its name plus every setting read from the environment."""
+    """One resolved profile: its name plus every setting, typed and validated (`settings.Settings`)."""
 
     name: str
-    settings: Mapping[str, str]
-
-    def get(self, key: str) -> str:
-        """Return one setting (an `ENV_DEFAULTS` key)."""
-        return self.settings[key]
+    settings: Settings
 
     @property
     def project(self) -> str:
         """The Feast project name; tests use their own to stay isolated."""
-        return self.get("FEAST_PROJECT")
+        return self.settings.project
+
+    @property
+    def workdir(self) -> Path:
+        """COURSE_WORKDIR: rendered configuration and local data of every profile."""
+        return self.settings.workdir
 
     @property
     def repo_dir(self) -> Path:
         """Folder holding this profile's rendered `feature_store.yaml`."""
-        return Path(self.get("COURSE_WORKDIR")) / self.name / self.project
+        return self.workdir / self.name / self.project
 
     @property
     def data_dir(self) -> Path:
@@ -95,7 +74,7 @@ class Profile:
     @property
     def offline_schema(self) -> str:
         """PostgreSQL schema holding the enterprise offline tables."""
-        return self.get("FEAST_OFFLINE_SCHEMA")
+        return self.settings.offline_schema
 
     @property
     def offline_is_parquet(self) -> bool:
@@ -122,60 +101,58 @@ class Profile:
     def registry_database(self) -> str:
         """PostgreSQL database of the SQL registry; `scaleout` has its own, because its data
         sources (Spark) differ from `enterprise`'s for the same project."""
-        return self.get("FEAST_SCALEOUT_REGISTRY_DB" if self.name == SCALEOUT else "FEAST_REGISTRY_DB")
+        return self.settings.scaleout_registry_db if self.name == SCALEOUT else self.settings.registry_db
 
     @property
     def pg_databases(self) -> list[str]:
         """The PostgreSQL databases this profile uses: registry and offline store, or just the registry."""
         if self.name == "enterprise":
-            return [self.registry_database, self.get("FEAST_OFFLINE_DB")]
+            return [self.registry_database, self.settings.offline_db]
         return [self.registry_database] if self.name == SCALEOUT else []
 
     def redis_cluster_nodes(self) -> list[tuple[str, int]]:
-        """(host, port) of every Redis Cluster node listed in FEAST_REDIS_CLUSTER_NODES."""
-        nodes = []
-        for item in self.get("FEAST_REDIS_CLUSTER_NODES").split(","):
-            host, _, port = item.strip().rpartition(":")
-            if not host or not port.isdigit():
-                raise ConfigError(f"FEAST_REDIS_CLUSTER_NODES entry {item!r} is not host:port; expected e.g. "
-                                  f"{ENV_DEFAULTS['FEAST_REDIS_CLUSTER_NODES']!r}")
-            nodes.append((host, int(port)))
-        return nodes
+        """(host, port) of every Redis Cluster node listed in FEAST_REDIS_CLUSTER_NODES (validated as host:port)."""
+        return [(host, int(port)) for host, _, port in
+                (item.strip().rpartition(":") for item in self.settings.redis_cluster_nodes.split(","))]
 
     def pg_conninfo(self, database: str | None = None) -> str:
         """A libpq connection string for the offline (or another) database."""
         s = self.settings
-        parts = {
-            "host": s["FEAST_PG_HOST"], "port": s["FEAST_PG_PORT"], "user": s["FEAST_PG_USER"],
-            "dbname": database or s["FEAST_OFFLINE_DB"], "sslmode": s["FEAST_PG_SSLMODE"],
-            "connect_timeout": "3",
-        }
-        if s["FEAST_PG_PASSWORD"]:
-            parts["password"] = s["FEAST_PG_PASSWORD"]
+        parts = {"host": s.pg_host, "port": s.pg_port, "user": s.pg_user, "dbname": database or s.offline_db,
+                 "sslmode": s.pg_sslmode, "connect_timeout": 3}
+        if s.pg_password.get_secret_value():
+            parts["password"] = s.pg_password.get_secret_value()
         return " ".join(f"{k}={v}" for k, v in parts.items())
 
     def registry_url(self) -> str:
         """SQLAlchemy URL of the SQL registry (psycopg 3 driver, explicit sslmode)."""
         s = self.settings
-        auth = quote(s["FEAST_PG_USER"], safe="")
-        if s["FEAST_PG_PASSWORD"]:
-            auth += ":" + quote(s["FEAST_PG_PASSWORD"], safe="")
-        return (f"postgresql+psycopg://{auth}@{s['FEAST_PG_HOST']}:{s['FEAST_PG_PORT']}/"
-                f"{self.registry_database}?sslmode={s['FEAST_PG_SSLMODE']}&connect_timeout=3")
+        auth = quote(s.pg_user, safe="")
+        if s.pg_password.get_secret_value():
+            auth += ":" + quote(s.pg_password.get_secret_value(), safe="")
+        return (f"postgresql+psycopg://{auth}@{s.pg_host}:{s.pg_port}/"
+                f"{self.registry_database}?sslmode={s.pg_sslmode}&connect_timeout=3")
 
-    def redis_connection_string(self) -> str:
-        """Feast's Redis connection string, with socket timeouts and no retries so outages fail fast.
+    def redis_client_kwargs(self) -> dict[str, Any]:
+        """redis-py client settings of the single Redis server: socket timeouts and no retries, so outages fail fast.
 
         redis-py 7 retries a failed command 3 times with backoff by default (measured: 503s took
-        4-10 s); with `retry=null` they take milliseconds, and the client still reconnects.
+        4-10 s); with `retry=None` they take milliseconds, and the client still reconnects.
         """
         s = self.settings
-        timeout = s["FEAST_REDIS_TIMEOUT_S"]
-        conn = (f"{s['FEAST_REDIS_HOST']}:{s['FEAST_REDIS_PORT']},db={s['FEAST_REDIS_DB']},"
-                f"socket_timeout={timeout},socket_connect_timeout={timeout},retry=null")
-        if s["FEAST_REDIS_PASSWORD"]:
-            conn += f",password={s['FEAST_REDIS_PASSWORD']}"
-        return conn
+        kwargs: dict[str, Any] = {"host": s.redis_host, "port": s.redis_port, "db": s.redis_db,
+                                  "socket_timeout": s.redis_timeout_s, "socket_connect_timeout": s.redis_timeout_s,
+                                  "retry": None}
+        if s.redis_password.get_secret_value():
+            kwargs["password"] = s.redis_password.get_secret_value()
+        return kwargs
+
+    def redis_connection_string(self) -> str:
+        """Feast's connection string for the same settings as `redis_client_kwargs` (`retry=null` is None)."""
+        kwargs = self.redis_client_kwargs()
+        host, port = kwargs.pop("host"), kwargs.pop("port")
+        options = ",".join(f"{key}={'null' if value is None else value}" for key, value in kwargs.items())
+        return f"{host}:{port},{options}"
 
     def redis_cluster_connection_string(self) -> str:
         """Feast's Redis Cluster connection string: every node, socket timeouts, no cluster retries.
@@ -185,12 +162,11 @@ class Profile:
         `require_full_coverage=false` keeps the client usable while some slots have no master.
         """
         s = self.settings
-        timeout = s["FEAST_REDIS_TIMEOUT_S"]
         nodes = ",".join(f"{host}:{port}" for host, port in self.redis_cluster_nodes())
-        conn = (f"{nodes},socket_timeout={timeout},socket_connect_timeout={timeout},"
+        conn = (f"{nodes},socket_timeout={s.redis_timeout_s},socket_connect_timeout={s.redis_timeout_s},"
                 "cluster_error_retry_attempts=0,require_full_coverage=false")
-        if s["FEAST_REDIS_PASSWORD"]:
-            conn += f",password={s['FEAST_REDIS_PASSWORD']}"
+        if s.redis_password.get_secret_value():
+            conn += f",password={s.redis_password.get_secret_value()}"
         return conn
 
     def spark_conf(self) -> dict[str, str]:
@@ -201,16 +177,16 @@ class Profile:
         """
         s = self.settings
         conf = {
-            "spark.master": s["FEAST_SPARK_MASTER"],
+            "spark.master": s.spark_master,
             "spark.app.name": f"feast-course-{self.project}",
-            "spark.driver.memory": s["FEAST_SPARK_DRIVER_MEMORY"],
-            "spark.sql.shuffle.partitions": s["FEAST_SPARK_SHUFFLE_PARTITIONS"],
+            "spark.driver.memory": s.spark_driver_memory,
+            "spark.sql.shuffle.partitions": str(s.spark_shuffle_partitions),
             "spark.sql.session.timeZone": "UTC",  # Feast writes its time bounds as UTC literals
             "spark.ui.enabled": "false",
             "spark.ui.showConsoleProgress": "false",
             "spark.log.level": "ERROR",
         }
-        if s["FEAST_SPARK_MASTER"].startswith("local"):
+        if s.spark_master.startswith("local"):
             conf.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
                          # local workers fork from a daemon that has Feast imported and quieted
                          "spark.python.daemon.module": "course_lib.spark_daemon"})
@@ -230,15 +206,19 @@ class Profile:
         env = {"PYSPARK_PYTHON": sys.executable,
                "PYSPARK_SUBMIT_ARGS": " ".join(f"--conf {shlex.quote(f'{key}={value}')}"
                                                for key, value in self.spark_conf().items()) + " pyspark-shell"}
-        if self.get("FEAST_SPARK_MASTER").startswith("local"):
+        if self.settings.spark_master.startswith("local"):
             env["SPARK_LOCAL_IP"] = "127.0.0.1"
         return env
 
-    def feature_store_config(self) -> dict:
+    def env(self) -> dict[str, str]:
+        """This profile as environment variables (secrets revealed): for child processes and derived profiles."""
+        return {**self.settings.env(), "COURSE_PROFILE": self.name}
+
+    def feature_store_config(self) -> dict[str, Any]:
         """The `feature_store.yaml` content for this profile."""
-        ttl = int(self.get("FEAST_REGISTRY_CACHE_TTL"))
-        config: dict = {"project": self.project, "provider": "local",
+        config: dict[str, Any] = {"project": self.project, "provider": "local",
                         "entity_key_serialization_version": 3}
+        ttl = self.settings.registry_cache_ttl
         if self.name == "local":
             config["registry"] = {"registry_type": "file", "path": str(self.data_dir / "registry.db"),
                                   "cache_ttl_seconds": ttl}
@@ -256,25 +236,21 @@ class Profile:
             s = self.settings
             config["online_store"] = {"type": "redis", "connection_string": self.redis_connection_string()}
             config["offline_store"] = {
-                "type": "postgres", "host": s["FEAST_PG_HOST"], "port": int(s["FEAST_PG_PORT"]),
-                "database": s["FEAST_OFFLINE_DB"], "db_schema": self.offline_schema,
-                "user": s["FEAST_PG_USER"], "password": s["FEAST_PG_PASSWORD"],
-                "sslmode": s["FEAST_PG_SSLMODE"],
+                "type": "postgres", "host": s.pg_host, "port": s.pg_port, "database": s.offline_db,
+                "db_schema": self.offline_schema, "user": s.pg_user, "password": s.pg_password.get_secret_value(),
+                "sslmode": s.pg_sslmode,
             }
         return config
 
 
 def resolve_profile(profile: str | None = None, env: Mapping[str, str] | None = None) -> Profile:
-    """Pick a profile from the argument, then `COURSE_PROFILE`, then the `local` default."""
+    """Pick a profile from the argument, then `COURSE_PROFILE`, then the `local` default; validate every setting."""
     env = os.environ if env is None else env
-    settings = {key: env.get(key, default) for key, default in ENV_DEFAULTS.items()}
-    name = profile or settings["COURSE_PROFILE"]
+    name = profile or env.get("COURSE_PROFILE", ENV_DEFAULTS["COURSE_PROFILE"])
     if name not in ALL_PROFILES:
         raise ConfigError(f"unknown profile {name!r}: choose one of {', '.join(ALL_PROFILES)} "
                           "(--profile flag or COURSE_PROFILE environment variable)")
-    if not settings["FEAST_PROJECT"].replace("_", "").isalnum():
-        raise ConfigError(f"FEAST_PROJECT={settings['FEAST_PROJECT']!r} must use letters, digits and _ only")
-    return Profile(name=name, settings=settings)
+    return Profile(name=name, settings=Settings.from_env({**env, "COURSE_PROFILE": name}))
 
 
 def own_project_env(section: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -288,16 +264,12 @@ def own_project_env(section: str, env: Mapping[str, str] | None = None) -> dict[
 # `load_store(profile, tuned=True)`: bulk-load settings; notebook 05 measures the trade-offs.
 TUNED_YAML = "feature_store.tuned.yaml"
 TUNED_MATERIALIZATION = {"pull_latest_features": True, "online_write_batch_size": 50_000}
-# One thread per feature view, online rows written in bulk (course_lib.redis_format); Redis only
+# One thread per feature view, online rows written in bulk (course_lib.materialize); Redis only
 # (Feast's SQLite store shares one connection between threads).
-PARALLEL_ENGINE = {"type": "course_lib.optimization.ParallelLocalComputeEngine", "workers": len(FEATURE_VIEWS)}
-# Session settings of `historical_features_tuned`, SET LOCAL to its transaction: no JIT compilation
-# (its cost estimate is high, its runtime short), the entity rows' sort in memory, and ISO timestamps
-# in the COPY output it parses.
-PG_PIT_SETTINGS = {"jit": "off", "work_mem": "64MB", "DateStyle": "ISO, MDY"}
+PARALLEL_ENGINE = {"type": "course_lib.materialize.ParallelLocalComputeEngine", "workers": 3}  # one per view
 
 
-def tuned_config(config: dict) -> dict:
+def tuned_config(config: dict[str, Any]) -> dict[str, Any]:
     """A `feature_store.yaml` dict plus the tuned materialization settings (retrieval is tuned in code)."""
     tuned = {**config, "materialization": dict(TUNED_MATERIALIZATION)}
     if config["online_store"]["type"] == "redis":
@@ -320,7 +292,7 @@ def render(profile: Profile, tuned: bool = False) -> Path:
     return profile.repo_dir
 
 
-def load_store(profile: str | Profile | None = None, tuned: bool = False) -> "feast.FeatureStore":  # noqa: F821
+def load_store(profile: str | Profile | None = None, tuned: bool = False) -> FeatureStore:
     """Render the profile's `feature_store.yaml` (tuned: `TUNED_YAML`) and return a ready `FeatureStore`."""
     from feast import FeatureStore
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from course_lib.errors import CourseError
+
 # Genre vocabulary with rough relative frequencies (MovieLens-like): drama and comedy
 # dominate, film-noir is rare. Spelling follows MovieLens, so both sources agree.
 GENRE_WEIGHTS: dict[str, float] = {
@@ -56,7 +58,7 @@ _TITLE_WORDS = (
 )
 
 
-class DatasetError(ValueError):
+class DatasetError(CourseError):
     """The data cannot be loaded or generated; the message says what is wrong and how to fix it."""
 
 

@@ -1,57 +1,44 @@
 """Environment checks behind `course doctor` and notebook 00.
 
-Every check catches its own errors and reports them as a failed `Check` with a fix hint.
+Every check catches its own errors and reports them as a failed `health.Check` with its fix.
 Service checks use short timeouts, so an unreachable server fails in seconds, never hangs.
+The checks import the packages they check when they run, so a broken install still gets a report.
 """
 from __future__ import annotations
 
+import re
+import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any, cast
 
-import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
-from course_lib.config import FEATURE_VIEWS, REPO_ROOT, SCALEOUT, Profile
+from course_lib.config import SCALEOUT, ConfigError, Profile
+from course_lib.errors import reason
+from course_lib.health import REDIS_FIX, SERVICES_FIX, Check, ms_since
+from feature_repo.names import FEATURE_VIEWS
 
 DISTRIBUTION = "course-lib"
-ENVIRONMENT_FILE = REPO_ROOT / "environment.yml"
 MAINTENANCE_DB = "postgres"  # libpq's default database, present on every server
-SERVICES_FIX = "`make services` or `docker compose -f docker-compose.feast.yml up -d`"
-
-
-@dataclass(frozen=True)
-class Check:
-    """The outcome of one environment check."""
-
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
-
-
-def reason(exc: BaseException) -> str:
-    """A one-line description of an exception."""
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+JAVA_MIN = 17  # Spark 4 runs on Java 17 or 21
+JAVA_FIX = ("install a Java 17 runtime: `sudo apt-get install openjdk-17-jre-headless`, "
+            "`brew install openjdk@17` or `conda install -c conda-forge openjdk=17`")
 
 
 def elapsed_ms(start: float) -> str:
     """Milliseconds since a `time.perf_counter()` reading, formatted."""
-    return f"{(time.perf_counter() - start) * 1000:.1f} ms"
+    return f"{ms_since(start):.1f} ms"
 
 
-def environment_requirements(path: Path = ENVIRONMENT_FILE) -> list[Requirement]:
-    """The pip requirements listed in `environment.yml`."""
-    dependencies = yaml.safe_load(path.read_text())["dependencies"]
-    pip_lists = [item["pip"] for item in dependencies if isinstance(item, dict) and "pip" in item]
-    if not pip_lists:
-        raise ValueError(f"{path} has no `pip:` list under dependencies")
-    return [Requirement(line) for line in pip_lists[0]]
+def declared_requirements() -> list[Requirement]:
+    """The installed course package's own requirements (pyproject's `dependencies`, without extras)."""
+    requirements = [Requirement(line) for line in metadata.requires(DISTRIBUTION) or []]
+    return [req for req in requirements if req.marker is None or req.marker.evaluate({"extra": ""})]
 
 
 def requirement_problem(req: Requirement) -> str | None:
@@ -92,7 +79,7 @@ def check_python() -> Check:
 
 
 def check_package(req: Requirement) -> Check:
-    """One pinned package from `environment.yml` is installed at a matching version."""
+    """One declared package is installed at a version in its declared range."""
     name = f"package {req.name}"
     try:
         problem = requirement_problem(req)
@@ -100,18 +87,18 @@ def check_package(req: Requirement) -> Check:
         if problems:
             return Check(name, False, "; ".join(problems), fix=f"pip install '{req}'")
         extras = f" with [{','.join(sorted(req.extras))}]" if req.extras else ""
-        return Check(name, True, f"{metadata.version(req.name)}{extras} (pinned {req.specifier})")
+        return Check(name, True, f"{metadata.version(req.name)}{extras} (needs {req.specifier})")
     except Exception as exc:  # noqa: BLE001 - a broken install must still produce a report
         return Check(name, False, reason(exc), fix=f"pip install '{req}'")
 
 
 def check_packages() -> list[Check]:
-    """Every package pinned in `environment.yml`."""
+    """Every package the course declares, at a version in its declared range."""
     try:
-        requirements = environment_requirements()
-    except Exception as exc:  # noqa: BLE001
-        return [Check("packages", False, f"cannot read {ENVIRONMENT_FILE}: {reason(exc)}",
-                      fix="run from a course checkout installed with `pip install -e .`")]
+        requirements = declared_requirements()
+    except metadata.PackageNotFoundError:
+        return [Check("packages", False, f"{DISTRIBUTION} is not installed, so its requirements are unknown",
+                      fix="`make venv` (or `pip install -r requirements.lock && pip install --no-deps -e .`)")]
     return [check_package(req) for req in requirements]
 
 
@@ -132,7 +119,7 @@ def check_kernel() -> Check:
 
         spec = KernelSpecManager().get_kernel_spec("python3")
         prefix = kernel_prefix(spec.argv[0])
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any failure means no usable kernel: reported
         return Check("kernel", False, f"no usable python3 kernel: {reason(exc)}", fix=fix)
     detail = f"python3 kernel ({spec.resource_dir}) starts {spec.argv[0]} in {prefix}"
     if Path(prefix).resolve() == Path(sys.prefix).resolve():
@@ -143,25 +130,22 @@ def check_kernel() -> Check:
 def check_redis(profile: Profile) -> Check:
     """Redis answers PING with the profile's host, port, db and password."""
     s = profile.settings
-    where = f"{s['FEAST_REDIS_HOST']}:{s['FEAST_REDIS_PORT']} db={s['FEAST_REDIS_DB']}"
+    where = f"{s.redis_host}:{s.redis_port} db={s.redis_db}"
     fix = (f"start Redis ({SERVICES_FIX}) or point FEAST_REDIS_HOST/FEAST_REDIS_PORT/"
            "FEAST_REDIS_PASSWORD at your server")
-    timeout = float(s["FEAST_REDIS_TIMEOUT_S"])
     try:
         import redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
-        client = redis.Redis(host=s["FEAST_REDIS_HOST"], port=int(s["FEAST_REDIS_PORT"]),
-                             db=int(s["FEAST_REDIS_DB"]), password=s["FEAST_REDIS_PASSWORD"] or None,
-                             socket_timeout=timeout, socket_connect_timeout=timeout,
-                             retry=Retry(NoBackoff(), 0))  # redis-py retries 3x with backoff by default
+        # no retries: redis-py retries 3x with backoff by default
+        client = redis.Redis(**{**profile.redis_client_kwargs(), "retry": Retry(NoBackoff(), 0)})
         with client:
             start = time.perf_counter()
             client.ping()
             latency = elapsed_ms(start)
-            version = client.info("server")["redis_version"]
-    except Exception as exc:  # noqa: BLE001
+            version = cast(dict[str, Any], client.info("server"))["redis_version"]
+    except Exception as exc:  # noqa: BLE001 - an unreachable or broken server is reported, never raised
         return Check("redis", False, f"{where}: {reason(exc)}", fix=fix)
     return Check("redis", True, f"{where}, Redis {version}, connect + PING in {latency}")
 
@@ -169,7 +153,7 @@ def check_redis(profile: Profile) -> Check:
 def check_postgres(profile: Profile) -> list[Check]:
     """PostgreSQL accepts the profile's login, and the registry and offline databases exist."""
     s = profile.settings
-    where = f"{s['FEAST_PG_HOST']}:{s['FEAST_PG_PORT']} user={s['FEAST_PG_USER']}"
+    where = f"{s.pg_host}:{s.pg_port} user={s.pg_user}"
     wanted = profile.pg_databases
     fix = (f"start PostgreSQL ({SERVICES_FIX}) or point FEAST_PG_HOST/FEAST_PG_PORT/FEAST_PG_USER/"
            "FEAST_PG_PASSWORD/FEAST_PG_SSLMODE at your server")
@@ -178,11 +162,11 @@ def check_postgres(profile: Profile) -> list[Check]:
 
         start = time.perf_counter()
         with psycopg.connect(profile.pg_conninfo(MAINTENANCE_DB)) as conn:
-            version = conn.execute("SHOW server_version").fetchone()[0]
+            ((version,),) = conn.execute("SHOW server_version").fetchall()
             latency = elapsed_ms(start)
             rows = conn.execute("SELECT datname FROM pg_database WHERE datname = ANY(%s)", (wanted,))
             existing = {row[0] for row in rows.fetchall()}
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - an unreachable or broken server is reported, never raised
         return [Check("postgres", False, f"{where}: {reason(exc)}", fix=fix),
                 *(Check(f"database {db}", False, "not checked: PostgreSQL is unreachable", fix=fix)
                   for db in wanted)]
@@ -194,10 +178,10 @@ def database_check(profile: Profile, database: str, exists: bool) -> Check:
     """Report whether one course database exists on the server."""
     s = profile.settings
     if exists:
-        return Check(f"database {database}", True, f"exists on {s['FEAST_PG_HOST']}:{s['FEAST_PG_PORT']}")
+        return Check(f"database {database}", True, f"exists on {s.pg_host}:{s.pg_port}")
     return Check(f"database {database}", False,
-                 f"missing on {s['FEAST_PG_HOST']}:{s['FEAST_PG_PORT']}",
-                 fix=f"`createdb -h {s['FEAST_PG_HOST']} -p {s['FEAST_PG_PORT']} -U {s['FEAST_PG_USER']} "
+                 f"missing on {s.pg_host}:{s.pg_port}",
+                 fix=f"`createdb -h {s.pg_host} -p {s.pg_port} -U {s.pg_user} "
                      f"{database}` or `make services`")
 
 
@@ -208,15 +192,15 @@ def check_feast_registry(profile: Profile) -> Check:
     name, fix = "feast registry", f"`course apply --profile {profile.name}`"
     try:
         store = load_store(profile)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - a registry that cannot be read is reported, never raised
         return Check(name, False, f"cannot load the feature repo {profile.repo_dir}: {reason(exc)}",
-                     fix=f"make sure COURSE_WORKDIR ({profile.get('COURSE_WORKDIR')}) is writable "
+                     fix=f"make sure COURSE_WORKDIR ({profile.workdir}) is writable "
                          "and the FEAST_* settings are valid")
     try:
         start = time.perf_counter()
         views = {fv.name for fv in store.list_feature_views()}
         latency = elapsed_ms(start)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - a registry that cannot be read is reported, never raised
         return Check(name, False, f"cannot read the registry: {reason(exc)}",
                      fix="fix the failed service checks above, then run " + fix)
     registry = f"project {profile.project}, {store.config.registry.registry_type} registry, listed in {latency}"
@@ -226,14 +210,76 @@ def check_feast_registry(profile: Profile) -> Check:
     return Check(name, True, f"{len(views)} feature views ({registry})")
 
 
+def java_major(version_text: str) -> int | None:
+    """The major version in `java -version` output (`"17.0.15"` -> 17, `"1.8.0_392"` -> 8)."""
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', version_text)
+    if not match:
+        return None
+    major = int(match.group(1))
+    return int(match.group(2) or 0) if major == 1 else major
+
+
+def check_java() -> Check:
+    """A Java runtime Spark 4 accepts is on PATH."""
+    if not shutil.which("java"):
+        return Check("java", False, "java is not on PATH (Spark needs it)", fix=JAVA_FIX)
+    try:
+        result = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Check("java", False, f"`java -version` failed: {reason(exc)}", fix=JAVA_FIX)
+    text = (result.stderr or result.stdout).strip()
+    first = text.splitlines()[0] if text else "no output"
+    major = java_major(text)
+    if major is None or major < JAVA_MIN:
+        return Check("java", False, f"{first} (Spark 4 needs Java {JAVA_MIN} or newer)", fix=JAVA_FIX)
+    return Check("java", True, first)
+
+
+def check_redis_cluster(profile: Profile) -> Check:
+    """Every node of FEAST_REDIS_CLUSTER_NODES answers, and all report cluster_state:ok."""
+    import redis
+
+    from course_lib.cluster import cluster_info, node_name
+
+    fix = "`make services-cluster` (or point FEAST_REDIS_CLUSTER_NODES at your cluster's masters)"
+    try:
+        nodes = profile.redis_cluster_nodes()
+    except ConfigError as exc:
+        return Check("redis cluster", False, str(exc), fix="fix FEAST_REDIS_CLUSTER_NODES")
+    problems, masters, assigned = [], set(), set()
+    for node in nodes:
+        try:
+            info = cluster_info(node, profile.settings.redis_password.get_secret_value())
+        except redis.RedisError as exc:
+            problems.append(f"{node_name(node)}: {reason(exc)}")
+            continue
+        if info["cluster_state"] != "ok":
+            problems.append(f"{node_name(node)}: cluster_state:{info['cluster_state']}")
+        masters.add(info["cluster_size"])
+        assigned.add(info["cluster_slots_assigned"])
+    if problems:
+        return Check("redis cluster", False, "; ".join(problems), fix=fix)
+    return Check("redis cluster", True, f"{len(nodes)} nodes answer, cluster_state:ok, "
+                                        f"{'/'.join(sorted(masters))} masters, {'/'.join(sorted(assigned))} slots")
+
+
+def check_cluster_available(profile: Profile) -> Check:
+    """The cluster already answers, or `redis-server` and `redis-cli` are installed to start it."""
+    running = check_redis_cluster(profile)
+    if running.ok:
+        return running
+    missing = [tool for tool in ("redis-server", "redis-cli") if not shutil.which(tool)]
+    if missing:
+        return Check("redis cluster", False, f"not running, and {' and '.join(missing)} not installed", fix=REDIS_FIX)
+    return Check("redis cluster", True, "not running yet; redis-server is installed, so it can be started")
+
+
 def service_checks(profile: Profile) -> list[Check]:
     """The service checks of a profile: Redis and PostgreSQL (enterprise); Java, the Redis Cluster
     and PostgreSQL (scaleout); none for local."""
     if profile.name == "enterprise":
         return [check_redis(profile), *check_postgres(profile)]
     if profile.name == SCALEOUT:
-        from course_lib.scaleout import check_java, check_redis_cluster
-
         return [check_java(), check_redis_cluster(profile), *check_postgres(profile)]
     return []
 

@@ -19,12 +19,13 @@ from pathlib import Path
 import nbformat
 
 from course_lib.config import REPO_ROOT
+from course_lib.errors import CourseError
 
 BEGIN, END, STUB = "# BEGIN SOLUTION", "# END SOLUTION", "# YOUR CODE HERE"
 NOTEBOOK_METADATA = ("kernelspec", "language_info")  # everything else (widget state, ...) is dropped
 
 
-class ExerciseError(ValueError):
+class ExerciseError(CourseError):
     """A notebook's solution markers are malformed; the message names the notebook and cell."""
 
 
@@ -83,7 +84,7 @@ def has_solution(cell: nbformat.NotebookNode) -> bool:
 def exercises(path: Path) -> list[Exercise]:
     """The exercises of one notebook, in order, each with the check cell that follows it."""
     notebook = nbformat.read(path, as_version=4)
-    number, found = notebook_number(path), []
+    number, found = notebook_number(path), list[Exercise]()
     for index, cell in enumerate(notebook.cells):
         if not has_solution(cell):
             continue

@@ -58,7 +58,7 @@ def run_one(path: Path, out_dir: Path, timeout: int) -> NotebookRun:
     start = time.perf_counter()
     try:
         client.execute()
-    except Exception as exc:  # any failure (cell error, timeout, dead kernel) is reported, not raised
+    except Exception as exc:  # noqa: BLE001 - any failure (cell error, timeout, dead kernel) is reported, not raised
         error = describe(exc)
     seconds = time.perf_counter() - start
     nbformat.write(notebook, out_dir / path.name)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import cache
 from datetime import datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,12 @@ from sklearn.metrics import ndcg_score, roc_auc_score
 from threadpoolctl import ThreadpoolController
 
 from course_lib import datasets, scoring
-from course_lib.adapter import TRACKED_GENRES, join_keys, table_dtypes
+from course_lib.adapter import TRACKED_GENRES, table_dtypes
 from course_lib.config import Profile, load_store
-from course_lib.optimization import historical_features_tuned
+from course_lib.errors import CourseError
+from course_lib.pit import historical_features_tuned
 from course_lib.serving import EntityFeatures, candidate_features, feature_refs
-from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS
+from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS, join_keys
 
 # Every view feature that is a number; favorite_genre (text) only enters through a derived feature.
 VIEW_FEATURES: list[str] = [f.name for _, _, schema in VIEWS.values() for f in schema if f.dtype != String]
@@ -58,7 +59,7 @@ def openmp_threads() -> Any:
     return _threadpools().limit(limits=MODEL_THREADS, user_api="openmp")
 
 
-class RankerError(ValueError):
+class RankerError(CourseError):
     """The ranker cannot be trained, evaluated or loaded; the message says how to fix it."""
 
 
@@ -107,9 +108,10 @@ def training_frame(store: FeatureStore, dataset: datasets.Dataset) -> pd.DataFra
 
 def _within_ttl(found: EntityFeatures, ttl: timedelta, now: datetime | None) -> dict[str, Any]:
     """One view's online values, each kept only if written at most `ttl` before `now` (None: all kept)."""
-    stamps = found.event_timestamps
-    return {name: value if now is None or (stamps[name] is not None and now - stamps[name] <= ttl) else None
-            for name, value in found.values.items()}
+    def fresh(written: datetime | None) -> bool:
+        return now is None or (written is not None and now - written <= ttl)
+
+    return {name: value if fresh(found.event_timestamps[name]) else None for name, value in found.values.items()}
 
 
 def candidate_frame(rows: list[dict[str, EntityFeatures]], now: datetime | None = None) -> pd.DataFrame:
@@ -147,7 +149,7 @@ class Ranker:
     model: Any
     features: list[str]
     trained_until: pd.Timestamp
-    metrics: dict
+    metrics: dict[str, Any]
     compiled: scoring.CompiledModel | None = None  # set by train_and_save when a C compiler is installed
 
     def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -186,7 +188,7 @@ def mean_ndcg(users: pd.Series, labels: np.ndarray, scores: np.ndarray, k: int =
     return float(np.mean(values)) if values else float("nan")
 
 
-def evaluate(ranker: Ranker, test: pd.DataFrame) -> dict:
+def evaluate(ranker: Ranker, test: pd.DataFrame) -> dict[str, Any]:
     """AUC and NDCG@10 of the model and of the popularity baseline on held-out rows."""
     labels = test["label"].to_numpy(dtype="int64")
     if len(np.unique(labels)) < 2:

@@ -1,11 +1,11 @@
 """The recommendation request path of the course API (2.7.3), made lean (2.7.5).
 
 One `POST /recommendations` does, in order:
-1. one Redis round trip: the user's and every (user, candidate) pair's hash, as HMGET commands
-   packed with numpy (`HmgetPacker`), plus any candidate the movie near-cache does not hold;
-   on other online stores, the Feast SDK in a worker thread;
+1. one Redis round trip (`redis_reader.CandidateRedisReader`): the user's and every (user,
+   candidate) pair's hash, as HMGET commands packed with numpy, plus any candidate the movie
+   near-cache does not hold; on other online stores, the Feast SDK in a worker thread;
 2. the replies straight into `candidate_matrix.ViewBlock`s; movies come from `MovieTable`, a
-   numeric copy of `optimization.MovieNearCache`;
+   numeric copy of `caches.MovieNearCache`;
 3. `MatrixLayout.matrix`: the model input, TTLs applied as of the newest materialization end;
 4. the compiled trees (`course_lib.scoring`), scores identical to scikit-learn's;
 5. the top k, encoded once with orjson into the body `api.RecommendationResponse` documents.
@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,107 +27,20 @@ from datetime import datetime
 
 import numpy as np
 import orjson
-import redis.asyncio
-import redis.exceptions
-from feast import FeatureStore, ValueType
+from feast import FeatureStore
 
-from course_lib.adapter import join_keys
-from course_lib.candidate_matrix import (MOVIE_VIEW, PAIR_VIEW, USER_VIEW, VIEW_COLUMNS, MatrixLayout, Reply,
-                                         ViewBlock)
+from course_lib.caches import MovieNearCache
+from course_lib.candidate_matrix import VIEW_COLUMNS, MatrixLayout, ViewBlock
 from course_lib.config import Profile
-from course_lib.doctor import reason
-from course_lib.optimization import Fetch, MovieNearCache, RawRedisReader
-from course_lib.redis_format import key_prefix
+from course_lib.errors import reason
+from course_lib.redis_reader import CandidateRedisReader
 from course_lib.scoring import Scorer
-from course_lib.serving import EntityFeatures, ServingClock
-
-if sys.version_info >= (3, 11):
-    from asyncio import timeout as deadline
-else:  # redis-py depends on async-timeout there
-    from async_timeout import timeout as deadline
+from course_lib.serving import EntityFeatures, Fetch, ServingClock
+from feature_repo.definitions import MOVIE_VIEW, PAIR_VIEW, USER_VIEW
 
 LOG = logging.getLogger(__name__)
 REFRESH_EVERY_S = 1.0  # how often the background task asks the pollers (each still polls at its own pace)
 Now = Callable[[], datetime]
-
-
-# --- one round trip on Redis --------------------------------------------------------------------
-
-class HmgetPacker:
-    """RESP `HMGET <Feast key> <fields...>` commands for many entities of one view, built with numpy.
-
-    Each command is one fixed-size record: the command head and key prefix, each join key's
-    serialized INT64 (as `redis_format.key_builder` writes it), the project and the fields.
-    """
-
-    def __init__(self, view: str, project: str, fields: Sequence[bytes]) -> None:
-        self.names = tuple(sorted(join_keys(view)))
-        prefix, suffix = key_prefix(self.names), project.encode()
-        head = b"*%d\r\n$5\r\nHMGET\r\n$%d\r\n" % (2 + len(fields), len(prefix) + 16 * len(self.names) + len(suffix))
-        tail = suffix + b"\r\n" + b"".join(b"$%d\r\n%s\r\n" % (len(f), f) for f in fields)
-        dtype = np.dtype([("head", f"S{len(head) + len(prefix)}"),
-                          *[(name, [("type", "<u4"), ("size", "<u4"), ("value", "<i8")]) for name in self.names],
-                          ("tail", f"S{len(tail)}")])
-        self._template = np.zeros(1, dtype=dtype)
-        self._template["head"], self._template["tail"] = head + prefix, tail
-        for name in self.names:
-            self._template[name]["type"], self._template[name]["size"] = ValueType.INT64.value, 8
-
-    def pack(self, keys: dict[str, np.ndarray | Sequence[int]], rows: int) -> bytes:
-        """The commands for `rows` entities, join key name -> values."""
-        records = np.repeat(self._template, rows)
-        for name in self.names:
-            records[name]["value"] = keys[name]
-        return records.tobytes()
-
-
-class CandidateRedisReader(RawRedisReader):
-    """`RawRedisReader`, plus a recommendation's reads as raw HMGET replies in one round trip."""
-
-    def __init__(self, store: FeatureStore) -> None:
-        super().__init__(store)
-        self._packers = {view: HmgetPacker(view, store.project, self._fields[view]) for view in VIEW_COLUMNS}
-        self._timeout_s: float | None = self._connection.get("socket_timeout")
-        self._batch_client: redis.asyncio.Redis | None = None
-
-    async def _replies(self, commands: bytes, count: int) -> list[Reply]:
-        """Send packed commands on one pooled connection and read their `count` replies.
-
-        One deadline (the socket timeout) covers the whole exchange: redis-py would otherwise
-        arm a timer per reply, which costs more than parsing a hundred replies.
-        """
-        if self._batch_client is None:  # created in the running event loop
-            self._batch_client = redis.asyncio.Redis(**{**self._connection, "socket_timeout": None})
-        pool = self._batch_client.connection_pool
-        connection = await pool.get_connection()
-        try:
-            async with deadline(self._timeout_s):
-                await connection.send_packed_command(commands, check_health=False)
-                return [await connection.read_response() for _ in range(count)]
-        except BaseException as exc:
-            await connection.disconnect()  # replies may be left unread: never hand it back as it is
-            if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
-                raise redis.exceptions.TimeoutError(f"Timeout reading from {self._connection['host']}:"
-                                                    f"{self._connection['port']}") from exc
-            raise
-        finally:
-            await pool.release(connection)
-
-    async def aclose(self) -> None:
-        """Close the connections of the recommendation reads."""
-        if self._batch_client is not None:
-            await self._batch_client.aclose()
-
-    async def candidate_replies(self, user_id: int, movie_ids: Sequence[int], movies: Sequence[int]
-                                ) -> tuple[Reply, list[Reply], list[Reply]]:
-        """The user's reply, each (user, candidate) pair's, and each of `movies`' (candidates the near-cache lacks)."""
-        n = len(movie_ids)
-        commands = (self._packers[USER_VIEW].pack({"user_id": [user_id]}, 1)
-                    + self._packers[PAIR_VIEW].pack({"user_id": np.full(n, user_id, dtype=np.int64),
-                                                     "movie_id": np.asarray(movie_ids, dtype=np.int64)}, n)
-                    + self._packers[MOVIE_VIEW].pack({"movie_id": np.asarray(movies, dtype=np.int64)}, len(movies)))
-        replies = await self._replies(commands, 1 + n + len(movies))
-        return replies[0], replies[1:1 + n], replies[1 + n:]
 
 
 # --- the movie near-cache as numbers ------------------------------------------------------------
@@ -143,7 +55,7 @@ class MovieTable(MovieNearCache):
     def load(self) -> int:
         """Reload every movie, then swap in the new index and block (readers see the old or the new pair)."""
         count = super().load()
-        rows = self._rows
+        rows = self.rows
         self.snapshot = ({movie: i for i, movie in enumerate(rows)},
                          ViewBlock.from_entities(VIEW_COLUMNS[MOVIE_VIEW], list(rows.values())))
         return count
@@ -203,7 +115,7 @@ class Recommender:
         self._store, self._profile, self._fetch, self._reader, self._now = store, profile, fetch, reader, now
         self._layout = MatrixLayout.of(features)
         self._score = scorer
-        self._clock = ServingClock(store, refresh_s=float(profile.get("FEAST_REGISTRY_CACHE_TTL")), now=now)
+        self._clock = ServingClock(store, refresh_s=profile.settings.registry_cache_ttl, now=now)
         self._movies: MovieTable | None = None
         self._end: datetime | None = None
         self._ready = asyncio.Lock()
@@ -255,7 +167,7 @@ class Recommender:
         rows = self._fetch([USER_VIEW, PAIR_VIEW], [{"user_id": user_id, "movie_id": m} for m in movie_ids])
         return rows, self._movies.get_many(unknown) if self._movies and unknown else []
 
-    async def _blocks(self, user_id: int, movie_ids: Sequence[int]) -> tuple[ViewBlock, ViewBlock, ViewBlock]:
+    async def read(self, user_id: int, movie_ids: Sequence[int]) -> tuple[ViewBlock, ViewBlock, ViewBlock]:
         """The user's, the candidates' movie and the pairs' rows, in one round trip on Redis."""
         movies, unknown = (await self.movies()).candidates(movie_ids)
         unknown_ids = [movie_ids[i] for i in unknown]
@@ -277,7 +189,7 @@ class Recommender:
     async def recommend(self, user_id: int, movie_ids: Sequence[int], k: int) -> Recommendations:
         """Read every candidate's features, score them, and keep the top k."""
         start = time.perf_counter()
-        user, movies, pairs = await self._blocks(user_id, movie_ids)
+        user, movies, pairs = await self.read(user_id, movie_ids)
         retrieval_ms = (time.perf_counter() - start) * 1000
         start = time.perf_counter()
         now = self._now()

@@ -6,17 +6,20 @@ Feast 0.67 stores each entity of a feature view as one Redis hash:
 - fields: `_ts:<view>` -> a serialized `google.protobuf.Timestamp`, then for each feature the
   first 4 bytes of little-endian mmh3_32("<view>:<feature>") -> a serialized `ValueProto`.
 
-`RawRedisReader` (course_lib.optimization) reads that layout. The bulk writer below writes it:
-Feast's own materialization converts every value to a protobuf object and every row to a
-redis-py command in Python (measured: 85% of a full materialization). Here whole arrow columns
-are encoded with numpy into one RESP stream of `HSET` commands, byte-identical to what redis-py
-sends for Feast (tests compare DUMPs of every key against Feast's own writes).
+`course_lib.redis_reader` reads that layout (`HmgetCommands` packs a recommendation's reads into
+one RESP stream) and `course_lib.materialize`'s bulk writer writes it with the encoders below:
+Feast's own materialization converts every value to a protobuf object and every row to a redis-py
+command in Python; here whole arrow columns are encoded with
+numpy into one RESP stream of `HSET` commands, byte-identical to what redis-py sends for Feast
+(tests compare DUMPs of every key against Feast's own writes). `project_keys` finds exactly one
+project's keys (docs/troubleshooting.md #15).
 """
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from functools import cache
 
 import mmh3
@@ -25,13 +28,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import redis
 from feast import FeatureView, ValueType
-from feast.infra.compute_engines.dag.context import ExecutionContext
-from feast.infra.compute_engines.local.arrow_table_value import ArrowTableValue
-from feast.infra.compute_engines.local.feature_builder import LocalFeatureBuilder
-from feast.infra.compute_engines.local.nodes import LocalOutputNode
-from feast.infra.online_stores.redis import RedisOnlineStore, RedisType
+from feast.infra.key_encoding_utils import deserialize_entity_key, serialize_entity_key
+from google.protobuf.timestamp_pb2 import Timestamp
+from numpy.typing import ArrayLike
 
-from course_lib.adapter import join_keys
+from course_lib.compat import raw_connection
+from feature_repo.definitions import VIEWS, join_keys
 
 STRING, INT64, FLOAT = ValueType.STRING, ValueType.INT64, ValueType.FLOAT
 VALUE_TAG = {INT64: 0x20, FLOAT: 0x35, STRING: 0x12}  # ValueProto oneof: (field number << 3) | wire type
@@ -49,6 +51,24 @@ def redis_field(view: str, feature: str) -> bytes:
 
 
 @cache
+def hash_fields(view: str) -> tuple[bytes, ...]:
+    """The fields to HMGET for one course view's row: each feature's, in schema order, then `_ts:<view>`."""
+    return (*(redis_field(view, f.name) for f in VIEWS[view][2]), f"_ts:{view}".encode())
+
+
+def event_seconds(raw: bytes | None) -> int | None:
+    """Whole seconds of a `_ts` field as Feast's online read reports them (None: not found).
+
+    As Feast: a datetime from float seconds, then back to a Timestamp, of which the whole seconds count.
+    """
+    if not raw:
+        return None
+    stamp = Timestamp.FromString(raw)
+    stamp.FromDatetime(datetime.fromtimestamp(stamp.seconds + stamp.nanos / 1e9, tz=timezone.utc))
+    return stamp.seconds if stamp.seconds > 0 else None
+
+
+@cache
 def key_prefix(names: tuple[str, ...]) -> bytes:
     """The v3 entity-key prefix for join keys sorted by name: key count, then each name."""
     return struct.pack("<I", len(names)) + b"".join(
@@ -56,20 +76,69 @@ def key_prefix(names: tuple[str, ...]) -> bytes:
 
 
 @cache
-def key_builder(view: str, project: str) -> Callable[[dict[str, int]], bytes]:
-    """A function giving Feast's Redis key of an entity of the view: v3 serialized INT64 join keys, then the project."""
-    names = tuple(sorted(join_keys(view)))
-    prefix, suffix = key_prefix(names), project.encode()
-    pack = struct.Struct("<" + "IIq" * len(names)).pack
+def key_builder(names: tuple[str, ...], project: str) -> Callable[[Mapping[str, int]], bytes]:
+    """A function giving Feast's Redis key of an entity with these join keys: v3 serialized INT64 ids
+    (keys sorted by name), then the project name."""
+    ordered = tuple(sorted(names))
+    prefix, suffix = key_prefix(ordered), project.encode()
+    pack = struct.Struct("<" + "IIq" * len(ordered)).pack
 
-    def key(row: dict[str, int]) -> bytes:
-        return prefix + pack(*[part for n in names for part in (INT64.value, 8, row[n])]) + suffix
+    def key(row: Mapping[str, int]) -> bytes:
+        return prefix + pack(*[part for n in ordered for part in (INT64.value, 8, row[n])]) + suffix
     return key
 
 
-def redis_key(view: str, row: dict[str, int], project: str) -> bytes:
-    """Feast's Redis key of an entity: v3 serialized INT64 join keys, then the project name."""
-    return key_builder(view, project)(row)
+def key_template(names: Sequence[str], head: bytes, tail: bytes) -> np.ndarray:
+    """One numpy record: `head`, the v3 entity key of INT64 join keys `names` (sorted; values left 0), `tail`.
+
+    `np.repeat` it and set each join key's `value` field to build many keys (or commands) at once.
+    """
+    ordered = tuple(sorted(names))
+    head += key_prefix(ordered)
+    template = np.zeros(1, dtype=np.dtype([("head", f"S{len(head)}"),
+                                           *[(name, [("type", "<u4"), ("size", "<u4"), ("value", "<i8")])
+                                             for name in ordered], ("tail", f"S{len(tail)}")]))
+    template["head"], template["tail"] = head, tail
+    for name in ordered:
+        template[name]["type"], template[name]["size"] = INT64.value, 8
+    return template
+
+
+def filled(template: np.ndarray, keys: Mapping[str, ArrayLike], rows: int) -> np.ndarray:
+    """`rows` copies of a `key_template` record with the join key values set (name -> one value per row)."""
+    records = np.repeat(template, rows)
+    for name, values in keys.items():
+        records[name]["value"] = values
+    return records
+
+
+def redis_key(row: Mapping[str, int], project: str) -> bytes:
+    """Feast's Redis key of an entity (its join keys -> INT64 ids): v3 serialized keys, then the project name."""
+    return key_builder(tuple(row), project)(row)
+
+
+def is_project_key(key: bytes, project: str, version: int = 3) -> bool:
+    """Whether a Redis key is a Feast entity key of exactly this project.
+
+    A key is the serialized entity key followed by the project name, so a scan for
+    `*<project>` also matches every project whose name merely ends with this one
+    (`my_movie_recommendation`); only a key whose head parses as a whole entity key counts.
+    """
+    suffix = project.encode()
+    if not key.endswith(suffix):
+        return False
+    entity = key[:-len(suffix)]
+    try:
+        return serialize_entity_key(deserialize_entity_key(entity, version), version) == entity
+    except (ValueError, struct.error):
+        return False
+
+
+def project_keys(client: redis.Redis | redis.RedisCluster, project: str, version: int = 3) -> Iterator[bytes]:
+    """Every Feast entity key of exactly this project that the client's server (or cluster) holds."""
+    for key in client.scan_iter(match=b"*" + project.encode(), count=10_000):
+        if is_project_key(key, project, version):
+            yield key
 
 
 # --- column-wise protobuf encoding ------------------------------------------------------
@@ -155,15 +224,8 @@ def timestamp_protos(column: pa.ChunkedArray | pa.Array) -> pa.BinaryArray:
 
 def entity_keys(table: pa.Table | pa.RecordBatch, names: Sequence[str], project: str) -> pa.Array:
     """Each row's Redis key: the v3 entity key of its INT64 join keys, then the project name."""
-    ordered = tuple(sorted(names))
-    fields = ([("prefix", f"S{len(key_prefix(ordered))}")]
-              + [(name, [("type", "<u4"), ("size", "<u4"), ("value", "<i8")]) for name in ordered]
-              + [("project", f"S{len(project.encode())}")])
-    rows = np.zeros(table.num_rows, dtype=np.dtype(fields))
-    rows["prefix"], rows["project"] = key_prefix(ordered), project.encode()
-    for name in ordered:
-        rows[name]["type"], rows[name]["size"] = INT64.value, 8
-        rows[name]["value"] = _column(table.column(name)).to_numpy()
+    rows = filled(key_template(names, b"", project.encode()),
+                  {name: _column(table.column(name)).to_numpy() for name in names}, table.num_rows)
     width = rows.dtype.itemsize
     return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), table.num_rows,
                                                 [None, pa.py_buffer(rows.tobytes())]).cast(pa.binary())
@@ -181,11 +243,13 @@ class ViewLayout:
     timestamp_field: str
 
     @classmethod
-    def of(cls, view: FeatureView) -> "ViewLayout":
+    def of(cls, view: FeatureView) -> ViewLayout:
         """The layout of a Feast feature view; UnsupportedColumns unless its keys are INT64."""
         not_int = [e.name for e in view.entity_columns if e.dtype.to_value_type() != INT64]
         if not_int:
             raise UnsupportedColumns(f"join keys {not_int} are not INT64")
+        if view.batch_source is None:
+            raise UnsupportedColumns(f"feature view {view.name} has no batch source")
         return cls(view.name, tuple(e.name for e in view.entity_columns),
                    tuple((f.name, f.dtype.to_value_type()) for f in view.features), view.batch_source.timestamp_field)
 
@@ -236,8 +300,7 @@ def send_commands(client: redis.Redis, commands: pa.BinaryArray, chunk_rows: int
     offsets = np.frombuffer(commands.buffers()[1], dtype=np.int32)[commands.offset:commands.offset + len(commands) + 1]
     data = memoryview(commands.buffers()[2])
     bounds = [*range(0, len(commands), chunk_rows), len(commands)]
-    connection = client.connection_pool.get_connection()
-    try:
+    with raw_connection(client) as connection:
         pending = 0
         for start, end in zip(bounds, bounds[1:]):
             connection.send_packed_command([data[offsets[start]:offsets[end]]], check_health=False)
@@ -246,54 +309,25 @@ def send_commands(client: redis.Redis, commands: pa.BinaryArray, chunk_rows: int
             pending = end - start
         for _ in range(pending):
             connection.read_response()
-    except BaseException:
-        connection.disconnect()  # replies may be left unread: never hand this connection back as it is
-        raise
-    finally:
-        client.connection_pool.release(connection)
     return len(commands)
 
 
-# --- Feast's materialization, with the bulk writer at its end -------------------------------
+# --- HMGET commands ----------------------------------------------------------------------
 
-def bulk_write_ok(context: ExecutionContext) -> bool:
-    """Whether Feast's write is a blind HSET of each row: standalone Redis, skip_dedup, no key TTL, no versioning."""
-    online = context.repo_config.online_store
-    return (isinstance(context.online_store, RedisOnlineStore) and online.redis_type == RedisType.redis
-            and online.skip_dedup and not online.key_ttl_seconds
-            and not context.repo_config.registry.enable_online_feature_view_versioning)
+class HmgetCommands:
+    """RESP `HMGET <Feast key> <hash_fields>` commands for many entities of one course view, built with numpy.
 
+    Each command is one fixed-size `key_template` record: the command head and key prefix, each
+    join key's serialized INT64, then the project and the fields.
+    """
 
-class RedisBulkOutputNode(LocalOutputNode):
-    """Feast's output node, writing online rows with `hset_commands` where that is exactly Feast's write."""
+    def __init__(self, view: str, project: str) -> None:
+        self.names = tuple(sorted(join_keys(view)))
+        fields, suffix = hash_fields(view), project.encode()
+        key_length = len(key_prefix(self.names)) + 16 * len(self.names) + len(suffix)
+        head = b"*%d\r\n$5\r\nHMGET\r\n$%d\r\n" % (2 + len(fields), key_length)
+        self.template = key_template(self.names, head, suffix + CRLF + b"".join(_bulk(f) for f in fields))
 
-    def execute(self, context: ExecutionContext) -> ArrowTableValue:
-        """Bulk-write the online rows, then the offline ones as Feast does; anything else goes to Feast's node."""
-        table = self.get_single_table(context).data
-        if table.num_rows == 0 or not self.feature_view.online or not bulk_write_ok(context):
-            return super().execute(context)
-        try:
-            layout = ViewLayout.of(self.feature_view)
-            layout.check(table)
-        except UnsupportedColumns:
-            return super().execute(context)
-        client = context.online_store._get_client(context.repo_config.online_store)
-        rows = context.repo_config.materialization_config.online_write_batch_size or BATCH_ROWS
-        for batch in table.to_batches(max_chunksize=rows):
-            send_commands(client, hset_commands(batch, layout, context.project))  # checked again: cheap
-        output = ArrowTableValue(data=table)
-        context.node_outputs[self.name] = output
-        if self.feature_view.offline:
-            context.offline_store.offline_write_batch(config=context.repo_config, feature_view=self.feature_view,
-                                                      table=table, progress=lambda x: None)
-        return output
-
-
-class BulkFeatureBuilder(LocalFeatureBuilder):
-    """Feast's local materialization plan (read, filter, dedup), ending in `RedisBulkOutputNode`."""
-
-    def build_output_nodes(self, view: FeatureView, input_node: LocalOutputNode) -> RedisBulkOutputNode:
-        """The plan's last node."""
-        node = RedisBulkOutputNode("output", self.dag_root.view, inputs=[input_node])
-        self.nodes.append(node)
-        return node
+    def pack(self, keys: Mapping[str, ArrayLike], rows: int) -> bytes:
+        """The commands for `rows` entities (join key name -> values)."""
+        return filled(self.template, keys, rows).tobytes()

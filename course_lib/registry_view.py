@@ -2,43 +2,50 @@
 
 Paths inside the course workdir appear as `<workdir>`, the Python environment as `<env>`,
 other paths under the repo as repo-relative paths and the home folder as `~`; passwords
-appear as `****`. Notebook outputs therefore carry nothing machine-local.
+appear as `****` (the profile knows them: they are `SecretStr` settings). Notebook outputs
+therefore carry nothing machine-local.
 """
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 from feast import Entity, FeatureService, FeatureStore, FeatureView, FileSource
 from feast.data_source import DataSource
 
-from course_lib.config import ENV_DEFAULTS, REPO_ROOT, Profile, load_store, resolve_profile
+from course_lib.config import ENV_DEFAULTS, REPO_ROOT, ConfigError, Profile, load_store, resolve_profile
 
 WORKDIR_TOKEN = "<workdir>"
 ENV_TOKEN = "<env>"
 MASK = "****"
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
-_KV_PASSWORD = re.compile(r"(password=)[^,\s&]+", re.IGNORECASE)
+
+
+def secrets(profile: Profile) -> list[str]:
+    """The profile's non-empty passwords, as set and as quoted into URLs, longest first."""
+    values = {field.get_secret_value() for field in (profile.settings.pg_password, profile.settings.redis_password)}
+    return sorted({form for value in values if value for form in (value, quote(value, safe=""))}, key=len, reverse=True)
 
 
 def redact(text: str, profile: Profile) -> str:
-    """Replace the workdir, Python environment and home with tokens, make repo paths relative, mask passwords."""
-    workdir = profile.get("COURSE_WORKDIR")
-    if workdir:
-        text = text.replace(workdir, WORKDIR_TOKEN)
+    """Mask the profile's passwords, replace the workdir, Python environment and home with tokens, make repo paths
+    relative."""
+    for secret in secrets(profile):
+        text = text.replace(secret, MASK)
+    text = text.replace(str(profile.workdir), WORKDIR_TOKEN)
     text = text.replace(sys.prefix, ENV_TOKEN).replace(f"{REPO_ROOT}{os.sep}", "")
     home = Path.home()
     if len(home.parts) > 1:  # never rewrite a bare "/" home
         text = text.replace(str(home), "~")
-    return _KV_PASSWORD.sub(rf"\g<1>{MASK}", _URL_PASSWORD.sub(rf"\g<1>{MASK}@", text))
+    return text
 
 
 def redact_frame(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
@@ -55,19 +62,20 @@ def _redact_tree(value: Any, profile: Profile, key: str = "") -> Any:
     return redact(value, profile) if isinstance(value, str) else value
 
 
-def display_config(profile: Profile) -> dict:
+def display_config(profile: Profile) -> dict[str, Any]:
     """The profile's `feature_store.yaml` content, safe to print."""
     return _redact_tree(profile.feature_store_config(), profile)
 
 
 def env_table(profile: Profile) -> pd.DataFrame:
     """Every course environment variable: its default and the value in effect, safe to print."""
+    effective = profile.settings.env()
     rows = [{"variable": key, "default": _redact_tree(default, profile, key),
-             "in effect": _redact_tree(profile.get(key), profile, key)} for key, default in ENV_DEFAULTS.items()]
+             "in effect": _redact_tree(effective[key], profile, key)} for key, default in ENV_DEFAULTS.items()]
     return pd.DataFrame(rows)
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested dict to dotted keys: {"registry": {"path": p}} -> {"registry.path": p}."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
@@ -91,8 +99,10 @@ def entity_table(entities: Iterable[Entity]) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("entity", ignore_index=True)
 
 
-def _location(source: DataSource) -> str:
-    """Where a batch source reads: a parquet path or a `schema.table`."""
+def _location(source: DataSource | None) -> str:
+    """Where a batch source reads: a parquet path or a `schema.table` ("-" for a view without one)."""
+    if source is None:
+        return "-"
     return source.path if isinstance(source, FileSource) else source.get_table_query_string()
 
 
@@ -125,7 +135,7 @@ def scratch_store(project: str) -> Iterator[FeatureStore]:
     """A throwaway local-profile store in its own Feast project, deleted on exit."""
     profile = resolve_profile("local", {**os.environ, "FEAST_PROJECT": project})
     if project == resolve_profile("local").project:
-        raise ValueError(f"scratch project {project!r} is the course project; pick another name "
+        raise ConfigError(f"scratch project {project!r} is the course project; pick another name "
                          "so the scratch store cannot delete your registry")
     try:
         yield load_store(profile)

@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.special import expit
 
+from course_lib.errors import CourseError
+
 if TYPE_CHECKING:
     import treelite
 
@@ -43,7 +45,7 @@ COMPILE_PARAMS = {"parallel_comp": 2, "quantize": 1}  # two translation units: b
 Scorer = Callable[[np.ndarray], np.ndarray]  # float64 matrix (rows x model features) -> P(label = 1)
 
 
-class ScoringError(RuntimeError):
+class ScoringError(CourseError):
     """The compiled model cannot be built or loaded; the message says how to fix it."""
 
 
@@ -85,7 +87,7 @@ def quiet() -> Iterator[Callable[[], str]]:
             os.close(saved)
 
 
-def _treelite_model(model: object) -> "treelite.Model":
+def _treelite_model(model: object) -> treelite.Model:
     """The fitted HistGradientBoostingClassifier as a Treelite model whose sum starts with the baseline.
 
     Treelite's importer adds the baseline after the trees; a constant first tree holding it (and

@@ -1,14 +1,19 @@
-"""Registering definitions, materialization and feature retrieval (2.7.1 and 2.7.3)."""
+"""The plain Feast path (2.7.1 and 2.7.3): registering the definitions, materialization, and
+historical and online retrieval.
+
+Every optimized path of 2.7.5 (`caches`, `redis_reader`, `materialize`, `pit`) is tested to
+return exactly what these functions return.
+"""
 from __future__ import annotations
 
 import contextlib
 import io
-import struct
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import Any, Callable, Iterable
+from functools import partial
+from typing import Any, Literal
 
 import click
 import pandas as pd
@@ -19,9 +24,10 @@ from feast.protos.feast.core.DataSource_pb2 import DataSource as DataSourceProto
 from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
 from feast.repo_contents import RepoContents
 
-from course_lib.adapter import PANDAS_DTYPE, join_keys, offline_entity_count, offline_time_range
+from course_lib.adapter import PANDAS_DTYPE
 from course_lib.config import Profile, resolve_profile
-from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS, Definitions, build
+from course_lib.offline import offline_entity_count, offline_time_range
+from feature_repo.definitions import MOVIE_VIEW, TIMESTAMP_FIELD, USER_VIEW, VIEWS, Definitions, build, join_keys
 
 
 def repo_contents(project: str, definitions: Definitions) -> RepoContents:
@@ -159,133 +165,6 @@ def materialize(store: FeatureStore, profile: Profile, end: datetime | None = No
                              intervals={view: latest_interval(store, view) for view in VIEWS})
 
 
-def reset_online(store: FeatureStore, profile: Profile) -> None:
-    """Empty the project's online store and forget every materialization interval of the course views.
-
-    Online rows are dropped first, matched exactly to this project (Feast's own deletion scans
-    `<prefix>*<project>`, which also hits projects whose names merely end the same way); then the
-    views and services are deleted from the registry and registered again. Offline tables and
-    other projects are untouched.
-    """
-    objects = _registered(store)
-    _drop_online(store, objects["feature views"])
-    for service in objects["feature services"]:
-        store.registry.delete_feature_service(service.name, store.project)
-    for view in objects["feature views"]:
-        store.registry.delete_feature_view(view.name, store.project)
-    store.apply(build(profile).objects())
-
-
-# --- resetting a learner ------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ResetReport:
-    """What `reset_course` removed for one profile's Feast project."""
-
-    project: str
-    registry: dict[str, list[str]]  # object kind -> names deleted
-    online: str
-    offline: list[str]  # offline tables removed
-
-    def lines(self) -> list[str]:
-        """Human-readable summary, one line per store."""
-        counts = ", ".join(f"{len(names)} {kind}" for kind, names in self.registry.items())
-        return [f"registry: deleted project {self.project!r} ({counts})", f"online: {self.online}",
-                f"offline: removed {', '.join(self.offline) if self.offline else 'nothing (no course tables)'}"]
-
-
-def _registered(store: FeatureStore) -> dict[str, list]:
-    """Every object the registry holds for the store's project, by kind."""
-    registry, project = store.registry, store.project
-    views = [*registry.list_feature_views(project, allow_cache=False),
-             *registry.list_stream_feature_views(project, allow_cache=False),
-             *registry.list_on_demand_feature_views(project, allow_cache=False)]
-    return {"feature services": registry.list_feature_services(project, allow_cache=False),
-            "feature views": views,
-            "data sources": registry.list_data_sources(project, allow_cache=False),
-            "entities": registry.list_entities(project, allow_cache=False)}
-
-
-def _is_project_key(key: bytes, project: bytes, version: int) -> bool:
-    """Whether a Redis key is a Feast entity key of exactly this project.
-
-    Feast's own deletion scans `<prefix>*<project>`, which also matches every project whose
-    name merely ends with this one (`my_movie_recommendation`), and deletes their rows too.
-    """
-    from feast.infra.key_encoding_utils import deserialize_entity_key, serialize_entity_key
-
-    if not key.endswith(project):
-        return False
-    entity = key[:-len(project)]
-    try:
-        return serialize_entity_key(deserialize_entity_key(entity, version), version) == entity
-    except (ValueError, struct.error):
-        return False
-
-
-def _delete_redis_keys(store: FeatureStore) -> int:
-    """Delete every Redis key of exactly this project (and nothing else); return how many.
-
-    Feast's own client is used, so a single server and a cluster (all nodes scanned) both work.
-    """
-    client = store._get_provider().online_store._get_client(store.config.online_store)
-    project = store.project.encode()
-    version = store.config.entity_key_serialization_version
-    keys = [key for key in client.scan_iter(match=b"*" + project, count=10_000)
-            if _is_project_key(key, project, version)]
-    return sum(client.delete(*keys[start:start + 10_000]) for start in range(0, len(keys), 10_000))
-
-
-def _drop_online(store: FeatureStore, views: list) -> str:
-    """Remove the project's online rows: its Redis keys (exact match), or its tables (SQLite)."""
-    if store.config.online_store.type == "redis":
-        return f"deleted {_delete_redis_keys(store)} Redis keys of project {store.project!r}"
-    # Other online stores name their tables after the project and view, so Feast drops exactly these.
-    store._get_provider().update_infra(store.project, tables_to_delete=views, tables_to_keep=[],
-                                       entities_to_delete=[], entities_to_keep=[], partial=False)
-    return f"dropped the {store.config.online_store.type} tables of {len(views)} feature views"
-
-
-def _drop_offline(store: FeatureStore, profile: Profile) -> list[str]:
-    """Remove the course's offline tables (parquet files or PostgreSQL tables) and nothing else."""
-    if store.config.offline_store.type != "postgres":
-        removed = [Path(profile.offline_location(view)) for view in VIEWS]
-        removed = [path for path in removed if path.exists()]
-        for path in removed:
-            path.unlink()
-        return [str(path) for path in removed]
-    import psycopg
-
-    schema, removed = profile.offline_schema, []
-    with psycopg.connect(profile.pg_conninfo()) as conn:
-        for table in [name for view in VIEWS for name in (view, f"{view}__staging")]:
-            if conn.execute("SELECT to_regclass(%s)", [f'"{schema}"."{table}"']).fetchone()[0]:
-                conn.execute(f'DROP TABLE "{schema}"."{table}"')
-                removed.append(f"{schema}.{table}")
-    return removed
-
-
-def reset_course(profile: Profile | str | None = None) -> ResetReport:
-    """Drop the course's registry objects, online rows and offline tables for the profile's
-    project, and only those: other projects in the same registry database or Redis db, other
-    tables in the offline schema, and other files are left alone.
-
-    Never `FeatureStore.teardown()`: on a SQL registry it deletes every project in the database.
-    """
-    from course_lib.config import load_store
-
-    resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
-    store = load_store(resolved)
-    objects = _registered(store)
-    online = _drop_online(store, objects["feature views"])
-    for view in objects["feature views"]:  # the SQL registry also drops their version history here
-        store.registry.delete_feature_view(view.name, store.project)
-    if store.project in {p.name for p in store.registry.list_projects(allow_cache=False)}:
-        store.registry.delete_project(store.project)
-    return ResetReport(project=store.project, online=online, offline=_drop_offline(store, resolved),
-                       registry={kind: sorted(o.name for o in found) for kind, found in objects.items()})
-
-
 # --- online retrieval -------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -295,7 +174,13 @@ class EntityFeatures:
     key: dict[str, int]
     values: dict[str, Any]
     event_timestamps: dict[str, datetime | None]
-    status: str  # "found" or "not_found"
+    status: Literal["found", "not_found"]
+
+
+EntityRows = list[dict[str, int]]
+Rows = list[dict[str, EntityFeatures]]
+# fetch(views, entity_rows) -> rows: `online_rows` bound to a store, or a faster drop-in with the same result.
+Fetch = Callable[[list[str], EntityRows], Rows]
 
 
 def _view_features(view: str) -> list[str]:
@@ -331,14 +216,19 @@ def online_rows(store: FeatureStore, views: list[str], entity_rows: list[dict[st
     return out
 
 
+def sdk_fetch(store: FeatureStore) -> Fetch:
+    """`online_rows` bound to a store: the plain Feast SDK path."""
+    return partial(online_rows, store)
+
+
 def user_features(store: FeatureStore, user_id: int) -> EntityFeatures:
     """Online user profile features for one user."""
-    return online_rows(store, ["user_profile_features"], [{"user_id": user_id}])[0]["user_profile_features"]
+    return online_rows(store, [USER_VIEW], [{"user_id": user_id}])[0][USER_VIEW]
 
 
 def movie_features(store: FeatureStore, movie_id: int) -> EntityFeatures:
     """Online metadata features for one movie."""
-    return online_rows(store, ["movie_metadata_features"], [{"movie_id": movie_id}])[0]["movie_metadata_features"]
+    return online_rows(store, [MOVIE_VIEW], [{"movie_id": movie_id}])[0][MOVIE_VIEW]
 
 
 def candidate_features(store: FeatureStore, user_id: int, movie_ids: list[int]

@@ -10,8 +10,8 @@ ours are added after importing it.
 """
 import warnings
 
-import feast.infra.compute_engines.spark.utils  # noqa: F401 - what the workers run
-import feast.infra.offline_stores.contrib.spark_offline_store.spark  # noqa: F401 - sets Feast's filters
+import feast.infra.compute_engines.spark.utils
+import feast.infra.offline_stores.contrib.spark_offline_store.spark
 from pyspark.daemon import manager
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)

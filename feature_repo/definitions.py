@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.data_source import DataSource
@@ -19,26 +19,30 @@ from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source i
 from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
 from feast.types import Float32, Int64, String
 
+from feature_repo.names import FEATURE_SERVICE, FEATURE_VIEWS, MOVIE_VIEW, PAIR_VIEW, TIMESTAMP_FIELD, USER_VIEW
+
 if TYPE_CHECKING:
     from course_lib.config import Profile
 
-TIMESTAMP_FIELD = "event_timestamp"
 
 user = Entity(name="user_id", join_keys=["user_id"], value_type=ValueType.INT64,
               description="A viewer of the streaming service")
 movie = Entity(name="movie_id", join_keys=["movie_id"], value_type=ValueType.INT64,
                description="A title in the catalogue")
 
+__all__ = ["FEATURE_SERVICE", "FEATURE_VIEWS", "MOVIE_VIEW", "PAIR_VIEW", "RECOMMENDATION_FEATURES", "TIMESTAMP_FIELD",
+           "USER_VIEW", "VIEWS", "Definitions", "batch_source", "build", "feature_view", "join_keys", "movie", "user"]
+
 # view name -> (entities, TTL, schema). TTL only bounds point-in-time joins, never online reads.
 VIEWS: dict[str, tuple[list[Entity], timedelta, list[Field]]] = {
-    "user_profile_features": ([user], timedelta(days=7), [
+    USER_VIEW: ([user], timedelta(days=7), [
         Field(name="age", dtype=Int64),
         Field(name="avg_rating", dtype=Float32),
         Field(name="total_movies_watched", dtype=Int64),
         Field(name="favorite_genre", dtype=String),
         Field(name="account_created_days", dtype=Int64),
     ]),
-    "movie_metadata_features": ([movie], timedelta(days=30), [
+    MOVIE_VIEW: ([movie], timedelta(days=30), [
         Field(name="vote_average", dtype=Float32),
         Field(name="vote_count", dtype=Int64),
         Field(name="popularity", dtype=Float32),
@@ -50,7 +54,7 @@ VIEWS: dict[str, tuple[list[Entity], timedelta, list[Field]]] = {
         Field(name="genre_horror", dtype=Int64),
         Field(name="genre_romance", dtype=Int64),
     ]),
-    "user_movie_interaction_features": ([user, movie], timedelta(days=1), [
+    PAIR_VIEW: ([user, movie], timedelta(days=1), [
         Field(name="watch_time_minutes", dtype=Float32),
         Field(name="completion_rate", dtype=Float32),
         Field(name="user_rating", dtype=Float32),
@@ -61,17 +65,22 @@ VIEWS: dict[str, tuple[list[Entity], timedelta, list[Field]]] = {
 
 # The ten features the guide's `movie_recommendation_service` names.
 RECOMMENDATION_FEATURES = [
-    "user_profile_features:avg_rating",
-    "user_profile_features:total_movies_watched",
-    "user_profile_features:favorite_genre",
-    "movie_metadata_features:vote_average",
-    "movie_metadata_features:popularity",
-    "movie_metadata_features:genre_action",
-    "movie_metadata_features:genre_comedy",
-    "movie_metadata_features:genre_drama",
-    "movie_metadata_features:genre_horror",
-    "movie_metadata_features:genre_romance",
+    f"{USER_VIEW}:avg_rating",
+    f"{USER_VIEW}:total_movies_watched",
+    f"{USER_VIEW}:favorite_genre",
+    f"{MOVIE_VIEW}:vote_average",
+    f"{MOVIE_VIEW}:popularity",
+    f"{MOVIE_VIEW}:genre_action",
+    f"{MOVIE_VIEW}:genre_comedy",
+    f"{MOVIE_VIEW}:genre_drama",
+    f"{MOVIE_VIEW}:genre_horror",
+    f"{MOVIE_VIEW}:genre_romance",
 ]
+
+
+def join_keys(view: str) -> list[str]:
+    """The entity columns (join keys) of a feature view."""
+    return [entity.join_key for entity in VIEWS[view][0]]
 
 
 @dataclass(frozen=True)
@@ -83,12 +92,12 @@ class Definitions:
     feature_views: list[FeatureView]
     feature_services: list[FeatureService]
 
-    def objects(self) -> list:
+    def objects(self) -> list[Any]:
         """All objects, in the order Feast applies them."""
         return [*self.entities, *self.sources, *self.feature_views, *self.feature_services]
 
 
-def batch_source(view: str, profile: "Profile") -> DataSource:
+def batch_source(view: str, profile: Profile) -> DataSource:
     """The offline source a feature view reads in this profile."""
     name = f"{view}_source"
     location = profile.offline_location(view)
@@ -99,14 +108,14 @@ def batch_source(view: str, profile: "Profile") -> DataSource:
     return PostgreSQLSource(name=name, table=location, timestamp_field=TIMESTAMP_FIELD)
 
 
-def feature_view(view: str, profile: "Profile") -> FeatureView:
+def feature_view(view: str, profile: Profile) -> FeatureView:
     """One of the three feature views, bound to this profile's source."""
     entities, ttl, schema = VIEWS[view]
     return FeatureView(name=view, entities=entities, ttl=ttl, schema=schema,
                        source=batch_source(view, profile), online=True)
 
 
-def build(profile: "Profile") -> Definitions:
+def build(profile: Profile) -> Definitions:
     """All course definitions for a profile."""
     views = [feature_view(name, profile) for name in VIEWS]
     by_name = {fv.name: fv for fv in views}
@@ -115,9 +124,9 @@ def build(profile: "Profile") -> Definitions:
         view_name, feature = ref.split(":")
         selected.setdefault(view_name, []).append(feature)
     service = FeatureService(
-        name="movie_recommendation_service",
+        name=FEATURE_SERVICE,
         features=[by_name[v][names] for v, names in selected.items()],
         description="Features the movie recommender reads: user taste and movie metadata",
     )
-    return Definitions(entities=[user, movie], sources=[fv.batch_source for fv in views],
+    return Definitions(entities=[user, movie], sources=[fv.batch_source for fv in views if fv.batch_source is not None],
                        feature_views=views, feature_services=[service])

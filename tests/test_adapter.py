@@ -10,7 +10,7 @@ import pandas as pd
 import psycopg
 import pytest
 
-from course_lib import adapter, datasets
+from course_lib import adapter, datasets, offline
 from course_lib.adapter import AdapterError, build_feature_tables, write_offline
 from course_lib.config import Profile
 
@@ -21,7 +21,7 @@ def dataset() -> datasets.Dataset:
     return datasets.synthetic(seed=11, n_users=60, n_movies=40, n_events=1500, days=20)
 
 
-@pytest.fixture()
+@pytest.fixture
 def stored(profile: Profile, dataset):
     """Valid tables written to the profile, and a function that fingerprints what is stored."""
     write_offline(build_feature_tables(dataset), profile)
@@ -108,7 +108,8 @@ def test_repeated_entity_and_time_is_refused(dataset, stored, profile):
     tables = build_feature_tables(dataset)
     movies = tables["movie_metadata_features"]
     tables["movie_metadata_features"] = pd.concat([movies, movies.iloc[[3]]], ignore_index=True)
-    with pytest.raises(AdapterError, match=r"movie_metadata_features: 2 rows share their \['movie_id', 'event_timestamp'\]"):
+    shared = r"movie_metadata_features: 2 rows share their \['movie_id', 'event_timestamp'\]"
+    with pytest.raises(AdapterError, match=shared):
         write_offline(tables, profile)
     assert stored() == before
 
@@ -139,7 +140,7 @@ def test_written_tables_read_back_identically(dataset, profile):
     """What the offline store holds equals the built tables, value for value."""
     tables = build_feature_tables(dataset)
     write_offline(tables, profile)
-    for view, got in adapter.read_offline(profile).items():
+    for view, got in offline.read_offline(profile).items():
         want = tables[view]
         got = adapter.conform(view, got.assign(event_timestamp=pd.to_datetime(got["event_timestamp"], utc=True)))
         pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-6)

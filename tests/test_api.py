@@ -6,87 +6,24 @@ The outage tests run their OWN redis-server on a free port; the shared Redis is 
 """
 from __future__ import annotations
 
-import functools
+import asyncio
+import dataclasses
 import shutil
-from datetime import datetime, timezone
+import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 import httpx
 import pytest
-from conftest import isolated_env
 from fastapi.testclient import TestClient
 from feast import FeatureStore
+from support import API_PROJECT, DATA_END, UNKNOWN_ID, api_profile, isolated_profile, known_ids
 
-from course_lib import datasets, ranker, serving
-from course_lib.adapter import build_feature_tables, write_offline
-from course_lib.api import MAX_CANDIDATES, ApiStartupError, RecommendationResponse, create_app
+from course_lib import ranker, serving
+from course_lib.api import MAX_CANDIDATES, ApiStartupError, create_app
+from course_lib.api_models import RecommendationResponse
 from course_lib.background import RedisServer, free_port
-from course_lib.config import PROFILES, Profile, load_store, resolve_profile
-
-API_PROJECT = "course_test_api"
-GUARD_S = 60  # a hung call fails the test instead of hanging the run
-UNKNOWN_ID = 987_654_321
-
-
-def api_env(workdir: str, **overrides: str) -> dict[str, str]:
-    """Environment of the API tests' isolated project and offline schema."""
-    return {**isolated_env(workdir), "FEAST_PROJECT": API_PROJECT, "FEAST_OFFLINE_SCHEMA": API_PROJECT,
-            **overrides}
-
-
-def api_dataset() -> datasets.Dataset:
-    """The small synthetic log every API test serves."""
-    return datasets.synthetic(seed=11, n_users=300, n_movies=120, n_events=12_000, days=60)
-
-
-DATA_END = datetime(2025, 3, 2, tzinfo=timezone.utc)  # the day api_dataset() ends
-
-
-def prepare(profile: Profile) -> None:
-    """Run the course pipeline for one profile and train its ranker (written last)."""
-    dataset = api_dataset()
-    dataset.save(profile.raw_dir)
-    write_offline(build_feature_tables(dataset), profile)
-    store = load_store(profile)
-    serving.apply(store, profile)
-    serving.reset_online(store, profile)  # the SQL registry outlives test runs: forget earlier intervals
-    serving.materialize(store, profile, end=DATA_END)  # the replayed log's present
-    ranker.train_and_save(profile)
-
-
-def prepared_profile(name: str, tmp_path_factory: pytest.TempPathFactory) -> Profile:
-    """A ready profile, prepared once per session and shared with test_api_process.py
-    (the saved model, written last, marks a finished preparation)."""
-    profile = resolve_profile(name, api_env(str(tmp_path_factory.getbasetemp() / "api")))
-    if not profile.model_path.is_file():
-        prepare(profile)
-    return profile
-
-
-@functools.cache
-def known_ids() -> tuple[int, tuple[int, ...]]:
-    """The most active user and the 30 most watched movies."""
-    events = api_dataset().watch_events
-    user = int(events["user_id"].value_counts().index[0])
-    return user, tuple(int(m) for m in events["movie_id"].value_counts().index[:30])
-
-
-def within(call: Callable[..., httpx.Response], *args, **kwargs) -> httpx.Response:
-    """Run one request, failing if it does not return within GUARD_S seconds."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(call, *args, **kwargs).result(timeout=GUARD_S)
-
-
-# Each profile; the enterprise one carries the marker that says it needs Redis and PostgreSQL.
-PROFILE_PARAMS = [pytest.param(name, marks=[pytest.mark.enterprise] if name == "enterprise" else [])
-                  for name in PROFILES]
-
-
-@pytest.fixture(scope="module", params=PROFILE_PARAMS)
-def ready(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Profile:
-    """Each profile with data online and a trained ranker."""
-    return prepared_profile(request.param, tmp_path_factory)
+from course_lib.config import Profile, load_store, resolve_profile
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +49,45 @@ def test_user_features_equal_the_serving_layer(client: TestClient, store: Featur
     assert body["features"] == expected.values
     assert body["event_timestamps"] == {k: v.isoformat().replace("+00:00", "Z")
                                         for k, v in expected.event_timestamps.items()}
-    assert isinstance(body["feature_retrieval_ms"], float) and body["feature_retrieval_ms"] > 0
+
+
+def timed(call: Callable[[], httpx.Response]) -> tuple[dict, float]:
+    """A request's JSON body and the milliseconds the client waited for it."""
+    start = time.perf_counter()
+    body = call().json()
+    return body, (time.perf_counter() - start) * 1000
+
+
+def test_timings_are_measured_around_the_work_of_that_request(client: TestClient,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read made 50 ms slower shows up in that request's figures, which never exceed its wall time."""
+    services = client.app.state.services
+    read_candidates = services.recommender.read
+
+    async def slow_read(views: list[str], rows: list[dict[str, int]]) -> list:
+        await asyncio.sleep(0.05)
+        return await services.read(views, rows)
+
+    async def slow_candidates(user_id: int, movie_ids: list[int]) -> tuple:
+        await asyncio.sleep(0.05)
+        return await read_candidates(user_id, movie_ids)
+
+    user, movies = known_ids()
+    body, wall_ms = timed(lambda: client.get(f"/users/{user}/features"))
+    assert 0 < body["feature_retrieval_ms"] <= wall_ms
+    request = {"user_id": user, "movie_ids": list(movies[:5])}
+    body, wall_ms = timed(lambda: client.post("/recommendations", json=request))
+    assert body["feature_retrieval_ms"] > 0 and body["scoring_ms"] > 0
+    assert body["feature_retrieval_ms"] + body["scoring_ms"] <= wall_ms
+    client.app.state.services = dataclasses.replace(services, read=slow_read)
+    monkeypatch.setattr(services.recommender, "read", slow_candidates)
+    try:
+        body, wall_ms = timed(lambda: client.get(f"/users/{user}/features"))
+        assert 50 <= body["feature_retrieval_ms"] <= wall_ms
+        body, wall_ms = timed(lambda: client.post("/recommendations", json=request))
+        assert 50 <= body["feature_retrieval_ms"] and body["feature_retrieval_ms"] + body["scoring_ms"] <= wall_ms
+    finally:
+        client.app.state.services = services
 
 
 def test_movie_features_equal_the_serving_layer(client: TestClient, store: FeatureStore) -> None:
@@ -159,7 +134,6 @@ def test_recommendations_are_the_rankers_scores_sorted(client: TestClient, ready
     assert statuses.pop(UNKNOWN_ID) == "not_found" and set(statuses.values()) == {"found"}
     unknown = next(r for r in body["recommendations"] if r["movie_id"] == UNKNOWN_ID)
     assert unknown["features_used"]["vote_average"] is None and unknown["features_used"]["avg_rating"] is not None
-    assert body["feature_retrieval_ms"] > 0 and body["scoring_ms"] > 0
     metrics = ranker.load(ready).metrics
     assert body["model"]["auc"] == metrics["model"]["auc"] and body["model"]["held_out_rows"] == metrics["rows"]
     assert body["model"]["scoring"].startswith("tl2cgen"), body["model"]  # compiled at `course train` time
@@ -266,7 +240,7 @@ def start_up(profile: Profile) -> None:
 @pytest.mark.enterprise
 def test_unreachable_postgres_stops_start_up_with_a_clear_message(tmp_path) -> None:
     port = free_port()
-    profile = resolve_profile("enterprise", api_env(str(tmp_path), FEAST_PG_PORT=str(port)))
+    profile = isolated_profile("enterprise", tmp_path, project=API_PROJECT, FEAST_PG_PORT=str(port))
     with pytest.raises(ApiStartupError) as failure:
         start_up(profile)
     message = str(failure.value)
@@ -274,7 +248,7 @@ def test_unreachable_postgres_stops_start_up_with_a_clear_message(tmp_path) -> N
 
 
 def test_start_up_needs_applied_views_and_a_trained_model(tmp_path) -> None:
-    profile = resolve_profile("local", api_env(str(tmp_path), FEAST_PROJECT="course_test_api_empty"))
+    profile = isolated_profile("local", tmp_path, project="course_test_api_empty")
     with pytest.raises(ApiStartupError, match="no feature views .* `course apply --profile local`"):
         start_up(profile)
     serving.apply(load_store(profile), profile)
@@ -292,10 +266,11 @@ def own_redis() -> Iterator[RedisServer]:
 
 
 @pytest.mark.enterprise
+@pytest.mark.timeout(180)  # a hung request after the outage fails here instead of hanging the run
 def test_redis_outage_gives_503_and_the_api_recovers_without_restart(
         own_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> None:
-    base = prepared_profile("enterprise", tmp_path_factory)  # its offline tables and model are reused
-    profile = resolve_profile("enterprise", {**base.settings, "FEAST_PROJECT": "course_test_api_outage",
+    base = api_profile("enterprise", tmp_path_factory.getbasetemp())  # its offline tables and model are reused
+    profile = resolve_profile("enterprise", {**base.env(), "FEAST_PROJECT": "course_test_api_outage",
                                              "FEAST_REDIS_PORT": str(own_redis.port), "FEAST_REDIS_DB": "0"})
     store = load_store(profile)
     serving.apply(store, profile)
@@ -310,18 +285,18 @@ def test_redis_outage_gives_503_and_the_api_recovers_without_restart(
         opened = client.app.state.services.store
 
         own_redis.stop()
-        for response in (within(client.get, f"/users/{user}/features"),
-                         within(client.post, "/recommendations", json=recommend)):
+        for response in (client.get(f"/users/{user}/features"),
+                         client.post("/recommendations", json=recommend)):
             body = response.json()
             assert response.status_code == 503, body
             assert body["error"] == "online_store_unavailable" and f":{own_redis.port}" in body["hint"], body
-        health = within(client.get, "/health")
+        health = client.get("/health")
         assert health.status_code == 503 and health.json()["failed"] == ["online_store"], health.text
 
         own_redis.start()  # same port, empty: the API must reconnect on its own
-        assert within(client.get, f"/users/{user}/features").json()["status"] == "not_found"
+        assert client.get(f"/users/{user}/features").json()["status"] == "not_found"
         serving.materialize(store, profile)
-        assert within(client.get, f"/users/{user}/features").json()["features"] == before["features"]
-        assert within(client.post, "/recommendations", json=recommend).status_code == 200
-        assert within(client.get, "/health").status_code == 200
+        assert client.get(f"/users/{user}/features").json()["features"] == before["features"]
+        assert client.post("/recommendations", json=recommend).status_code == 200
+        assert client.get("/health").status_code == 200
         assert client.app.state.services.store is opened

@@ -9,24 +9,18 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from test_api import PROFILE_PARAMS, UNKNOWN_ID, known_ids, prepared_profile, within
-from test_monitoring import FakeClock, TcpForwarder, value
+from support import UNKNOWN_ID, FakeClock, TcpForwarder, api_profile, known_ids, value
 
 from course_lib import serving
 from course_lib.api import create_app
 from course_lib.background import RedisServer
-from course_lib.config import FEATURE_VIEWS, Profile, load_store, resolve_profile
-from course_lib.monitoring import HEALTH_COMPONENTS
+from course_lib.config import Profile, load_store, resolve_profile
+from course_lib.health import HEALTH_COMPONENTS
+from feature_repo.definitions import FEATURE_VIEWS
 
 USERS = "/users/{user_id}/features"
 MOVIES = "/movies/{movie_id}/features"
 RECOMMEND = "/recommendations"
-
-
-@pytest.fixture(scope="module", params=PROFILE_PARAMS)
-def ready(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Profile:
-    """Each profile with data online and a trained ranker (shared with test_api.py)."""
-    return prepared_profile(request.param, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +76,8 @@ def test_counters_move_by_exactly_the_requests_sent(client: TestClient) -> None:
         assert count(after, "course_requests_total", **labels) - count(before, "course_requests_total", **labels) == n
         assert (count(after, "course_request_duration_seconds_count", **labels)
                 - count(before, "course_request_duration_seconds_count", **labels)) == n
-    delta = lambda name, **labels: count(after, name, **labels) - count(before, name, **labels)
+    def delta(name, **labels):
+        return count(after, name, **labels) - count(before, name, **labels)
     assert delta("course_feature_retrieval_seconds_count", feature_service="user_profile", entity_type="user") == 5
     assert delta("course_feature_retrieval_seconds_count", feature_service="movie_metadata", entity_type="movie") == 4
     assert delta("course_feature_retrieval_seconds_count", feature_service="recommendation",
@@ -108,7 +103,8 @@ def test_scrapes_report_health_and_freshness_gauges(client: TestClient, ready: P
 def test_freshness_endpoint_follows_the_clock_and_never_goes_negative(client: TestClient, ready: Profile,
                                                                       clock: FakeClock) -> None:
     end = serving.latest_interval(load_store(ready), FEATURE_VIEWS[0])[1]
-    expectations = [(timedelta(seconds=30), 30.0, "fresh", False), (timedelta(hours=1, seconds=1), 3601.0, "stale", False),
+    expectations = [(timedelta(seconds=30), 30.0, "fresh", False),
+                    (timedelta(hours=1, seconds=1), 3601.0, "stale", False),
                     (timedelta(hours=-2), 0.0, "fresh", True)]
     for offset, age, status, future in expectations:
         clock.now = end + offset
@@ -128,20 +124,21 @@ def test_health_checks_all_three_components(client: TestClient, ready: Profile) 
 
 
 @pytest.mark.enterprise
+@pytest.mark.timeout(180)  # a hung request during the outage fails here instead of hanging the run
 def test_redis_outage_is_a_503_naming_the_online_store_and_recovers(tmp_path_factory) -> None:
-    base = prepared_profile("enterprise", tmp_path_factory)
+    base = api_profile("enterprise", tmp_path_factory.getbasetemp())
     with RedisServer() as redis_server:
-        profile = resolve_profile("enterprise", {**base.settings, "FEAST_REDIS_PORT": str(redis_server.port),
+        profile = resolve_profile("enterprise", {**base.env(), "FEAST_REDIS_PORT": str(redis_server.port),
                                                  "FEAST_REDIS_DB": "0"})  # same registry and model, empty Redis
         user, _ = known_ids()
         with TestClient(create_app(profile)) as client:
             assert client.get("/health").status_code == 200
             redis_server.stop()
             for _ in range(2):
-                assert within(client.get, f"/users/{user}/features").status_code == 503
-            health = within(client.get, "/health")
+                assert client.get(f"/users/{user}/features").status_code == 503
+            health = client.get("/health")
             assert health.status_code == 503 and health.json()["failed"] == ["online_store"], health.text
-            assert f"127.0.0.1:{redis_server.port}" in health.json()["components"]["online_store"]["hint"]
+            assert f"127.0.0.1:{redis_server.port}" in health.json()["components"]["online_store"]["fix"]
             samples = scrape(client)
             assert value(samples, "course_component_up", component="online_store") == 0
             assert value(samples, "course_errors_total", kind="online_store_unavailable") == 2
@@ -149,31 +146,32 @@ def test_redis_outage_is_a_503_naming_the_online_store_and_recovers(tmp_path_fac
             assert value(samples, "course_requests_total", endpoint="/health", status="503") == 1
 
             redis_server.start()
-            assert within(client.get, "/health").status_code == 200
-            assert within(client.get, f"/users/{user}/features").json()["status"] == "not_found"
+            assert client.get("/health").status_code == 200
+            assert client.get(f"/users/{user}/features").json()["status"] == "not_found"
             assert value(scrape(client), "course_component_up", component="online_store") == 1
 
 
 @pytest.mark.enterprise
+@pytest.mark.timeout(180)
 def test_postgres_outage_is_a_503_naming_registry_and_offline_store_and_recovers(tmp_path_factory) -> None:
-    base = prepared_profile("enterprise", tmp_path_factory)
-    forwarder = TcpForwarder(int(base.get("FEAST_PG_PORT"))).start()
+    base = api_profile("enterprise", tmp_path_factory.getbasetemp())
+    forwarder = TcpForwarder(base.settings.pg_port).start()
     try:
-        profile = resolve_profile("enterprise", {**base.settings, "FEAST_PG_PORT": str(forwarder.port)})
+        profile = resolve_profile("enterprise", {**base.env(), "FEAST_PG_PORT": str(forwarder.port)})
         user, _ = known_ids()
         with TestClient(create_app(profile)) as client:
             assert client.get("/health").status_code == 200
             forwarder.stop()
-            health = within(client.get, "/health")
+            health = client.get("/health")
             assert health.status_code == 503 and health.json()["failed"] == ["registry", "offline_store"], health.text
-            assert within(client.get, f"/users/{user}/features").status_code == 200  # served from the registry cache
-            freshness = within(client.get, "/freshness")
+            assert client.get(f"/users/{user}/features").status_code == 200  # served from the registry cache
+            freshness = client.get("/freshness")
             assert freshness.status_code == 503 and freshness.json()["error"] == "freshness_unavailable"
             samples = scrape(client)
             assert [value(samples, "course_component_up", component=c) for c in HEALTH_COMPONENTS] == [1, 0, 0]
 
             forwarder.start()
-            assert within(client.get, "/health").status_code == 200
-            assert within(client.get, "/freshness").status_code == 200
+            assert client.get("/health").status_code == 200
+            assert client.get("/freshness").status_code == 200
     finally:
         forwarder.stop()

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
 
 import numpy as np
 import pytest
 
-from course_lib.bench import http_load, latency, time_calls
+from course_lib.timing import http_load, latency, time_calls
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -28,10 +28,10 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         self.reply(200 if self.path in ("/ok", "/close") else 500, close=self.path == "/close")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.reply(200 if self.path == "/echo" and body == {"user_id": 7} else 500, json.dumps(body).encode())
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from course_lib import bench
+from course_lib import bench, timing
 from course_lib.cli import main
 
 FIGURE = {"n", "p50_ms", "p99_ms", "mean_ms"}
@@ -32,7 +32,10 @@ def test_small_benchmark_writes_every_figure(tmp_path, monkeypatch) -> None:
                                 "course_api_recommendations_2_workers", "feast_serve_user_x_100"}
     for case in doc["http"]:
         assert FIGURE | {"rps", "errors", "server_cpu_ms"} <= set(doc["http"][case]), case
-        assert doc["http"][case]["n"] > doc["http"][case]["errors"], doc["http"][case]  # kinds are in error_kinds
+        # loopback loads against servers started for the run: the course API fails no request; feast serve's
+        # gunicorn may drop a rare connection under load, never more than 1% of them
+        allowed = 0 if case.startswith("course_api") else doc["http"][case]["n"] // 100
+        assert doc["http"][case]["errors"] <= allowed, doc["http"][case]
     assert set(doc["historical"]) == {"local", "enterprise"}
     for figures in doc["historical"].values():
         assert {"rows", "default_s", "tuned_s", "tuned_rows_per_s"} <= set(figures)
@@ -45,9 +48,12 @@ def test_small_benchmark_writes_every_figure(tmp_path, monkeypatch) -> None:
 
 def test_goals_compare_in_the_right_direction() -> None:
     """A goal is met only when the measured figure is on the right side of it."""
-    lat = lambda p99: bench.latency([p99] * 10)  # noqa: E731
-    load = lambda p99, seconds, cpu=None: replace(bench.latency([p99] * 10, seconds=seconds),  # noqa: E731
-                                                  server_cpu_ms=cpu)
+    def lat(p99: float) -> timing.Latency:
+        return timing.latency([p99] * 10)
+
+    def load(p99: float, seconds: float, cpu: float | None = None) -> timing.Latency:
+        return replace(timing.latency([p99] * 10, seconds=seconds), server_cpu_ms=cpu)
+
     result = {"online": {"user_x_100": {"sdk": lat(40.0), "optimized": lat(5.0), "raw_redis": lat(6.0)}},
               "http": {"course_api_user_1": load(2.0, 1.0), "feast_serve_user_1": load(2.0, 4.0),
                        "course_api_recommendations": load(12.0, 3.0, cpu=2.5),  # 10/3 rps: vs 10 and 1 rps

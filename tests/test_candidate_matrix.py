@@ -14,17 +14,15 @@ import pandas as pd
 import pytest
 import redis
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
-from test_ranker import SERVE_AT, dataset, prepared, serving_sample  # noqa: F401 - module fixtures reused
+from support import PROFILE_PARAMS, SERVE_AT, serving_sample
 
 from course_lib import ranker
-from course_lib.candidate_matrix import (MOVIE_VIEW, PAIR_VIEW, USER_VIEW, VIEW_COLUMNS, MatrixLayout, ViewBlock,
-                                         _float, _int64)
-from course_lib.config import PROFILES
-from course_lib.recommender import CandidateRedisReader, HmgetPacker, MovieTable
-from course_lib.redis_format import redis_field, redis_key
+from course_lib.candidate_matrix import VIEW_COLUMNS, MatrixLayout, ViewBlock, _float, _int64
+from course_lib.recommender import MovieTable
+from course_lib.redis_format import HmgetCommands, redis_field, redis_key
+from course_lib.redis_reader import CandidateRedisReader, RawRedisReader
 from course_lib.serving import candidate_features, feature_refs, historical_features, materialize
-
-PROFILE_PARAMS = [p if p == "local" else pytest.param(p, marks=pytest.mark.enterprise) for p in PROFILES]
+from feature_repo.definitions import MOVIE_VIEW, PAIR_VIEW, USER_VIEW
 
 
 def bits(matrix: np.ndarray) -> np.ndarray:
@@ -38,11 +36,11 @@ def layout() -> MatrixLayout:
     return MatrixLayout.of(ranker.FEATURES)
 
 
-def served(dataset, prepared, name: str):  # noqa: F811
+def served(ranker_dataset, ranker_stores, name: str):
     """The profile's store materialized up to SERVE_AT, the sample pairs, and the training matrix at SERVE_AT."""
-    profile, store = prepared(name)
+    profile, store = ranker_stores(name)
     materialize(store, profile, end=SERVE_AT.to_pydatetime())
-    pairs = serving_sample(dataset)
+    pairs = serving_sample(ranker_dataset)
     offline = historical_features(store, pairs.assign(event_timestamp=SERVE_AT), feature_refs())
     offline = offline.sort_values(["user_id", "movie_id"], ignore_index=True)
     assert (offline[["user_id", "movie_id"]] == pairs).all().all()
@@ -50,9 +48,9 @@ def served(dataset, prepared, name: str):  # noqa: F811
 
 
 @pytest.mark.parametrize("profile_name", PROFILE_PARAMS)
-def test_serving_matrix_equals_the_training_matrix_bit_for_bit(dataset, prepared, layout,  # noqa: F811
+def test_serving_matrix_equals_the_training_matrix_bit_for_bit(ranker_dataset, ranker_stores, layout,
                                                                 profile_name) -> None:
-    profile, store, pairs, expected = served(dataset, prepared, profile_name)
+    profile, store, pairs, expected = served(ranker_dataset, ranker_stores, profile_name)
     got = np.empty_like(expected)
     for user, rows in pairs.groupby("user_id").indices.items():
         movies = pairs["movie_id"].to_numpy()[rows].tolist()
@@ -71,11 +69,11 @@ def test_serving_matrix_equals_the_training_matrix_bit_for_bit(dataset, prepared
 
 
 @pytest.mark.enterprise
-def test_raw_redis_matrix_equals_the_training_matrix_bit_for_bit(dataset, prepared, layout) -> None:  # noqa: F811
+def test_raw_redis_matrix_equals_the_training_matrix_bit_for_bit(ranker_dataset, ranker_stores, layout) -> None:
     """The fast path: packed HMGETs, replies decoded straight into blocks, movies from the numeric near-cache."""
-    profile, store, pairs, expected = served(dataset, prepared, "enterprise")
-    reader = CandidateRedisReader(store)
-    table = MovieTable(store, profile, reader.online_rows)
+    profile, store, pairs, expected = served(ranker_dataset, ranker_stores, "enterprise")
+    reader = CandidateRedisReader(store, profile)
+    table = MovieTable(store, profile, RawRedisReader(store, profile).online_rows)
     known = pairs["movie_id"].iloc[0]
     del table.snapshot[0][known]  # one candidate unknown to the near-cache: read in the same round trip
     got = np.empty_like(expected)
@@ -104,7 +102,7 @@ def test_a_model_reading_fewer_features_gets_only_those_columns(layout) -> None:
     blocks = [ViewBlock.empty(VIEW_COLUMNS[view], rows) for view, rows in ((USER_VIEW, 1), (MOVIE_VIEW, 3),
                                                                           (PAIR_VIEW, 3))]
     assert small.matrix(*blocks, SERVE_AT.to_pydatetime()).shape == (3, len(features))
-    with pytest.raises(ValueError, match="user_mood"):
+    with pytest.raises(ranker.RankerError, match="user_mood"):
         MatrixLayout.of([*features, "user_mood"])
 
 
@@ -115,9 +113,9 @@ def test_hmget_commands_are_byte_identical_to_redis_py() -> None:
         fields = [redis_field(view, name) for name in VIEW_COLUMNS[view].names] + [f"_ts:{view}".encode()]
         rows = len(next(iter(keys.values())))
         expected = b"".join(b"".join(connection.pack_command(
-            "HMGET", redis_key(view, {k: v[i] for k, v in keys.items()}, "some_project"), *fields))
+            "HMGET", redis_key({k: v[i] for k, v in keys.items()}, "some_project"), *fields))
             for i in range(rows))
-        assert HmgetPacker(view, "some_project", fields).pack(keys, rows) == expected
+        assert HmgetCommands(view, "some_project").pack(keys, rows) == expected
 
 
 @pytest.mark.parametrize("value", [0, 1, -1, 127, 128, 2**31, -(2**31), 2**63 - 1, -(2**63), 12_345_678_901])

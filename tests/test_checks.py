@@ -20,64 +20,64 @@ def dataset() -> datasets.Dataset:
 
 
 def test_check_failed_is_an_assertion() -> None:
-    assert issubclass(checks.CheckFailed, AssertionError)
+    assert issubclass(checks.common.CheckFailed, AssertionError)
 
 
 def test_a_stub_is_reported_as_not_written() -> None:
     def stub(*args):
         raise NotImplementedError("Exercise 9.1: write your solution here")
 
-    with pytest.raises(checks.CheckFailed, match="`mine` is not written yet"):
-        checks._answer(stub, "mine")
+    with pytest.raises(checks.common.CheckFailed, match="`mine` is not written yet"):
+        checks.common.answer(stub, "mine")
 
 
 def test_errors_in_learner_code_name_the_function_and_the_error() -> None:
-    with pytest.raises(checks.CheckFailed, match=r"your `mine` raised KeyError: 'user_id'"):
-        checks._answer(lambda: {}["user_id"], "mine")
-    with pytest.raises(checks.CheckFailed, match="run the exercise cell first"):
-        checks._answer(None, "mine")
+    with pytest.raises(checks.common.CheckFailed, match=r"your `mine` raised KeyError: 'user_id'"):
+        checks.common.answer(lambda: {}["user_id"], "mine")
+    with pytest.raises(checks.common.CheckFailed, match="run the exercise cell first"):
+        checks.common.answer(None, "mine")
 
 
 def test_missing_values_compare_equal_and_numbers_with_float32_tolerance() -> None:
-    assert checks._same(None, float("nan")) and checks._same(pd.NA, None)
-    assert checks._same(np.float32(3.7), 3.7)
-    assert not checks._same(0.0, None) and not checks._same(3.7, 3.8)
-    assert checks._same("Drama", "Drama") and not checks._same("Drama", "Comedy")
+    assert checks.common.same_value(None, float("nan")) and checks.common.same_value(pd.NA, None)
+    assert checks.common.same_value(np.float32(3.7), 3.7)
+    assert not checks.common.same_value(0.0, None) and not checks.common.same_value(3.7, 3.8)
+    assert checks.common.same_value("Drama", "Drama") and not checks.common.same_value("Drama", "Comedy")
 
 
 def test_durations_are_shown_in_days_or_hours() -> None:
-    assert checks._show(timedelta(days=1)) == "1 day"
-    assert checks._show(timedelta(days=7)) == "7 days"
-    assert checks._show(timedelta(hours=36)) == "36 hours"
+    assert checks.common.show(timedelta(days=1)) == "1 day"
+    assert checks.common.show(timedelta(days=7)) == "7 days"
+    assert checks.common.show(timedelta(hours=36)) == "36 hours"
 
 
 def test_tiny_tables_have_every_key_at_both_times_with_distinct_values() -> None:
-    tables = checks.tiny_tables()
+    tables = checks.feast_setup.tiny_tables()
     for view, table in tables.items():
         assert {c: str(t) for c, t in table.dtypes.items()} == table_dtypes(view)
-        assert len(table) == len(checks.TINY_KEYS[view]) * len(checks.TINY_TIMES)
+        assert len(table) == len(checks.feast_setup.TINY_KEYS[view]) * len(checks.feast_setup.TINY_TIMES)
         for field in VIEWS[view][2]:
             assert table[field.name].is_unique, (view, field.name)
 
 
 def test_interaction_probes_separate_a_one_day_ttl_from_longer_and_shorter_ones() -> None:
     """Some probe gets a row under a 1-day TTL but none under 1 hour, and one the other way round for 7 days."""
-    table = checks.tiny_tables()["user_movie_interaction_features"]
-    probes = [{"user_id": u, "movie_id": m, "event_timestamp": t} for u, m, t in checks.INTERACTION_PROBES]
+    table = checks.feast_setup.tiny_tables()["user_movie_interaction_features"]
+    probes = [{"user_id": u, "movie_id": m, "event_timestamp": t} for u, m, t in checks.feast_setup.INTERACTION_PROBES]
 
     def found(ttl: timedelta) -> list[bool]:
-        return [checks._pit_expected(table, ["movie_id", "user_id"], p, ttl) is not None for p in probes]
+        return [checks.common.pit_expected(table, ["movie_id", "user_id"], p, ttl) is not None for p in probes]
 
     day = found(timedelta(days=1))
     assert day != found(timedelta(days=7)) and day != found(timedelta(hours=1))
-    by_user_only = [checks._pit_expected(table, ["user_id"], p, timedelta(days=1)) is not None for p in probes]
+    by_user_only = [checks.common.pit_expected(table, ["user_id"], p, timedelta(days=1)) is not None for p in probes]
     assert day != by_user_only  # a view keyed by user alone answers differently
 
 
 def test_avg_rating_cases_catch_the_usual_mistakes(dataset) -> None:
     """Including the event at as_of, counting unrated events as 0 and peeking ahead each change some answer."""
     events = dataset.watch_events
-    cases = checks.avg_rating_cases(events)
+    cases = checks.data_sources.avg_rating_cases(events)
 
     def answers(select) -> list[float]:
         return [select(events[events["user_id"] == user], at) for user, at in cases]
@@ -88,21 +88,23 @@ def test_avg_rating_cases_catch_the_usual_mistakes(dataset) -> None:
         "zeros": answers(lambda mine, at: mine.loc[mine["event_timestamp"] <= at, "rating"].fillna(0).mean()),
         "future": answers(lambda mine, at: mine["rating"].mean()),
     }
-    assert all(checks._same(value, checks._avg_rating(events, user, at)) for value, (user, at) in zip(right, cases))
+    avg = checks.data_sources._avg_rating
+    assert all(checks.common.same_value(value, avg(events, user, at)) for value, (user, at) in zip(right, cases))
     for name, values in mistakes.items():
-        assert not all(checks._same(a, b) for a, b in zip(values, right)), f"no case catches the {name} mistake"
+        caught = not all(checks.common.same_value(a, b) for a, b in zip(values, right))
+        assert caught, f"no case catches the {name} mistake"
     assert any(np.isnan(value) for value in right), "no case expects NaN"
 
 
 def test_pit_probes_cover_the_edges_in_random_order(dataset) -> None:
     table = build_feature_tables(dataset)["user_profile_features"]
     ttl = VIEWS["user_profile_features"][1]
-    probes = checks.pit_probes(table, ttl)
+    probes = checks.data_sources.pit_probes(table, ttl)
     assert not probes["event_timestamp"].is_monotonic_increasing
     outcomes = {"none": 0, "exact": 0, "expired": 0}
     for _, probe in probes.iterrows():
-        row = checks._pit_expected(table, ["user_id"], probe, ttl)
-        earlier = checks._pit_expected(table, ["user_id"], probe, timedelta(0))
+        row = checks.common.pit_expected(table, ["user_id"], probe, ttl)
+        earlier = checks.common.pit_expected(table, ["user_id"], probe, timedelta(0))
         outcomes["none"] += earlier is None
         outcomes["exact"] += row is not None and row["event_timestamp"] == probe["event_timestamp"]
         outcomes["expired"] += row is None and earlier is not None
@@ -110,7 +112,7 @@ def test_pit_probes_cover_the_edges_in_random_order(dataset) -> None:
 
 
 def test_ndcg_cases_have_no_score_ties_and_include_nothing_relevant() -> None:
-    cases = checks.ndcg_cases()
+    cases = checks.realtime_serving.ndcg_cases()
     assert all(len(set(scores)) == len(scores) >= 2 for _, scores, _ in cases)
     assert any(not any(relevance) for relevance, _, _ in cases)
     assert any(k > len(relevance) for relevance, _, k in cases)
@@ -121,7 +123,7 @@ def test_candidates_mix_watched_unwatched_and_unknown_movies(dataset) -> None:
     tables = build_feature_tables(dataset)
     interactions, movies = tables["user_movie_interaction_features"], tables["movie_metadata_features"]
     user = int(interactions["user_id"].value_counts().index[0])
-    candidates = checks.candidate_list(interactions, movies, user)
+    candidates = checks.realtime_serving.candidate_list(interactions, movies, user)
     watched = set(interactions.loc[interactions["user_id"] == user, "movie_id"])
     assert len(candidates) == len(set(candidates)) == 6
     assert sum(m in watched for m in candidates) == 3
@@ -129,31 +131,34 @@ def test_candidates_mix_watched_unwatched_and_unknown_movies(dataset) -> None:
 
 
 def test_metrics_text_holds_the_request_mix_and_separates_the_usual_mistakes() -> None:
-    text = checks.metrics_text()
+    text = checks.monitoring.metrics_text()
     frame = monitoring.parse_metrics(text)
     counted = monitoring.sample_values(frame, "course_requests_total", ["endpoint", "status"])
-    assert {(e, str(s)): n for (e, s), n in checks.REQUEST_MIX.items()} == counted.to_dict()
-    endpoints = {endpoint for endpoint, _ in checks.REQUEST_MIX}
-    assert checks.UNREQUESTED not in endpoints and checks._requests(text, checks.UNREQUESTED) == 0
-    assert any(checks._requests(text, e, "200") != checks._requests(text, e) for e in endpoints)
-    assert all(checks._requests(text, None) != checks._requests(text, e) for e in endpoints)
+    assert {(e, str(s)): n for (e, s), n in checks.monitoring.REQUEST_MIX.items()} == counted.to_dict()
+    endpoints = {endpoint for endpoint, _ in checks.monitoring.REQUEST_MIX}
+    requests = checks.monitoring._requests
+    assert checks.monitoring.UNREQUESTED not in endpoints and requests(text, checks.monitoring.UNREQUESTED) == 0
+    assert any(requests(text, e, "200") != requests(text, e) for e in endpoints)
+    assert all(requests(text, None) != requests(text, e) for e in endpoints)
 
 
 def test_invalidation_cases_catch_the_usual_mistakes() -> None:
     """Every partial rule drops the wrong views in some case; some case drops nothing."""
     rules = {
-        "forward only": lambda p, c: {v for v, end in c.items() if end is not None and (p.get(v) is None or end > p[v])},
-        "ignores a first materialization": lambda p, c: {v for v, end in p.items() if end is not None and end != c.get(v)},
+        "forward only":
+            lambda p, c: {v for v, end in c.items() if end is not None and (p.get(v) is None or end > p[v])},
+        "ignores a first materialization":
+            lambda p, c: {v for v, end in p.items() if end is not None and end != c.get(v)},
         "shared views only": lambda p, c: {v for v in p.keys() & c.keys() if p[v] != c[v]},
     }
-    cases = checks.INVALIDATION_CASES
+    cases = checks.optimization.INVALIDATION_CASES
     for name, rule in rules.items():
-        assert any(rule(p, c) != checks._to_drop(p, c) for _, p, c in cases), f"no case catches '{name}'"
-    assert any(not checks._to_drop(p, c) for _, p, c in cases)
+        assert any(rule(p, c) != checks.optimization._to_drop(p, c) for _, p, c in cases), f"no case catches '{name}'"
+    assert any(not checks.optimization._to_drop(p, c) for _, p, c in cases)
 
 
 def test_latency_cases_separate_interpolation_from_the_usual_mistakes() -> None:
-    cases = checks.latency_cases()
+    cases = checks.optimization.latency_cases()
     right = [tuple(np.percentile(s, [50, 99])) for s in cases]
     mistakes = {
         "fractions": [tuple(np.percentile(s, [0.5, 0.99])) for s in cases],

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import isolated_env
 from feast.repo_config import RepoConfig, load_repo_config
+from support import isolated_env
 
 from course_lib.config import PROFILES, ConfigError, own_project_env, render, resolve_profile
 

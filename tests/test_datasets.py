@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from support import MOVIELENS_PATH
 
-from conftest import MOVIELENS_PATH
 from course_lib.datasets import GENRES, Dataset, DatasetError, _tie_breaks, load, movielens, synthetic
 
 START, DAYS = pd.Timestamp("2025-01-01", tz="UTC"), 90
@@ -268,7 +268,8 @@ def test_missing_movielens_file_is_named(tmp_path: Path) -> None:
 def test_wrong_movielens_columns_are_reported(tmp_path: Path) -> None:
     (tmp_path / "movies.csv").write_text("movieId,title,genres\n1,Example (2000),Drama\n", encoding="utf-8")
     (tmp_path / "ratings.csv").write_text("user,movie,stars\n1,1,4.0\n", encoding="utf-8")
-    with pytest.raises(DatasetError, match=r"ratings\.csv lacks columns \['userId', 'movieId', 'rating', 'timestamp'\]"):
+    lacks = r"ratings\.csv lacks columns \['userId', 'movieId', 'rating', 'timestamp'\]"
+    with pytest.raises(DatasetError, match=lacks):
         movielens(tmp_path)
 
 

@@ -8,17 +8,18 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import isolated_env
 from packaging.requirements import Requirement
+from support import isolated_env
 
 from course_lib.config import load_store, resolve_profile
-from course_lib.doctor import (check_kernel, check_package, check_postgres, check_redis, format_report,
-                               run_checks)
+from course_lib.doctor import check_kernel, check_package, check_postgres, check_redis, format_report, run_checks
 from course_lib.serving import apply
 
-# The databases are the ones this environment's enterprise profile uses (helpers and CI name their own).
-ENTERPRISE_DATABASES = [f"database {name}" for name in resolve_profile("enterprise").pg_databases]
-ENTERPRISE_CHECKS = {"python", "package feast", "kernel", "redis", "postgres", *ENTERPRISE_DATABASES, "feast registry"}
+
+def enterprise_checks(env: dict[str, str]) -> set[str]:
+    """The names of the checks `course doctor --profile enterprise` runs in this environment."""
+    databases = {f"database {db}" for db in resolve_profile("enterprise", env).pg_databases}
+    return {"python", "package feast", "kernel", "redis", "postgres", "feast registry", *databases}
 
 
 def free_port() -> int:
@@ -43,32 +44,36 @@ def enterprise_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return env
 
 
+@pytest.mark.enterprise
 def test_doctor_passes_against_the_running_services(enterprise_env: dict[str, str]) -> None:
     result = doctor(enterprise_env)
     report = result.stdout + result.stderr
     assert result.returncode == 0, report
     lines = result.stdout.splitlines()
     assert lines and all(line.startswith("OK   ") for line in lines), report
-    assert ENTERPRISE_CHECKS <= {line[5:].split("  ")[0].strip() for line in lines}, report
+    assert enterprise_checks(enterprise_env) <= {line[5:].split("  ")[0].strip() for line in lines}, report
 
 
+@pytest.mark.enterprise
 def test_doctor_json_reports_an_unreachable_redis(enterprise_env: dict[str, str]) -> None:
     port = free_port()
     result = doctor({**enterprise_env, "FEAST_REDIS_PORT": str(port)}, "--json")
     assert result.returncode == 1, result.stdout + result.stderr
     checks = {check["name"]: check for check in json.loads(result.stdout)}
-    assert ENTERPRISE_CHECKS <= set(checks)
+    assert enterprise_checks(enterprise_env) <= set(checks)
     assert not checks["redis"]["ok"] and f":{port} " in checks["redis"]["detail"]
     assert "FEAST_REDIS_PORT" in checks["redis"]["fix"]
     assert [name for name, check in checks.items() if not check["ok"]] == ["redis"]
 
 
+@pytest.mark.enterprise
 def test_report_line_for_a_failed_check_carries_the_fix(enterprise_env: dict[str, str]) -> None:
     check = check_redis(resolve_profile("enterprise", {**enterprise_env, "FEAST_REDIS_PORT": str(free_port())}))
     line = format_report([check])
     assert line.startswith("FAIL redis  ") and line.endswith(f" -> {check.fix}") and check.fix
 
 
+@pytest.mark.enterprise
 def test_missing_database_gets_a_createdb_hint(enterprise_env: dict[str, str]) -> None:
     profile = resolve_profile("enterprise", {**enterprise_env, "FEAST_OFFLINE_DB": "course_test_no_such_db"})
     checks = {check.name: check for check in check_postgres(profile)}

@@ -21,7 +21,8 @@ from course_lib import checks, datasets
 from course_lib.adapter import build_feature_tables, write_offline
 from course_lib.config import REPO_ROOT, Profile, load_store, resolve_profile
 from course_lib.exercises import BEGIN, Exercise, exercises, notebook_number, write_exercises
-from course_lib.serving import apply, materialize, reset_course
+from course_lib.reset import reset_course
+from course_lib.serving import apply, materialize
 from feature_repo import definitions
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -135,7 +136,7 @@ def defined(exercise: Exercise, source: str, context: dict):
 @pytest.fixture(scope="module")
 def context(profile: Profile) -> dict:
     """The notebook variables the check cells use, on a small synthetic log, materialized online."""
-    course = resolve_profile(profile.name, {**profile.settings, "FEAST_PROJECT": PROJECT,
+    course = resolve_profile(profile.name, {**profile.env(), "FEAST_PROJECT": PROJECT,
                                             "FEAST_OFFLINE_SCHEMA": PROJECT})
     reset_course(course)  # start clean: no online rows from an earlier run
     dataset = datasets.synthetic(seed=11, n_users=120, n_movies=60, n_events=4000, days=45)
@@ -340,10 +341,11 @@ WRONG_ANSWERS: dict[str, list[tuple[str, object, str]]] = {
          "a finite number is expected"),
     ],
     "request_count": [
-        ("status 200 only", lambda text, endpoint: checks._requests(text, endpoint, "200"), "not only 200"),
-        ("every endpoint", lambda text, endpoint: checks._requests(text, None), "whose endpoint label is"),
-        ("None when absent", lambda text, endpoint: checks._requests(text, endpoint) or None, "its count is 0"),
-        ("a string", lambda text, endpoint: str(checks._requests(text, endpoint)), "return one number"),
+        ("status 200 only", lambda text, endpoint: checks.monitoring._requests(text, endpoint, "200"), "not only 200"),
+        ("every endpoint", lambda text, endpoint: checks.monitoring._requests(text, None), "whose endpoint label is"),
+        ("None when absent", lambda text, endpoint: checks.monitoring._requests(text, endpoint) or None,
+         "its count is 0"),
+        ("a string", lambda text, endpoint: str(checks.monitoring._requests(text, endpoint)), "return one number"),
     ],
     "pipeline_age": [
         ("not clipped", lambda store, view, now: (now - _end(store, view)).total_seconds(), "clip the age at 0"),
@@ -371,7 +373,8 @@ WRONG_ANSWERS: dict[str, list[tuple[str, object, str]]] = {
          "np.percentile takes percents"),
         ("mean as p50", lambda samples: (np.mean(samples), np.percentile(samples, 99)), "not the mean"),
         ("max as p99", lambda samples: (np.median(samples), max(samples)), "not the maximum"),
-        ("nearest rank", lambda samples: _percentiles(sorted(samples), lambda q, n: int(q * n)), "interpolate linearly"),
+        ("nearest rank", lambda samples: _percentiles(sorted(samples), lambda q, n: int(q * n)),
+         "interpolate linearly"),
         ("unsorted", lambda samples: _percentiles(samples, lambda q, n: int(q * n)), "sort the samples first"),
         ("one number", lambda samples: float(np.median(samples)), "a pair of numbers"),
     ],

@@ -7,64 +7,39 @@ the test stops and restarts; the shared services are never stopped.
 """
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import redis
-from conftest import isolated_env
 from feast import FeatureStore
 from prometheus_client.parser import text_string_to_metric_families
+from support import PROFILE_PARAMS, FakeClock, TcpForwarder, isolated_env, value
 
 from course_lib import datasets, serving
-from course_lib.adapter import build_feature_tables, read_offline, write_offline
+from course_lib.adapter import build_feature_tables, write_offline
 from course_lib.background import RedisServer, free_port
-from course_lib.config import (
-    FEATURE_VIEWS,
-    PROFILES,
-    ConfigError,
-    Profile,
-    load_store,
-    resolve_profile,
-)
+from course_lib.config import ConfigError, Profile, load_store, resolve_profile
+from course_lib.freshness import FRESHNESS_KINDS, FreshnessReport, freshness, utc_now
+from course_lib.health import HEALTH_COMPONENTS, health, probe
 from course_lib.monitoring import (
     FAMILIES,
-    FRESHNESS_KINDS,
-    HEALTH_COMPONENTS,
     METRIC_NAMES,
-    FreshnessReport,
     Metrics,
-    freshness,
-    health,
     histogram_quantile,
     parse_metrics,
     refresh,
     sample_values,
-    utc_now,
 )
-from feature_repo.definitions import VIEWS
+from course_lib.offline import read_offline
+from course_lib.redis_format import project_keys
+from feature_repo.definitions import FEATURE_VIEWS, VIEWS
 
 MON_PROJECT = "course_test_mon"
 T_END = pd.Timestamp("2025-01-11 07:13:00", tz="UTC").to_pydatetime()  # inside the data's 20 days
 PIPELINE_STALE_S = 3600.0  # the COURSE_PIPELINE_STALE_S default
-PROFILE_PARAMS = [pytest.param(name, marks=[pytest.mark.enterprise] if name == "enterprise" else [])
-                  for name in PROFILES]
-
-
-class FakeClock:
-    """An injectable clock the test moves by hand."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 def mon_env(workdir: Path, project: str = MON_PROJECT, **overrides: str) -> dict[str, str]:
     """Environment of an isolated monitoring test project (offline schema course_test_mon)."""
     return {**isolated_env(str(workdir)), "FEAST_PROJECT": project, "FEAST_OFFLINE_SCHEMA": MON_PROJECT,
@@ -79,8 +54,8 @@ def fresh_store(profile: Profile) -> FeatureStore:
     materializes to the same T_END, so earlier intervals never end later.
     """
     if profile.name == "enterprise":
-        client = redis.Redis(port=int(profile.get("FEAST_REDIS_PORT")), db=int(profile.get("FEAST_REDIS_DB")))
-        for key in client.scan_iter(match=b"*" + profile.project.encode()):
+        client = redis.Redis(**profile.redis_client_kwargs())
+        for key in project_keys(client, profile.project):
             client.delete(key)
     return load_store(profile)
 
@@ -105,13 +80,6 @@ def parsed(metrics: Metrics) -> dict[str, list]:
         for sample in family.samples:
             out.setdefault(sample.name, []).append(sample)
     return out
-
-
-def value(samples: dict[str, list], name: str, **labels: str) -> float | None:
-    """The value of the one sample with these labels, or None when it is absent."""
-    hits = [s.value for s in samples.get(name, []) if all(s.labels.get(k) == v for k, v in labels.items())]
-    assert len(hits) <= 1, f"{name}{labels} matched {len(hits)} samples"
-    return hits[0] if hits else None
 
 
 # --- freshness --------------------------------------------------------------------------
@@ -164,12 +132,12 @@ def test_pipeline_status_flips_to_stale_when_the_clock_passes_the_threshold(mate
 
 def test_pipeline_threshold_comes_from_config(materialized) -> None:
     profile, store = materialized
-    strict = resolve_profile(profile.name, {**profile.settings, "COURSE_PIPELINE_STALE_S": "60"})
+    strict = resolve_profile(profile.name, {**profile.env(), "COURSE_PIPELINE_STALE_S": "60"})
     entry = freshness(store, strict, now=FakeClock(T_END + timedelta(seconds=61))).get(FEATURE_VIEWS[0], "pipeline")
     assert (entry.threshold_seconds, entry.status) == (60.0, "stale")
-    broken = resolve_profile(profile.name, {**profile.settings, "COURSE_PIPELINE_STALE_S": "soon"})
-    with pytest.raises(ConfigError, match="COURSE_PIPELINE_STALE_S='soon' must be a positive number"):
-        freshness(store, broken)
+    for bad in ("soon", "0", "-5"):  # refused when the profile is resolved, not when freshness is first measured
+        with pytest.raises(ConfigError, match=f"COURSE_PIPELINE_STALE_S='{bad}' is invalid"):
+            resolve_profile(profile.name, {**profile.env(), "COURSE_PIPELINE_STALE_S": bad})
 
 
 def test_a_future_materialization_end_gives_age_zero_never_negative(materialized) -> None:
@@ -262,7 +230,8 @@ def test_histograms_bucket_observations_cumulatively() -> None:
     metrics.observe_entities("recommendation", "movie", requested=30, not_found=2)
     samples = parsed(metrics)
     labels = {"feature_service": "recommendation", "entity_type": "user_movie"}
-    bucket = lambda le: value(samples, "course_feature_retrieval_seconds_bucket", le=le, **labels)
+    def bucket(le):
+        return value(samples, "course_feature_retrieval_seconds_bucket", le=le, **labels)
     assert (bucket("0.0005"), bucket("0.0025"), bucket("0.005"), bucket("5.0"), bucket("+Inf")) == (1, 1, 3, 3, 4)
     assert value(samples, "course_feature_retrieval_seconds_count", **labels) == 4
     assert value(samples, "course_feature_retrieval_seconds_sum", **labels) == pytest.approx(7.0064)
@@ -290,13 +259,21 @@ def test_parsed_histograms_give_promql_quantiles() -> None:
 
 # --- health -----------------------------------------------------------------------------
 
+def test_a_probe_times_its_check_and_reports_its_failure() -> None:
+    slow = probe("slow", lambda: time.sleep(0.02) or "done", fix="unused")
+    assert (slow.name, slow.ok, slow.detail, slow.fix) == ("slow", True, "done", "") and slow.latency_ms >= 20
+    broken = probe("broken", lambda: str(1 / 0), fix="repair it")
+    assert (broken.ok, broken.detail, broken.fix) == (False, "ZeroDivisionError: division by zero", "repair it")
+    assert broken.latency_ms is not None and 0 <= broken.latency_ms < slow.latency_ms
+
+
 def test_health_checks_every_component_for_real(materialized) -> None:
     profile, store = materialized
     ok, report = health(store, profile)
     assert ok and report["status"] == "ok" and report["failed"] == [], report
     components = report["components"]
     assert tuple(components) == HEALTH_COMPONENTS
-    assert all(c["ok"] and c["latency_ms"] > 0 for c in components.values())
+    assert all(c["ok"] for c in components.values())
     assert "lists all 3 course feature views" in components["registry"]["detail"]
     assert components["online_store"]["detail"] == "read user_id=1: found"
     metrics = Metrics()
@@ -311,9 +288,9 @@ def test_health_names_missing_definitions_with_the_apply_fix(tmp_path: Path) -> 
     ok, report = health(load_store(profile), profile)
     assert not ok and set(report["failed"]) == {"registry", "online_store", "offline_store"}, report
     components = report["components"]
-    assert "course apply --profile local" in components["registry"]["hint"]
-    assert "course apply --profile local" in components["online_store"]["hint"]
-    assert "course data --profile local" in components["offline_store"]["hint"]
+    assert "course apply --profile local" in components["registry"]["fix"]
+    assert "course apply --profile local" in components["online_store"]["fix"]
+    assert "course data --profile local" in components["offline_store"]["fix"]
 
 
 @pytest.mark.parametrize("materialized", ["local"], indirect=True)
@@ -337,14 +314,14 @@ def test_redis_outage_fails_the_online_store_and_recovers(materialized) -> None:
     base, _ = materialized
     server = RedisServer().start()
     try:
-        profile = resolve_profile("enterprise", {**base.settings, "FEAST_REDIS_PORT": str(server.port),
+        profile = resolve_profile("enterprise", {**base.env(), "FEAST_REDIS_PORT": str(server.port),
                                                  "FEAST_REDIS_DB": "0"})
         store = load_store(profile)  # same registry and project, its own (empty) Redis
         assert health(store, profile)[0]
         server.stop()
         ok, report = health(store, profile)
         assert not ok and report["failed"] == ["online_store"], report
-        assert f"127.0.0.1:{server.port}" in report["components"]["online_store"]["hint"]
+        assert f"127.0.0.1:{server.port}" in report["components"]["online_store"]["fix"]
         metrics = Metrics()
         assert not refresh(metrics, store, profile)
         samples = parsed(metrics)
@@ -361,75 +338,13 @@ def test_redis_outage_fails_the_online_store_and_recovers(materialized) -> None:
         server.stop()
 
 
-class TcpForwarder:
-    """Forwards a loopback port to another; `stop` closes the port and every open connection."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = free_port()
-        self.sockets: list[socket.socket] = []
-        self.listener: socket.socket | None = None
-        self.lock = threading.Lock()
-
-    def start(self) -> TcpForwarder:
-        """Listen on `port` and forward each connection to the target."""
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen()
-        listener.settimeout(0.1)
-        self.listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-        return self
-
-    def _accept(self, listener: socket.socket) -> None:
-        """Accept until stopped, pairing each client with a connection to the target."""
-        while self.listener is listener:
-            try:
-                client, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            client.settimeout(None)
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            with self.lock:
-                self.sockets += [client, upstream]
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        """Copy bytes one way until either side closes."""
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        for sock in (src, dst):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def stop(self) -> None:
-        """Close the listening port and cut every forwarded connection."""
-        listener, self.listener = self.listener, None
-        if listener:
-            listener.close()
-        with self.lock:
-            sockets, self.sockets = self.sockets, []
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-
 @pytest.mark.enterprise
 @pytest.mark.parametrize("materialized", ["enterprise"], indirect=True)
 def test_postgres_outage_fails_registry_and_offline_store_and_recovers(materialized) -> None:
     base, _ = materialized
-    forwarder = TcpForwarder(int(base.get("FEAST_PG_PORT"))).start()
+    forwarder = TcpForwarder(base.settings.pg_port).start()
     try:
-        profile = resolve_profile("enterprise", {**base.settings, "FEAST_PG_PORT": str(forwarder.port)})
+        profile = resolve_profile("enterprise", {**base.env(), "FEAST_PG_PORT": str(forwarder.port)})
         store = load_store(profile)
         assert health(store, profile)[0]
         forwarder.stop()  # nothing listens on the profile's PostgreSQL port any more
@@ -437,7 +352,7 @@ def test_postgres_outage_fails_registry_and_offline_store_and_recovers(materiali
         assert not ok and report["failed"] == ["registry", "offline_store"], report
         for name in report["failed"]:
             component = report["components"][name]
-            assert f"port {forwarder.port}" in component["detail"] and "FEAST_PG_PORT" in component["hint"]
+            assert f"port {forwarder.port}" in component["detail"] and "FEAST_PG_PORT" in component["fix"]
         # Serving keeps working from the registry cache while PostgreSQL is down.
         assert report["components"]["online_store"]["ok"]
         forwarder.start()
@@ -450,11 +365,11 @@ def test_postgres_outage_fails_registry_and_offline_store_and_recovers(materiali
 @pytest.mark.parametrize("materialized", ["enterprise"], indirect=True)
 def test_a_store_that_never_reached_postgres_blames_the_registry(materialized, tmp_path: Path) -> None:
     base, _ = materialized
-    profile = resolve_profile("enterprise", {**base.settings, "FEAST_PG_PORT": str(free_port())})
+    profile = resolve_profile("enterprise", {**base.env(), "FEAST_PG_PORT": str(free_port())})
     ok, report = health(load_store(profile), profile)
     assert not ok and set(report["failed"]) == {"registry", "offline_store", "online_store"}, report
     online = report["components"]["online_store"]
-    assert "registry" in online["detail"] and "FEAST_PG_PORT" in online["hint"], online
+    assert "registry" in online["detail"] and "FEAST_PG_PORT" in online["fix"], online
     ok, report = health(load_store(base), base)  # pointed back at the real port
     assert ok, report
 

@@ -10,7 +10,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from course_lib.config import REPO_ROOT
-from course_lib.monitoring import HEALTH_COMPONENTS, Metrics
+from course_lib.health import HEALTH_COMPONENTS
+from course_lib.monitoring import Metrics
 
 OPS = REPO_ROOT / "ops"
 RUNBOOK = (REPO_ROOT / "docs" / "runbook.md").read_text(encoding="utf-8")
@@ -110,7 +111,9 @@ def test_dashboard_shows_rate_latency_errors_and_freshness() -> None:
     exprs = "\n".join(dashboard_exprs())
     assert "rate(course_requests_total[" in exprs
     for quantile in ("0.5", "0.99"):
-        assert f"histogram_quantile({quantile}, sum by (le, endpoint) (rate(course_request_duration_seconds_bucket" in exprs
+        quantile_expr = (f"histogram_quantile({quantile}, sum by (le, endpoint) "
+                         "(rate(course_request_duration_seconds_bucket")
+        assert quantile_expr in exprs
     assert 'course_requests_total{status=~"5.."}' in exprs
     assert "course_pipeline_freshness_seconds" in exprs and "course_data_freshness_seconds" in exprs
     assert "cache hit-rate panel" in dashboard["description"]  # promised for 2.7.5, not faked now

@@ -5,17 +5,17 @@ chunked retrieval) is compared with `course_lib.serving` on the same data, on bo
 """
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
 import warnings
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 import psycopg
 import pytest
-from conftest import isolated_env
 from feast import FeatureView, Field
 from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
 from feast.infra.online_stores.helpers import _mmh3, _redis_key
@@ -25,42 +25,51 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_config import load_repo_config
 from feast.types import Float32, Float64
 from prometheus_client import CollectorRegistry, generate_latest
+from support import PROFILE_PARAMS, FakeMonotonic, isolated_env
 
-from course_lib import datasets
-from course_lib import optimization as opt
-from course_lib import redis_format
-from course_lib.adapter import build_feature_tables, join_keys, write_offline
-from course_lib.config import (PG_PIT_SETTINGS, PROFILES, TUNED_YAML, ConfigError, Profile, load_store,
-                               render, resolve_profile)
-from course_lib.serving import (apply, candidate_features, feature_refs, historical_features, latest_interval,
-                                materialize, online_rows, reset_online)
-from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS, movie, user
+from course_lib import caches, datasets, materialize, pit, redis_format, redis_reader
+from course_lib.adapter import build_feature_tables, write_offline
+from course_lib.background import free_port
+from course_lib.config import PROFILES, TUNED_YAML, ConfigError, Profile, load_store, render, resolve_profile
+from course_lib.pit import PG_PIT_SETTINGS
+from course_lib.reset import reset_online
+from course_lib.serving import (
+    apply,
+    candidate_features,
+    feature_refs,
+    historical_features,
+    latest_interval,
+    online_rows,
+)
+from course_lib.serving import materialize as materialize_views
+from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS, join_keys, movie, user
 
 PROJECT = "course_test_opt"
-DATASET = datasets.synthetic(seed=11, n_users=60, n_movies=40, n_events=1500, days=30)
-TABLES = build_feature_tables(DATASET)
-FIRST = DATASET.watch_events[TIMESTAMP_FIELD].min()
-MID = (FIRST + pd.Timedelta(days=15)).to_pydatetime()  # first materialization ends here
-END = (DATASET.watch_events[TIMESTAMP_FIELD].max() + pd.Timedelta(days=1)).to_pydatetime()
+
+
+@dataclass(frozen=True)
+class Data:
+    """The test log, its feature tables, and the two materialization ends."""
+
+    dataset: datasets.Dataset
+    tables: dict[str, pd.DataFrame]
+    mid: datetime  # the first materialization ends here
+    end: datetime  # after every event
+
+
+@functools.cache
+def data() -> Data:
+    """Built on first use, not at collection (a run that deselects these tests never builds it)."""
+    dataset = datasets.synthetic(seed=11, n_users=60, n_movies=40, n_events=1500, days=30)
+    times = dataset.watch_events[TIMESTAMP_FIELD]
+    return Data(dataset, build_feature_tables(dataset), (times.min() + pd.Timedelta(days=15)).to_pydatetime(),
+                (times.max() + pd.Timedelta(days=1)).to_pydatetime())
 ALL_VIEWS = list(VIEWS)
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass
 class World:
-    """One profile with the test data written offline and materialized up to MID."""
+    """One profile with the test data written offline and materialized up to data().mid."""
 
     profile: Profile
     store: object
@@ -75,34 +84,34 @@ def profile_for(name: str, workdir: str, project: str = PROJECT, **overrides: st
 
 def prepared(profile: Profile, tuned: bool = False):
     """Write the offline tables, register the views and empty the project's online rows."""
-    write_offline(TABLES, profile)
+    write_offline(data().tables, profile)
     store = load_store(profile, tuned=tuned)
     apply(store, profile)
     reset_online(store, profile)
     return store
 
 
-@pytest.fixture(scope="module", params=PROFILES)
+@pytest.fixture(scope="module", params=PROFILE_PARAMS)
 def world(request, tmp_path_factory) -> World:
     profile = profile_for(request.param, str(tmp_path_factory.mktemp(request.param)))
     store = prepared(profile)
-    materialize(store, profile, end=MID)
+    materialize_views(store, profile, end=data().mid)
     return World(profile, store)
 
 
 def entity_rows(view: str) -> list[dict[str, int]]:
     """Every entity key of a view's offline table."""
-    keys = TABLES[view][join_keys(view)].drop_duplicates().sort_values(join_keys(view))
+    keys = data().tables[view][join_keys(view)].drop_duplicates().sort_values(join_keys(view))
     return [{k: int(v) for k, v in row.items()} for row in keys.to_dict("records")]
 
 
 def changed_after_mid(view: str) -> list[dict[str, int]]:
-    """Entities with offline rows both before and after MID: their online values move at END."""
-    table = TABLES[view]
-    before = table[table[TIMESTAMP_FIELD] <= MID][join_keys(view)].drop_duplicates()
-    after = table[table[TIMESTAMP_FIELD] > MID][join_keys(view)].drop_duplicates()
+    """Entities with offline rows both before and after data().mid: their online values move at data().end."""
+    table = data().tables[view]
+    before = table[table[TIMESTAMP_FIELD] <= data().mid][join_keys(view)].drop_duplicates()
+    after = table[table[TIMESTAMP_FIELD] > data().mid][join_keys(view)].drop_duplicates()
     both = before.merge(after).head(8)
-    assert len(both) >= 3, f"the test data must change some {view} rows after MID"
+    assert len(both) >= 3, f"the test data must change some {view} rows after data().mid"
     return [{k: int(v) for k, v in row.items()} for row in both.to_dict("records")]
 
 
@@ -111,7 +120,7 @@ UNKNOWN = 999_999  # an id absent from every table
 
 def request_rows() -> list[dict[str, int]]:
     """(user, movie) rows mixing watched pairs, other pairs and unknown ids."""
-    events = DATASET.watch_events.head(40)
+    events = data().dataset.watch_events.head(40)
     rows = [{"user_id": int(u), "movie_id": int(m)} for u, m in zip(events["user_id"], events["movie_id"])]
     return rows + [{"user_id": rows[0]["user_id"], "movie_id": UNKNOWN}, {"user_id": UNKNOWN, "movie_id": 1}]
 
@@ -123,7 +132,8 @@ def test_redis_key_and_fields_match_feasts_helpers(view: str) -> None:
     for values in ({"user_id": 1, "movie_id": 2}, {"user_id": 2**40 + 7, "movie_id": 123_456_789}):
         names = join_keys(view)
         proto = EntityKeyProto(join_keys=names, entity_values=[ValueProto(int64_val=values[n]) for n in names])
-        assert redis_format.redis_key(view, values, "some_project") == _redis_key("some_project", proto, 3)
+        key = redis_format.redis_key({n: values[n] for n in names}, "some_project")
+        assert key == _redis_key("some_project", proto, 3)
     for field in VIEWS[view][2]:
         assert redis_format.redis_field(view, field.name) == _mmh3(f"{view}:{field.name}")
 
@@ -131,7 +141,7 @@ def test_redis_key_and_fields_match_feasts_helpers(view: str) -> None:
 @pytest.mark.enterprise
 @pytest.mark.parametrize("world", ["enterprise"], indirect=True)  # Redis is the enterprise online store
 def test_raw_redis_reads_equal_the_sdk_on_real_data(world: World) -> None:
-    reader = opt.RawRedisReader(world.store)
+    reader = redis_reader.RawRedisReader(world.store, world.profile)
     rows = request_rows()
     assert reader.online_rows(ALL_VIEWS, rows) == online_rows(world.store, ALL_VIEWS, rows)
     for view in ALL_VIEWS:
@@ -141,8 +151,9 @@ def test_raw_redis_reads_equal_the_sdk_on_real_data(world: World) -> None:
 
 @pytest.mark.parametrize("world", ["local"], indirect=True)
 def test_raw_reader_refuses_a_store_that_is_not_redis(world: World) -> None:
-    with pytest.raises(ConfigError, match="Redis online store"):
-        opt.RawRedisReader(world.store)
+    for reader in (redis_reader.RawRedisReader, redis_reader.CandidateRedisReader):
+        with pytest.raises(ConfigError, match="Redis online store"):
+            reader(world.store, world.profile)
 
 
 # --- online feature cache -------------------------------------------------------------
@@ -153,7 +164,7 @@ def cache_keys(rows: list[dict[str, int]]) -> set[tuple[str, tuple[int, ...]]]:
 
 
 def test_cached_rows_equal_uncached_and_are_shared_across_requests(world: World) -> None:
-    cache = opt.OnlineFeatureCache(world.store, fetch=opt.online_reader(world.store))
+    cache = caches.OnlineFeatureCache(world.store, fetch=redis_reader.online_reader(world.store, world.profile))
     first, second = request_rows()[:20], request_rows()[10:]
     assert cache.online_rows(ALL_VIEWS, first) == online_rows(world.store, ALL_VIEWS, first)
     assert (cache.hits, cache.misses) == (0, len(cache_keys(first)))
@@ -166,12 +177,12 @@ def test_cached_rows_equal_uncached_and_are_shared_across_requests(world: World)
 
 
 def test_cache_is_a_bounded_lru_with_a_ttl(world: World) -> None:
-    clock = FakeClock()
-    cache = opt.OnlineFeatureCache(world.store, max_entries=3, ttl_s=10, clock=clock, check_every_s=1e9)
-    users = [{"user_id": int(u)} for u in DATASET.users["user_id"].head(4)]
+    clock = FakeMonotonic()
+    cache = caches.OnlineFeatureCache(world.store, max_entries=3, ttl_s=10, clock=clock, check_every_s=1e9)
+    users = [{"user_id": int(u)} for u in data().dataset.users["user_id"].head(4)]
     view = ["user_profile_features"]
-    for user in users[:3]:
-        cache.online_rows(view, [user])
+    for row in users[:3]:
+        cache.online_rows(view, [row])
     cache.online_rows(view, [users[0]])  # users[0] becomes the most recently used
     cache.online_rows(view, [users[3]])  # evicts users[1], the least recently used
     assert (len(cache), cache.evictions, cache.hits) == (3, 1, 1)
@@ -184,15 +195,15 @@ def test_cache_is_a_bounded_lru_with_a_ttl(world: World) -> None:
 
 def test_cache_counts_are_prometheus_counters_in_the_given_registry(world: World) -> None:
     registry = CollectorRegistry()
-    cache = opt.OnlineFeatureCache(world.store, registry=registry)
-    rows = [{"user_id": int(u)} for u in DATASET.users["user_id"].head(3)]
+    cache = caches.OnlineFeatureCache(world.store, registry=registry)
+    rows = [{"user_id": int(u)} for u in data().dataset.users["user_id"].head(3)]
     cache.online_rows(["user_profile_features"], rows)
     cache.online_rows(["user_profile_features"], rows[:2])
     text = generate_latest(registry).decode()
     assert 'course_feature_cache_hits_total{view="user_profile_features"} 2.0' in text
     assert 'course_feature_cache_misses_total{view="user_profile_features"} 3.0' in text
     assert "course_feature_cache_evictions_total" in text and "course_feature_cache_invalidations_total" in text
-    fresh = opt.OnlineFeatureCache(world.store)  # its own private registry, starting from zero
+    fresh = caches.OnlineFeatureCache(world.store)  # its own private registry, starting from zero
     assert (fresh.hits, fresh.misses) == (0, 0)
     assert "course_feature_cache_hits_total{" not in generate_latest(fresh.registry).decode()
 
@@ -201,12 +212,12 @@ def test_cache_counts_are_prometheus_counters_in_the_given_registry(world: World
 
 @dataclass
 class Moved:
-    """Caches filled at the MID materialization, then the online store moved on to END."""
+    """Caches filled at the data().mid materialization, then the online store moved on to data().end."""
 
-    cache: opt.OnlineFeatureCache
-    near: opt.MovieNearCache
-    cache_clock: FakeClock
-    near_clock: FakeClock
+    cache: caches.OnlineFeatureCache
+    near: caches.MovieNearCache
+    cache_clock: FakeMonotonic
+    near_clock: FakeMonotonic
     users: list[dict[str, int]]
     movies: list[int]
     users_before: list
@@ -215,21 +226,21 @@ class Moved:
 
 @pytest.fixture(scope="module")
 def moved(world: World) -> Moved:
-    cache_clock, near_clock = FakeClock(), FakeClock()
-    cache = opt.OnlineFeatureCache(world.store, ttl_s=1e9, check_every_s=30, clock=cache_clock)
-    near = opt.MovieNearCache(world.store, world.profile, check_every_s=30, clock=near_clock, batch_size=7)
+    cache_clock, near_clock = FakeMonotonic(), FakeMonotonic()
+    cache = caches.OnlineFeatureCache(world.store, ttl_s=1e9, check_every_s=30, clock=cache_clock)
+    near = caches.MovieNearCache(world.store, world.profile, check_every_s=30, clock=near_clock, batch_size=7)
     users = changed_after_mid("user_profile_features")
     movies = [row["movie_id"] for row in changed_after_mid("movie_metadata_features")]
     users_before = cache.online_rows(["user_profile_features"], users)
     movies_before = near.get_many(movies)
-    materialize(world.store, world.profile, end=END, incremental=True)
+    materialize_views(world.store, world.profile, end=data().end, incremental=True)
     return Moved(cache, near, cache_clock, near_clock, users, movies, users_before, movies_before)
 
 
 def test_materialization_changed_the_online_values(world: World, moved: Moved) -> None:
     now = online_rows(world.store, ["user_profile_features"], moved.users)
     assert now != moved.users_before
-    assert latest_interval(world.store, "user_profile_features")[1] == END
+    assert latest_interval(world.store, "user_profile_features")[1] == data().end
 
 
 def test_cache_drops_a_views_entries_when_its_interval_moves_not_on_ttl(world: World, moved: Moved) -> None:
@@ -252,7 +263,7 @@ def test_movie_near_cache_reloads_when_its_interval_moves(world: World, moved: M
 # --- near-cache and the optimized recommendation read ---------------------------------
 
 def test_movie_near_cache_holds_every_movie_as_the_online_store_has_it(world: World) -> None:
-    near = opt.MovieNearCache(world.store, world.profile, batch_size=9)
+    near = caches.MovieNearCache(world.store, world.profile, batch_size=9)
     movies = [row["movie_id"] for row in entity_rows("movie_metadata_features")]
     assert len(near) == len(movies)
     expected = online_rows(world.store, ["movie_metadata_features"], [{"movie_id": m} for m in movies + [UNKNOWN]])
@@ -260,42 +271,44 @@ def test_movie_near_cache_holds_every_movie_as_the_online_store_has_it(world: Wo
 
 
 def test_recommendation_features_equal_candidate_features(world: World) -> None:
-    optimized = opt.RecommendationFeatures(world.store, world.profile)
-    movies = [int(m) for m in DATASET.movies["movie_id"]] + [UNKNOWN, int(DATASET.movies["movie_id"].iloc[0])]
-    for user in [int(u) for u in DATASET.watch_events["user_id"].head(5)] + [UNKNOWN]:
-        assert optimized.recommendation_features(user, movies) == candidate_features(world.store, user, movies)
+    optimized = caches.RecommendationFeatures(world.store, world.profile)
+    catalogue = [int(m) for m in data().dataset.movies["movie_id"]]
+    movies = [*catalogue, UNKNOWN, catalogue[0]]
+    for user_id in [int(u) for u in data().dataset.watch_events["user_id"].head(5)] + [UNKNOWN]:
+        assert optimized.recommendation_features(user_id, movies) == candidate_features(world.store, user_id, movies)
 
 
 # --- materialization automation -------------------------------------------------------
 
 def test_a_second_materialization_reports_locked_instead_of_running(world: World) -> None:
     before = {view: latest_interval(world.store, view) for view in VIEWS}
-    with opt.exclusive_lock(world.profile) as first:
+    with materialize.exclusive_lock(world.profile) as first:
         assert first
-        outcome = opt.materialize_once(world.store, world.profile)
+        outcome = materialize.materialize_once(world.store, world.profile)
     assert (outcome.status, outcome.attempts, outcome.report) == ("locked", 0, None)
     assert {view: latest_interval(world.store, view) for view in VIEWS} == before, "nothing ran"
 
 
 @pytest.mark.parametrize("world", ["local"], indirect=True)  # the lock file works the same on every profile
 def test_the_cli_reports_locked_while_another_process_holds_the_lock(world: World) -> None:
-    with opt.exclusive_lock(world.profile):
+    with materialize.exclusive_lock(world.profile):
         cli = subprocess.run([sys.executable, "-m", "course_lib", "materialize", "--profile", world.profile.name,
-                              "--incremental"], check=False, env={**os.environ, **world.profile.settings},
+                              "--incremental"], check=False, env={**os.environ, **world.profile.env()},
                              capture_output=True, text=True, timeout=120)
     assert cli.returncode == 1 and "materialize locked" in cli.stdout, cli.stdout + cli.stderr
-    with opt.exclusive_lock(world.profile) as free:
+    with materialize.exclusive_lock(world.profile) as free:
         assert free, "the lock is released when its holder leaves"
 
 
 @pytest.mark.enterprise
 def test_transient_failures_are_retried_with_backoff(tmp_path) -> None:
-    profile = profile_for("enterprise", str(tmp_path), project="course_test_opt_down", FEAST_REDIS_PORT="1")
-    write_offline(TABLES, profile)
+    unused = str(free_port())  # nothing listens there (a fixed port such as 1 may be taken on a shared machine)
+    profile = profile_for("enterprise", str(tmp_path), project="course_test_opt_down", FEAST_REDIS_PORT=unused)
+    write_offline(data().tables, profile)
     store = load_store(profile)
     apply(store, profile)
     delays: list[float] = []
-    outcome = opt.materialize_once(store, profile, retry=opt.RetryPolicy(attempts=3, first_delay_s=0.5),
+    outcome = materialize.materialize_once(store, profile, retry=materialize.RetryPolicy(attempts=3, first_delay_s=0.5),
                                    sleep=delays.append)
     assert (outcome.status, outcome.attempts, delays) == ("failed", 3, [0.5, 1.0])
     assert "ConnectionError" in outcome.error and "course doctor" in outcome.error
@@ -304,30 +317,30 @@ def test_transient_failures_are_retried_with_backoff(tmp_path) -> None:
 def test_scheduled_runs_start_with_a_full_load_then_continue_incrementally(tmp_path) -> None:
     profile = profile_for("local", str(tmp_path), project="course_test_opt_every")
     store = prepared(profile)
-    clock, sleeps = FakeClock(), []
+    clock, sleeps = FakeMonotonic(), []
 
     def sleep(seconds: float) -> None:
         sleeps.append(seconds)
         clock.advance(seconds)
 
-    outcomes = opt.materialize_every(store, profile, timedelta(minutes=5), runs=2, sleep=sleep, clock=clock)
+    outcomes = materialize.materialize_every(store, profile, timedelta(minutes=5), runs=2, sleep=sleep, clock=clock)
     assert [o.status for o in outcomes] == ["ok", "ok"] and sleeps == [300.0]
     assert outcomes[0].report.start is not None, "the first run loads all history, not only the last TTL"
     assert outcomes[1].report.start is None, "later runs are incremental"
-    first_row = TABLES["user_movie_interaction_features"][TIMESTAMP_FIELD].min()
+    first_row = data().tables["user_movie_interaction_features"][TIMESTAMP_FIELD].min()
     assert latest_interval(store, "user_movie_interaction_features")[1] > first_row
 
 
-@pytest.mark.parametrize("text, expected", [("5m", timedelta(minutes=5)), ("90", timedelta(seconds=90)),
+@pytest.mark.parametrize(("text", "expected"), [("5m", timedelta(minutes=5)), ("90", timedelta(seconds=90)),
                                             ("1.5h", timedelta(minutes=90)), ("2d", timedelta(days=2))])
 def test_parse_every(text: str, expected: timedelta) -> None:
-    assert opt.parse_every(text) == expected
+    assert materialize.parse_every(text) == expected
 
 
 @pytest.mark.parametrize("text", ["", "0s", "5 minutes", "-3m"])
 def test_parse_every_rejects_bad_intervals(text: str) -> None:
-    with pytest.raises(ValueError, match="e.g. 5m"):
-        opt.parse_every(text)
+    with pytest.raises(ConfigError, match="e.g. 5m"):
+        materialize.parse_every(text)
 
 
 # --- tuned materialization ------------------------------------------------------------
@@ -340,7 +353,7 @@ def test_tuned_config_is_valid_for_feast_and_tunes_what_it_claims(name: str, tmp
     assert config.materialization_config.online_write_batch_size > 0
     if name == "enterprise":
         assert config.online_store.skip_dedup is True
-        assert isinstance(config.batch_engine, opt.ParallelLocalComputeEngineConfig)
+        assert isinstance(config.batch_engine, materialize.ParallelLocalComputeEngineConfig)
         assert config.batch_engine.workers == len(VIEWS)
 
 
@@ -350,7 +363,7 @@ def test_default_and_tuned_runs_write_identical_online_values(world: World, tmp_
     for label, tuned in (("default", False), ("tuned", True)):
         profile = profile_for(name, str(tmp_path / label), project=f"{PROJECT}_{label}")
         stores[label] = prepared(profile, tuned=tuned)
-        materialize(stores[label], profile, end=END)
+        materialize_views(stores[label], profile, end=data().end)
     for view in VIEWS:
         rows = entity_rows(view)
         default = online_rows(stores["default"], [view], rows)
@@ -362,7 +375,7 @@ def test_default_and_tuned_runs_write_identical_online_values(world: World, tmp_
 
 def entity_frame(n: int) -> pd.DataFrame:
     """n rows one minute after sampled watch events, plus a label column."""
-    events = DATASET.watch_events.sample(n, random_state=4, replace=n > len(DATASET.watch_events))
+    events = data().dataset.watch_events.sample(n, random_state=4, replace=n > len(data().dataset.watch_events))
     return pd.DataFrame({"user_id": events["user_id"].to_numpy(), "movie_id": events["movie_id"].to_numpy(),
                          TIMESTAMP_FIELD: (events[TIMESTAMP_FIELD] + pd.Timedelta(minutes=1)).to_numpy(),
                          "label": events["rating"].fillna(0).to_numpy() >= 4})
@@ -371,7 +384,7 @@ def entity_frame(n: int) -> pd.DataFrame:
 def test_chunked_retrieval_equals_one_call(world: World) -> None:
     frame = entity_frame(900)
     whole = historical_features(world.store, frame, feature_refs())
-    chunked = opt.historical_features_chunked(world.store, frame, feature_refs(), chunk_rows=250)
+    chunked = pit.historical_features_chunked(world.store, frame, feature_refs(), chunk_rows=250)
     pd.testing.assert_frame_equal(chunked, whole)
 
 
@@ -393,13 +406,13 @@ def session_settings(profile: Profile) -> dict[str, str]:
 def test_tuned_postgres_retrieval_equals_untuned_and_cleans_up(world: World) -> None:
     frame = entity_frame(3000)
     tables, settings = offline_tables(world.profile), session_settings(world.profile)
-    tuned = opt.historical_features_tuned(world.store, frame, feature_refs())
+    tuned = pit.historical_features_tuned(world.store, frame, feature_refs())
     pd.testing.assert_frame_equal(tuned, historical_features(world.store, frame, feature_refs()))
-    chunked = opt.historical_features_chunked(load_store(world.profile, tuned=True), frame, feature_refs(),
-                                              chunk_rows=1000, retrieve=opt.historical_features_tuned)
+    chunked = pit.historical_features_chunked(load_store(world.profile, tuned=True), frame, feature_refs(),
+                                              chunk_rows=1000, retrieve=pit.historical_features_tuned)
     pd.testing.assert_frame_equal(chunked, tuned)
     service = world.store.get_feature_service("movie_recommendation_service")
-    pd.testing.assert_frame_equal(opt.historical_features_tuned(world.store, frame, service),
+    pd.testing.assert_frame_equal(pit.historical_features_tuned(world.store, frame, service),
                                   historical_features(world.store, frame, service))
     assert offline_tables(world.profile) == tables, "the uploaded entity tables were dropped"
     assert session_settings(world.profile) == settings, "the planner settings stayed inside their transaction"
@@ -430,12 +443,12 @@ def edge_rows(view: str) -> pd.DataFrame:
 
     The TTL edges start from each key's last row, so no newer row can answer them.
     """
-    table = TABLES[view].sort_values(TIMESTAMP_FIELD, kind="stable")
+    table = data().tables[view].sort_values(TIMESTAMP_FIELD, kind="stable")
     keys, ttl = join_keys(view), VIEWS[view][1]
     starts = {"sampled": table.sample(5, random_state=3), "first": table.groupby(keys).head(1).head(5),
               "last": table.groupby(keys).tail(1).head(5)}
-    other_keys = {"user_id": int(TABLES["user_profile_features"]["user_id"].iloc[0]),
-                  "movie_id": int(TABLES["movie_metadata_features"]["movie_id"].iloc[0])}
+    other_keys = {"user_id": int(data().tables["user_profile_features"]["user_id"].iloc[0]),
+                  "movie_id": int(data().tables["movie_metadata_features"]["movie_id"].iloc[0])}
     parts = [starts[start][keys].assign(**{k: v for k, v in other_keys.items() if k not in keys},
                                         **{TIMESTAMP_FIELD: starts[start][TIMESTAMP_FIELD] + offset(ttl)},
                                         case=f"{view}:{edge}")
@@ -446,16 +459,18 @@ def edge_rows(view: str) -> pd.DataFrame:
 @pytest.mark.enterprise
 @pytest.mark.parametrize("world", ["enterprise"], indirect=True)
 def test_tuned_retrieval_equals_feast_at_the_point_in_time_edges(world: World) -> None:
-    unknown = pd.DataFrame({"user_id": [UNKNOWN], "movie_id": [UNKNOWN], TIMESTAMP_FIELD: [FIRST], "case": "unknown"})
+    first = data().dataset.watch_events[TIMESTAMP_FIELD].min()
+    unknown = pd.DataFrame({"user_id": [UNKNOWN], "movie_id": [UNKNOWN], TIMESTAMP_FIELD: [first],
+                            "case": "unknown"})
     frame = pd.concat([*(edge_rows(view) for view in VIEWS), unknown], ignore_index=True)
     cycle = frame.index % 3  # extra columns come back as Feast returns them: empty text, nulls, CSV quoting
     frame = frame[["user_id", "movie_id", TIMESTAMP_FIELD, "case"]].assign(
         note=pd.Series(["", None, 'a,"b'], dtype=object)[cycle].to_numpy(),
         weight=pd.Series([0.5, None, 1.25], dtype="float32")[cycle].to_numpy())
-    tuned = opt.historical_features_tuned(world.store, frame, feature_refs())
+    tuned = pit.historical_features_tuned(world.store, frame, feature_refs())
     assert_same_rows(tuned, historical_features(world.store, frame, feature_refs()))
     for view, present in PRESENT.items():  # the edges are really hit: found rows carry their source's values
-        keys, features, table = join_keys(view), [f.name for f in VIEWS[view][2]], TABLES[view]
+        keys, features, table = join_keys(view), [f.name for f in VIEWS[view][2]], data().tables[view]
         assert table[present].notna().all()
         for edge, (_, offset, found) in EDGES.items():
             rows = tuned[tuned["case"] == f"{view}:{edge}"].reset_index(drop=True)
@@ -526,7 +541,7 @@ def scores(frame: pd.DataFrame) -> dict[tuple[int, pd.Timestamp], list[float]]:
 
 
 @pytest.mark.enterprise
-@pytest.mark.parametrize("view, at_t0, later", [
+@pytest.mark.parametrize(("view", "at_t0", "later"), [
     ("pit_latest", {1: [1.0, 2.0], 2: [4.0, 5.0], 3: [6.0]}, {1: [3.0], 2: [4.0, 5.0], 3: [6.0]}),
     ("pit_created", {1: [2.0], 2: [4.0, 5.0], 3: [0.0]}, {1: [2.0], 2: [4.0, 5.0], 3: [0.0]}),
 ])
@@ -534,7 +549,7 @@ def test_tuned_retrieval_keeps_feasts_ties_and_created_timestamps(pit_store, vie
                                                                   later: dict) -> None:
     times = [T0, T0 + 2 * HOUR, T0 - MICROSECOND]
     frame = pd.DataFrame([(u, t) for t in times for u in (1, 2, 3, UNKNOWN)], columns=["user_id", TIMESTAMP_FIELD])
-    tuned = opt.historical_features_tuned(pit_store, frame, [f"{view}:score"])
+    tuned = pit.historical_features_tuned(pit_store, frame, [f"{view}:score"])
     assert_same_rows(tuned, historical_features(pit_store, frame, [f"{view}:score"]))
     expected = {**{(u, T0): s for u, s in at_t0.items()}, **{(u, T0 + 2 * HOUR): s for u, s in later.items()},
                 **{(u, t): [0.0] for u in (1, 2, 3) for t in times[2:]}, **{(UNKNOWN, t): [0.0] for t in times}}
@@ -544,7 +559,7 @@ def test_tuned_retrieval_keeps_feasts_ties_and_created_timestamps(pit_store, vie
 @pytest.mark.enterprise
 def test_tuned_retrieval_keeps_each_rows_keys_apart_where_feast_mixes_them(pit_store) -> None:
     pairs = pd.DataFrame({"user_id": [1, 12], "movie_id": [23, 3], TIMESTAMP_FIELD: [T0 + HOUR] * 2})
-    tuned = opt.historical_features_tuned(pit_store, pairs, ["pit_pairs:score"])
+    tuned = pit.historical_features_tuned(pit_store, pairs, ["pit_pairs:score"])
     assert tuned[["user_id", "score"]].values.tolist() == [[1, 1.0], [12, 2.0]]
     # Feast 0.67's row ids concatenate keys and time unseparated ("1"+"23" == "12"+"3"), so it hands
     # (12, 3) the row of (1, 23); the tuned path deliberately differs here.
@@ -554,9 +569,9 @@ def test_tuned_retrieval_keeps_each_rows_keys_apart_where_feast_mixes_them(pit_s
 @pytest.mark.enterprise
 def test_tuned_retrieval_refuses_what_it_does_not_compute(pit_store) -> None:
     frame = pd.DataFrame({"user_id": [1], TIMESTAMP_FIELD: [T0]})
-    with pytest.raises(ValueError, match="movie_id"):
-        opt.historical_features_tuned(pit_store, frame, ["pit_pairs:score"])
-    with pytest.raises(ValueError, match="on-demand feature views"):
-        opt.historical_features_tuned(pit_store, frame, ["pit_double:double_score"])
-    with pytest.raises(ValueError, match="rename"):
-        opt.historical_features_tuned(pit_store, frame.assign(score=1.0), ["pit_latest:score"])
+    with pytest.raises(pit.RetrievalError, match="movie_id"):
+        pit.historical_features_tuned(pit_store, frame, ["pit_pairs:score"])
+    with pytest.raises(pit.RetrievalError, match="on-demand feature views"):
+        pit.historical_features_tuned(pit_store, frame, ["pit_double:double_score"])
+    with pytest.raises(pit.RetrievalError, match="rename"):
+        pit.historical_features_tuned(pit_store, frame.assign(score=1.0), ["pit_latest:score"])

@@ -12,8 +12,8 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 import pytest
+from support import MOVIELENS_PATH, isolated_env
 
-from conftest import MOVIELENS_PATH, isolated_env
 from course_lib import datasets
 from course_lib.adapter import build_feature_tables, write_offline
 from course_lib.config import PROFILES, load_store, resolve_profile
@@ -183,12 +183,14 @@ def test_historical_features_match_independent_recomputation(scenario, profile_n
     assert not mismatches, f"{len(mismatches)} mismatches, first: {mismatches[:5]}"
 
 
+@pytest.mark.enterprise  # the scenario builds a frame on every profile
 def test_training_frames_agree_across_profiles(scenario):
     """duckdb and PostgreSQL return identical training frames once normalised."""
     _, _, frames = scenario
     pd.testing.assert_frame_equal(frames["local"], frames["enterprise"], check_exact=False, rtol=1e-6)
 
 
+@pytest.mark.enterprise  # the scenario builds a frame on every profile
 def test_samples_exercise_values_and_nulls(scenario):
     """The sample hits both present and TTL-expired rows, so the comparison means something."""
     _, _, frames = scenario

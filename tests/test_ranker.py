@@ -5,97 +5,64 @@ Expected values are recomputed from the RAW watch events, never from course_lib.
 """
 from __future__ import annotations
 
-import functools
 import math
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 import pytest
-from feast import FeatureStore
+from support import SERVE_AT, isolated_env, serving_sample
 
-from conftest import isolated_env
-from course_lib import datasets
-from course_lib.adapter import build_feature_tables, write_offline
-from course_lib.config import PROFILES, Profile, load_store, resolve_profile
-from course_lib.ranker import (FEATURES, Ranker, RankerError, design_matrix, load, online_frame,
-                               mean_ndcg, save, train, train_and_save, training_entities, training_frame)
-from course_lib.serving import apply, feature_refs, historical_features, materialize
+from course_lib.config import PROFILES, resolve_profile
+from course_lib.ranker import (
+    FEATURES,
+    Ranker,
+    RankerError,
+    design_matrix,
+    load,
+    mean_ndcg,
+    online_frame,
+    save,
+    train,
+    train_and_save,
+    training_entities,
+    training_frame,
+)
+from course_lib.serving import feature_refs, historical_features, materialize
 
-PROJECT = "course_test_rank"
 INTERACTION = ["watch_time_minutes", "completion_rate", "user_rating", "watch_count", "last_watched_days_ago"]
-# Half a second past a whole second: no whole-second event sits exactly on a TTL boundary.
-SERVE_AT = pd.Timestamp("2025-03-01 18:30:00.5", tz="UTC")
 BEFORE_EVENT = pd.Timedelta(microseconds=1)
 
-Prepare = Callable[[str], tuple[Profile, FeatureStore]]
-
 
 @pytest.fixture(scope="module")
-def dataset() -> datasets.Dataset:
-    """The default synthetic log (1,000 users, 400 movies, 40,000 events over 90 days)."""
-    return datasets.synthetic(seed=42)
-
-
-@pytest.fixture(scope="module")
-def prepared(dataset, tmp_path_factory) -> Prepare:
-    """Per profile, built on first use: an isolated profile and a store holding the dataset's features.
-
-    The data and SERVE_AT are fixed, so online values an earlier run left in the test Redis
-    db are identical to the ones this run writes. (FeatureStore.teardown() is not an option:
-    with the SQL registry it deletes every project in the shared registry database.)
-    """
-    env = isolated_env(str(tmp_path_factory.mktemp("rank")))
-    env.update(FEAST_PROJECT=PROJECT, FEAST_OFFLINE_SCHEMA=PROJECT)
-    tables = build_feature_tables(dataset)
-
-    @functools.cache
-    def prepare(name: str) -> tuple[Profile, FeatureStore]:
-        profile = resolve_profile(name, env)
-        write_offline(tables, profile)
-        store = load_store(profile)
-        apply(store, profile)
-        return profile, store
-
-    return prepare
-
-
-@pytest.fixture(scope="module")
-def frame(dataset, prepared) -> pd.DataFrame:
-    """The local profile's training frame."""
-    return training_frame(prepared("local")[1], dataset)
-
-
-@pytest.fixture(scope="module")
-def trained(dataset, prepared) -> Ranker:
+def trained(ranker_dataset, ranker_stores) -> Ranker:
     """`train_and_save` on the local profile, reading the dataset where `course data` saves it."""
-    profile, _ = prepared("local")
-    dataset.save(profile.raw_dir)
+    profile, _ = ranker_stores("local")
+    ranker_dataset.save(profile.raw_dir)
     return train_and_save(profile)
 
 
-def test_training_entities_are_rated_events_just_before_they_happen(dataset):
+def test_training_entities_are_rated_events_just_before_they_happen(ranker_dataset):
     """One row per rated event, one microsecond earlier, labelled rating >= 4."""
-    events = dataset.watch_events
+    events = ranker_dataset.watch_events
     rated = events[events["rating"].notna()].reset_index(drop=True)
-    entities = training_entities(dataset)
+    entities = training_entities(ranker_dataset)
     assert list(entities.columns) == ["user_id", "movie_id", "event_timestamp", "label"]
     assert (entities["event_timestamp"] == rated["event_timestamp"] - BEFORE_EVENT).all()
     assert entities["label"].tolist() == [int(r >= 4) for r in rated["rating"]]
 
 
 @pytest.mark.enterprise
-def test_training_frames_agree_across_profiles(dataset, prepared, frame):
+def test_training_frames_agree_across_profiles(ranker_dataset, ranker_stores, ranker_frame):
     """duckdb and PostgreSQL build the same training frame, label included."""
-    enterprise = training_frame(prepared("enterprise")[1], dataset)
-    assert len(frame) == dataset.watch_events["rating"].notna().sum()
-    pd.testing.assert_frame_equal(frame, enterprise, check_exact=False, rtol=1e-6)
+    enterprise = training_frame(ranker_stores("enterprise")[1], ranker_dataset)
+    assert len(ranker_frame) == ranker_dataset.watch_events["rating"].notna().sum()
+    pd.testing.assert_frame_equal(ranker_frame, enterprise, check_exact=False, rtol=1e-6)
 
 
-def test_model_beats_popularity_on_the_held_out_period(trained, frame):
+def test_model_beats_popularity_on_the_held_out_period(trained, ranker_frame):
     """On the last fifth of the time range, the model ranks better than popularity (AUC, NDCG@10)."""
     metrics = trained.metrics
-    times = frame["event_timestamp"]
+    times = ranker_frame["event_timestamp"]
     assert trained.trained_until == times.min() + (times.max() - times.min()) * 0.8
     assert metrics["rows"] == (times >= trained.trained_until).sum() > 1000
     assert metrics["split"] == trained.trained_until.isoformat()
@@ -103,21 +70,21 @@ def test_model_beats_popularity_on_the_held_out_period(trained, frame):
         assert metrics["model"][name] > metrics["popularity"][name], metrics
 
 
-def test_training_rows_hold_nothing_from_their_own_event(dataset, prepared, frame):
+def test_training_rows_hold_nothing_from_their_own_event(ranker_dataset, ranker_stores, ranker_frame):
     """Interaction features describe only earlier watches of the pair, checked against raw events."""
-    events = dataset.watch_events
+    events = ranker_dataset.watch_events
     pair = events.groupby(["user_id", "movie_id"])["event_timestamp"]
     events = events.assign(earlier=pair.rank(method="min").astype(int) - 1, event_at=events["event_timestamp"])
     rated = events[events["rating"].notna()].drop(columns="event_timestamp")
     # Each row predicts the pair's next rated event at or after the row's time.
-    rows = pd.merge_asof(frame, rated, left_on="event_timestamp", right_on="event_at",
+    rows = pd.merge_asof(ranker_frame, rated, left_on="event_timestamp", right_on="event_at",
                          by=["user_id", "movie_id"], direction="forward")
     assert rows["rating"].notna().all() and (rows["label"] == (rows["rating"] >= 4)).all()
     first = rows[rows["earlier"] == 0]
     assert len(first) > 10_000 and first[INTERACTION].isna().all().all()
     seen = rows[rows["watch_count"].notna()]
     assert len(seen) > 100 and (seen["watch_count"] == seen["earlier"]).all()
-    by_pair = {key: group for key, group in events.groupby(["user_id", "movie_id"])}
+    by_pair = dict(iter(events.groupby(["user_id", "movie_id"])))
     differs = 0
     for row in seen.itertuples():
         history = by_pair[(row.user_id, row.movie_id)]
@@ -132,31 +99,18 @@ def test_training_rows_hold_nothing_from_their_own_event(dataset, prepared, fram
     probe = pd.DataFrame({"user_id": probe["user_id"], "movie_id": probe["movie_id"],
                           "event_timestamp": probe["event_at"], "rating": probe["rating"]})
     probe = probe.sort_values(["event_timestamp", "user_id", "movie_id"], ignore_index=True)
-    leaky = historical_features(prepared("local")[1], probe.drop(columns="rating"),
+    leaky = historical_features(ranker_stores("local")[1], probe.drop(columns="rating"),
                                 ["user_movie_interaction_features:user_rating"])
     assert np.allclose(leaky["user_rating"].to_numpy(dtype=float), probe["rating"].to_numpy())
 
 
-def serving_sample(dataset: datasets.Dataset) -> pd.DataFrame:
-    """(user_id, movie_id) pairs around SERVE_AT: watches in the two days before it (inside and
-    outside the one-day interaction TTL), watches in the day after it, and random pairs."""
-    events, rng = dataset.watch_events, np.random.default_rng(7)
-    times = events["event_timestamp"]
-    recent = events[(times > SERVE_AT - pd.Timedelta(days=2)) & (times <= SERVE_AT)].sample(60, random_state=1)
-    later = events[(times > SERVE_AT) & (times <= SERVE_AT + pd.Timedelta(days=1))].sample(20, random_state=2)
-    random_pairs = pd.DataFrame({"user_id": rng.choice(dataset.users["user_id"], 20),
-                                 "movie_id": rng.choice(dataset.movies["movie_id"], 20)})
-    pairs = pd.concat([recent[["user_id", "movie_id"]], later[["user_id", "movie_id"]], random_pairs])
-    return pairs.drop_duplicates().sort_values(["user_id", "movie_id"], ignore_index=True)
-
-
 @pytest.mark.parametrize("profile_name", [p if p == "local" else pytest.param(p, marks=pytest.mark.enterprise)
                                           for p in PROFILES])
-def test_model_input_agrees_between_training_and_serving(dataset, prepared, trained, profile_name):
+def test_model_input_agrees_between_training_and_serving(ranker_dataset, ranker_stores, trained, profile_name):
     """After materializing up to T, online features give the model the same input as a training frame at T."""
-    profile, store = prepared(profile_name)
+    profile, store = ranker_stores(profile_name)
     materialize(store, profile, end=SERVE_AT.to_pydatetime())
-    pairs = serving_sample(dataset)
+    pairs = serving_sample(ranker_dataset)
     offline = historical_features(store, pairs.assign(event_timestamp=SERVE_AT), feature_refs())
     offline = offline.sort_values(["user_id", "movie_id"], ignore_index=True)
     online = online_frame(store, pairs, now=SERVE_AT)
@@ -186,21 +140,21 @@ def test_mean_ndcg_on_a_hand_computed_example():
     assert math.isnan(mean_ndcg(users[:1], labels[:1], scores[:1]))
 
 
-def test_a_feature_the_source_never_fills_is_left_out(frame):
+def test_a_feature_the_source_never_fills_is_left_out(ranker_frame):
     """MovieLens has no watch times: training skips an all-missing feature and still scores every row."""
-    blank = frame.iloc[::4].assign(watch_time_minutes=np.float32("nan"))
+    blank = ranker_frame.iloc[::4].assign(watch_time_minutes=np.float32("nan"))
     ranker = train(blank)
     assert ranker.features == [c for c in FEATURES if c != "watch_time_minutes"]
     scores = ranker.score(blank)
     assert scores.shape == (len(blank),) and np.isfinite(scores).all()
 
 
-def test_saved_ranker_scores_identically(trained, prepared, frame):
+def test_saved_ranker_scores_identically(trained, ranker_stores, ranker_frame):
     """The model file written by train_and_save loads back with the same scores and metrics."""
-    profile, _ = prepared("local")
+    profile, _ = ranker_stores("local")
     assert profile.model_path.is_file()
     loaded = load(profile)
-    np.testing.assert_array_equal(loaded.score(frame), trained.score(frame))
+    np.testing.assert_array_equal(loaded.score(ranker_frame), trained.score(ranker_frame))
     assert (loaded.metrics, loaded.trained_until, loaded.features) == (
         trained.metrics, trained.trained_until, trained.features)
 

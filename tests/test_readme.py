@@ -1,9 +1,10 @@
-"""The README, the Makefile and the CI scripts agree with each other and with course_lib/config.py."""
+"""The README, the Makefile and the CI scripts agree with each other and with course_lib/settings.py."""
 from __future__ import annotations
 
 import re
 
 from course_lib.config import ENV_DEFAULTS, REPO_ROOT
+from course_lib.settings import described
 
 README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
 EMPTY = "(empty)"  # how the README's variable table writes an empty default
@@ -16,11 +17,11 @@ def section(title: str) -> str:
     return match.group(1)
 
 
-def documented_defaults() -> dict[str, str]:
-    """Variable -> default from the README's environment-variable table, `<repo>` expanded."""
-    rows = re.findall(r"^\| `(\w+)` \| (.+?) \|", section("Environment variables"), re.M)
-    return {name: "" if cell == EMPTY else cell.strip("`").replace("<repo>", str(REPO_ROOT))
-            for name, cell in rows}
+def documented() -> dict[str, tuple[str, str]]:
+    """Variable -> (default, meaning) from the README's environment-variable table, `<repo>` expanded."""
+    rows = re.findall(r"^\| `(\w+)` \| (.+?) \| (.+?) \|$", section("Environment variables"), re.M)
+    return {name: ("" if cell == EMPTY else cell.strip("`").replace("<repo>", str(REPO_ROOT)), meaning)
+            for name, cell, meaning in rows}
 
 
 def quick_start_commands() -> dict[str, str]:
@@ -42,8 +43,12 @@ def makefile_targets() -> set[str]:
     return {target for rule in rules for target in rule.split()}
 
 
-def test_readme_lists_every_setting_with_its_default() -> None:
-    assert documented_defaults() == ENV_DEFAULTS
+def test_readme_lists_every_setting_with_its_default_and_meaning() -> None:
+    """The table is the `Settings` model: same variables, in order, defaults and descriptions."""
+    table = documented()
+    assert list(table) == list(ENV_DEFAULTS)
+    assert {name: default for name, (default, _) in table.items()} == ENV_DEFAULTS
+    assert {name: meaning for name, (_, meaning) in table.items()} == described()
 
 
 def test_ci_runs_the_readme_quick_start_test_command() -> None:

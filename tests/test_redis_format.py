@@ -16,14 +16,16 @@ from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreCo
 from feast.repo_config import RegistryConfig, RepoConfig
 from feast.types import Bool, Int64
 from feast.utils import _convert_arrow_to_proto
+from support import isolated_env
 
 from course_lib import datasets, redis_format
-from course_lib.adapter import build_feature_tables, join_keys, write_offline
+from course_lib import materialize as tuned_materialize
+from course_lib.adapter import build_feature_tables, write_offline
 from course_lib.background import RedisServer
 from course_lib.config import load_store, resolve_profile
-from course_lib.serving import apply, materialize, reset_online
-from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS, feature_view, movie, user
-from conftest import isolated_env
+from course_lib.reset import reset_online
+from course_lib.serving import apply, materialize
+from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS, feature_view, join_keys, movie, user
 
 PROJECT = "course_test_bulk"
 UTC = timezone.utc
@@ -47,7 +49,8 @@ STRINGS = pd.DataFrame({
     "total_movies_watched": pd.array([1, 2, 3, None], dtype="Int64"),
     "favorite_genre": ["Drama", "", None, "드라마 \r\n$3\r\n*"],
     "account_created_days": pd.array([10, 20, 30, 40], dtype="Int64"),
-    TIMESTAMP_FIELD: pd.to_datetime(["2025-03-01", "2025-03-01 00:00:01", "2025-03-02", "2025-03-03"], utc=True, format="ISO8601"),
+    TIMESTAMP_FIELD: pd.to_datetime(["2025-03-01", "2025-03-01 00:00:01", "2025-03-02", "2025-03-03"], utc=True,
+                                    format="ISO8601"),
 })
 
 
@@ -129,7 +132,7 @@ def test_unsupported_columns_are_refused_with_their_names() -> None:
 def test_tuned_materialization_stores_what_feasts_default_stores(tmp_path, monkeypatch) -> None:
     """A whole materialization, default engine vs the tuned engine, compared key by key on private servers."""
     sent, send = [], redis_format.send_commands
-    monkeypatch.setattr(redis_format, "send_commands",  # a spy: the tuned run must take the bulk path
+    monkeypatch.setattr(tuned_materialize, "send_commands",  # a spy: the tuned run must take the bulk path
                         lambda client, commands, **kw: sent.append(len(commands)) or send(client, commands, **kw))
     dataset = datasets.synthetic(seed=5, n_users=50, n_movies=30, n_events=1200, days=25)
     end = (dataset.watch_events[TIMESTAMP_FIELD].max() + pd.Timedelta(seconds=1)).to_pydatetime()

@@ -8,10 +8,20 @@ import pandas as pd
 import pytest
 from feast import FeatureStore
 
-from course_lib.config import ENV_DEFAULTS, PROFILES, REPO_ROOT, Profile, load_store, resolve_profile
+from course_lib.config import ENV_DEFAULTS, PROFILES, REPO_ROOT, ConfigError, Profile, load_store, resolve_profile
 from course_lib.registry_view import (
-    config_table, display_config, entity_table, env_table, feast_argv, redact, redact_frame, schema_table,
-    scratch_store, service_table, timed_run, view_table,
+    config_table,
+    display_config,
+    entity_table,
+    env_table,
+    feast_argv,
+    redact,
+    redact_frame,
+    schema_table,
+    scratch_store,
+    service_table,
+    timed_run,
+    view_table,
 )
 from course_lib.serving import apply
 from feature_repo.definitions import RECOMMENDATION_FEATURES, VIEWS
@@ -92,7 +102,7 @@ def test_view_table_matches_registry(applied: FeatureStore, profile: Profile) ->
     assert table.loc["user_movie_interaction_features", "entities"] == "movie_id, user_id"
     expected_source = "FileSource" if profile.name == "local" else "PostgreSQLSource"
     assert set(table["source"]) == {expected_source}
-    assert profile.get("COURSE_WORKDIR") not in table.to_string()
+    assert str(profile.workdir) not in table.to_string()
 
 
 def test_schema_table_matches_registry(applied: FeatureStore) -> None:
@@ -129,6 +139,6 @@ def test_scratch_store_is_deleted_and_spares_the_course_project(
         repo = Path(store.repo_path)
         assert (repo / "feature_store.yaml").exists()
     assert not repo.exists()
-    with pytest.raises(ValueError, match="course project"):
+    with pytest.raises(ConfigError, match="course project"):
         with scratch_store("movie_recommendation"):
             pass

@@ -13,9 +13,11 @@ import yaml
 from feast import FeatureStore
 
 from course_lib import cli, datasets
-from course_lib.adapter import build_feature_tables, read_offline, write_offline
+from course_lib.adapter import build_feature_tables, write_offline
 from course_lib.config import Profile, load_store, resolve_profile
-from course_lib.serving import apply, latest_interval, materialize, reset_course, user_features
+from course_lib.offline import read_offline
+from course_lib.reset import reset_course
+from course_lib.serving import apply, latest_interval, materialize, user_features
 from feature_repo.definitions import VIEWS
 
 COURSE = "course_test_rc"
@@ -29,7 +31,7 @@ UNRELATED_KEY = f"notes:{COURSE}".encode()  # ends with the project name, but is
 
 def project_profile(profile: Profile, project: str) -> Profile:
     """The same profile and workdir under another Feast project and offline schema."""
-    return resolve_profile(profile.name, {**profile.settings, "FEAST_PROJECT": project,
+    return resolve_profile(profile.name, {**profile.env(), "FEAST_PROJECT": project,
                                           "FEAST_OFFLINE_SCHEMA": project})
 
 
@@ -51,8 +53,7 @@ def foreign_store(course: Profile, foreign: Profile) -> FeatureStore:
 
 def redis_client(profile: Profile) -> redis.Redis:
     """A client on the profile's Redis db."""
-    return redis.Redis(host=profile.get("FEAST_REDIS_HOST"), port=int(profile.get("FEAST_REDIS_PORT")),
-                       db=int(profile.get("FEAST_REDIS_DB")), password=profile.get("FEAST_REDIS_PASSWORD") or None)
+    return redis.Redis(**profile.redis_client_kwargs())
 
 
 def course_redis_keys(profile: Profile) -> int:
@@ -64,7 +65,7 @@ def course_redis_keys(profile: Profile) -> int:
 
 def registry_rows(profile: Profile, project: str) -> dict[str, int]:
     """Rows per SQL registry table that belong to a project (tables without rows left out)."""
-    with psycopg.connect(profile.pg_conninfo(profile.get("FEAST_REGISTRY_DB"))) as conn:
+    with psycopg.connect(profile.pg_conninfo(profile.registry_database)) as conn:
         tables = [row[0] for row in conn.execute(
             "SELECT table_name FROM information_schema.columns WHERE column_name = 'project_id' "
             "AND table_schema = 'public'")]
@@ -159,7 +160,7 @@ def test_reset_removes_the_course_state_and_nothing_else(profile: Profile, table
                 assert client.get(UNRELATED_KEY) == b"keep me"
 
         # A second reset, through the CLI, finds nothing left to delete.
-        for key, value in course.settings.items():
+        for key, value in course.env().items():
             monkeypatch.setenv(key, value)
         assert cli.main(["reset", "--profile", course.name]) == 0
         assert user_features(foreign_store(course, foreign), user).status == "found"

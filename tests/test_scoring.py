@@ -10,7 +10,6 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from test_ranker import dataset, frame, prepared  # noqa: F401 - module fixtures reused
 
 from course_lib import ranker, scoring
 
@@ -18,18 +17,18 @@ TOP_K = 10
 
 
 @pytest.fixture(scope="module")
-def model(frame: pd.DataFrame) -> ranker.Ranker:  # noqa: F811
+def model(ranker_frame: pd.DataFrame) -> ranker.Ranker:
     """The course ranker trained on the synthetic log, with its trees compiled."""
-    fitted = ranker.train(frame)
+    fitted = ranker.train(ranker_frame)
     fitted.compiled = scoring.compile_model(fitted.model)
     assert fitted.compiled is not None, "these tests need a C compiler (gcc or clang), as `course train` does"
     return fitted
 
 
 @pytest.fixture(scope="module")
-def held_out(model: ranker.Ranker, frame: pd.DataFrame) -> pd.DataFrame:  # noqa: F811
+def held_out(model: ranker.Ranker, ranker_frame: pd.DataFrame) -> pd.DataFrame:
     """The held-out rows the model's metrics were computed on."""
-    rows = frame[frame["event_timestamp"] >= model.trained_until]
+    rows = ranker_frame[ranker_frame["event_timestamp"] >= model.trained_until]
     assert len(rows) == model.metrics["rows"] > 1000
     return rows
 
@@ -90,9 +89,9 @@ def test_the_exactness_check_can_fail(model, held_out, tmp_path) -> None:
     assert np.abs(got - expected).max() < 1e-6 and not np.array_equal(got, expected)
 
 
-def test_the_compiled_trees_travel_in_the_model_file(model, prepared, tmp_path) -> None:  # noqa: F811
+def test_the_compiled_trees_travel_in_the_model_file(model, ranker_stores, tmp_path) -> None:
     """Saved and loaded, the model carries its library; a damaged copy on disk is rewritten from it."""
-    profile, _ = prepared("local")
+    profile, _ = ranker_stores("local")
     ranker.save(model, profile)
     loaded = ranker.load(profile)
     assert loaded.compiled == model.compiled and loaded.runtime == model.runtime

@@ -7,9 +7,11 @@ import pandas as pd
 import pytest
 
 from course_lib import datasets
-from course_lib.adapter import build_feature_tables, join_keys, write_offline
+from course_lib.adapter import build_feature_tables, write_offline
 from course_lib.config import Profile, load_store, resolve_profile
-from course_lib.serving import ServingClock, apply, latest_interval, materialize, reset_online, user_features
+from course_lib.reset import reset_online
+from course_lib.serving import ServingClock, apply, latest_interval, materialize, user_features
+from feature_repo.definitions import join_keys
 
 T1 = datetime(2025, 1, 20, tzinfo=timezone.utc)
 T2 = datetime(2025, 2, 10, tzinfo=timezone.utc)
@@ -23,7 +25,7 @@ def tables() -> dict[str, pd.DataFrame]:
 
 def project_profile(profile: Profile, project: str) -> Profile:
     """The same profile and workdir under another Feast project and offline schema."""
-    return resolve_profile(profile.name, {**profile.settings, "FEAST_PROJECT": project,
+    return resolve_profile(profile.name, {**profile.env(), "FEAST_PROJECT": project,
                                           "FEAST_OFFLINE_SCHEMA": project})
 
 

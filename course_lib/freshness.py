@@ -1,0 +1,156 @@
+"""Freshness (2.7.4), measured, never simulated: how old each feature view's pipeline and data are.
+
+The guide's `_get_last_materialization_time` returned `now - 30 minutes`; here
+- *pipeline freshness* is now minus the materialization end the registry records;
+- *data freshness* is now minus the newest event timestamp that online reads actually
+  return for a sample of entities (the offline maximum only when no online value comes back).
+
+Ages are never negative: a materialization end in the future gives age 0 and
+`future_end=True` (Feast's own `feast_feature_freshness_seconds` goes negative there).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import pandas as pd
+from feast import FeatureStore
+
+from course_lib import serving
+from course_lib.config import Profile
+from course_lib.offline import offline_query, table_expr
+from feature_repo.definitions import FEATURE_VIEWS, TIMESTAMP_FIELD, VIEWS, join_keys
+
+Clock = Callable[[], datetime]
+FRESHNESS_KINDS = ("pipeline", "data")
+FRESHNESS_STATUSES = ("fresh", "stale", "never_materialized")
+DATA_SOURCES = ("online", "offline")
+FRESHNESS_SAMPLE = 5  # entities per view whose online event timestamps are read
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC (the default clock)."""
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How old one feature view's pipeline or data is, measured at one instant."""
+
+    feature_view: str
+    kind: str  # "pipeline" or "data"
+    status: str  # "fresh", "stale" or "never_materialized"
+    age_seconds: float | None  # never negative; None when there is nothing to measure
+    threshold_seconds: float
+    timestamp: datetime | None  # materialization end (pipeline) or newest event timestamp (data)
+    source: str  # "registry" (pipeline), "online" or "offline" (data), "none"
+    future_end: bool  # the timestamp lies after now: age clipped to 0
+    detail: str
+
+
+@dataclass(frozen=True)
+class FreshnessReport:
+    """Pipeline and data freshness of every feature view, measured at `checked_at`."""
+
+    checked_at: datetime
+    entries: list[Freshness]
+
+    def get(self, view: str, kind: str) -> Freshness:
+        """One view's pipeline or data freshness."""
+        return next(e for e in self.entries if e.feature_view == view and e.kind == kind)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form: {checked_at, views: {view: {pipeline: ..., data: ...}}}."""
+        views: dict[str, dict[str, Any]] = {}
+        for entry in self.entries:
+            fields = asdict(entry)
+            del fields["feature_view"], fields["kind"]
+            fields["timestamp"] = entry.timestamp.isoformat() if entry.timestamp else None
+            views.setdefault(entry.feature_view, {})[entry.kind] = fields
+        return {"checked_at": self.checked_at.isoformat(), "views": views}
+
+
+def stale_after(profile: Profile, view: str, kind: str) -> float:
+    """Seconds after which a view's pipeline (COURSE_PIPELINE_STALE_S) or data (its TTL) is stale."""
+    if kind == "data":
+        return VIEWS[view][1].total_seconds()
+    return profile.settings.pipeline_stale_s
+
+
+def measure(view: str, kind: str, threshold: float, timestamp: datetime, now: datetime,
+            source: str, detail: str) -> Freshness:
+    """Age and status of one timestamp against a threshold; a future timestamp counts as age 0."""
+    age = (now - timestamp).total_seconds()
+    clipped = max(age, 0.0)
+    return Freshness(view, kind, "fresh" if clipped <= threshold else "stale", clipped, threshold,
+                     timestamp, source, age < 0, detail)
+
+
+def unmeasured(view: str, kind: str, threshold: float, status: str, detail: str) -> Freshness:
+    """An entry with no timestamp to measure (never materialized, or nothing stored)."""
+    return Freshness(view, kind, status, None, threshold, None, "none", False, detail)
+
+
+def newest_offline(profile: Profile, view: str, end: datetime, limit: int = FRESHNESS_SAMPLE
+                   ) -> tuple[list[dict[str, int]], pd.Timestamp | None]:
+    """The `limit` entities with the newest offline rows at or before `end`, and that newest time."""
+    keys = join_keys(view)
+    ordered = ", ".join(keys)
+    aggregates = ", ".join(f"array_agg({k} ORDER BY newest DESC, {ordered})" for k in keys)
+    sql = (f"SELECT {aggregates}, max(newest) FROM (SELECT {ordered}, max({TIMESTAMP_FIELD}) AS newest "
+           f"FROM {table_expr(profile, view)} WHERE {TIMESTAMP_FIELD} <= ? GROUP BY {ordered} "
+           f"ORDER BY newest DESC, {ordered} LIMIT {int(limit)}) AS newest_rows")
+    *columns, newest = offline_query(profile, sql, [end])
+    if newest is None:
+        return [], None
+    rows = [dict(zip(keys, (int(v) for v in values))) for values in zip(*columns)]
+    return rows, pd.Timestamp(newest).tz_convert("UTC")
+
+
+def newest_online(store: FeatureStore, view: str, rows: list[dict[str, int]]) -> datetime | None:
+    """The newest event timestamp online reads return for these entities (None: nothing found)."""
+    if not rows:
+        return None
+    stamps = [ts for found in serving.online_rows(store, [view], rows)
+              for ts in found[view].event_timestamps.values() if ts is not None]
+    return max(stamps, default=None)
+
+
+def data_freshness(store: FeatureStore, profile: Profile, view: str, end: datetime | None,
+                   now: datetime) -> Freshness:
+    """Now minus the newest event timestamp stored online for a sample of recent entities."""
+    threshold = stale_after(profile, view, "data")
+    if end is None:
+        return unmeasured(view, "data", threshold, "never_materialized", "never materialized: nothing online")
+    sample, offline_max = newest_offline(profile, view, end)
+    online = newest_online(store, view, sample)
+    if online is not None:
+        return measure(view, "data", threshold, online, now, "online",
+                       f"newest event timestamp online reads returned for {len(sample)} sampled entities")
+    if offline_max is not None:
+        return measure(view, "data", threshold, offline_max.to_pydatetime(), now, "offline",
+                       f"no online value for the {len(sample)} sampled entities; newest offline row "
+                       "at or before the materialization end used instead")
+    return unmeasured(view, "data", threshold, "stale", "no offline rows at or before the materialization end")
+
+
+def pipeline_freshness(profile: Profile, view: str, end: datetime | None, now: datetime) -> Freshness:
+    """Now minus the latest materialization end the registry records."""
+    threshold = stale_after(profile, view, "pipeline")
+    if end is None:
+        return unmeasured(view, "pipeline", threshold, "never_materialized", "never materialized")
+    return measure(view, "pipeline", threshold, end, now, "registry", "latest materialization end in the registry")
+
+
+def freshness(store: FeatureStore, profile: Profile, now: Clock = utc_now) -> FreshnessReport:
+    """Pipeline and data freshness of every feature view, read from the registry and the stores."""
+    instant = now()
+    entries = []
+    for view in FEATURE_VIEWS:
+        interval = serving.latest_interval(store, view)  # an uncached registry read
+        end = interval[1] if interval else None
+        entries += [pipeline_freshness(profile, view, end, instant),
+                    data_freshness(store, profile, view, end, instant)]
+    return FreshnessReport(checked_at=instant, entries=entries)

@@ -1,0 +1,70 @@
+"""Reading the offline store: whole tables, and aggregate queries over them (2.7.2).
+
+The same SQL runs on every profile: duckdb over the parquet files (`local`, `scaleout`) or
+PostgreSQL (`enterprise`); `table_expr` names a view's table in either engine and `?`
+placeholders become psycopg's `%s`.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from course_lib.config import Profile, resolve_profile
+from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS, join_keys
+
+
+def read_offline(profile: str | Profile | None = None,
+                 views: Iterable[str] = tuple(VIEWS)) -> dict[str, pd.DataFrame]:
+    """Read the offline tables back, as written, for inspection and tests."""
+    resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
+    if resolved.offline_is_parquet:
+        return {v: pd.read_parquet(resolved.offline_location(v)) for v in views}
+    import psycopg
+
+    with psycopg.connect(resolved.pg_conninfo()) as conn, conn.cursor() as cur:
+        out = {}
+        for view in views:
+            cur.execute(f"SELECT * FROM {resolved.offline_location(view)}")
+            out[view] = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description or []])
+        return out
+
+
+def offline_query(profile: Profile, sql: str, params: list[Any]) -> tuple[Any, ...]:
+    """Run one aggregate query over the profile's offline tables ({view} placeholders resolved)."""
+    if profile.offline_is_parquet:  # duckdb reads the same parquet files Spark does
+        import duckdb
+
+        with duckdb.connect() as conn:
+            (row,) = conn.execute(sql, params).fetchall()  # an aggregate: exactly one row
+            return row
+    import psycopg
+
+    with psycopg.connect(profile.pg_conninfo()) as conn:
+        (row,) = conn.execute(sql.replace("?", "%s"), params).fetchall()
+        return row
+
+
+def table_expr(profile: Profile, view: str) -> str:
+    """SQL expression reading a view's offline table in the profile's engine."""
+    location = profile.offline_location(view)
+    return f"read_parquet('{location}')" if profile.offline_is_parquet else location
+
+
+def offline_time_range(profile: Profile, view: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Oldest and newest event_timestamp stored offline for a view."""
+    lo, hi = offline_query(profile, f"SELECT min({TIMESTAMP_FIELD}), max({TIMESTAMP_FIELD}) "
+                                     f"FROM {table_expr(profile, view)}", [])
+    return pd.Timestamp(lo).tz_convert("UTC"), pd.Timestamp(hi).tz_convert("UTC")
+
+
+def offline_entity_count(profile: Profile, view: str, start: datetime | None, end: datetime) -> int:
+    """Distinct entity keys with offline rows in [start, end] (start None: from the beginning)."""
+    keys = ", ".join(join_keys(view))
+    where, params = f"{TIMESTAMP_FIELD} <= ?", [end]
+    if start is not None:
+        where, params = f"{TIMESTAMP_FIELD} >= ? AND " + where, [start, end]
+    sql = f"SELECT count(*) FROM (SELECT DISTINCT {keys} FROM {table_expr(profile, view)} WHERE {where}) k"
+    return int(offline_query(profile, sql, params)[0])

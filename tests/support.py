@@ -1,0 +1,205 @@
+"""What several test modules share: isolated profiles, the API tests' prepared project, the ranker
+tests' serving moment and sample, fake clocks, and a TCP forwarder that can cut a service's connections.
+Fixtures built on these live in conftest.py."""
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import socket
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from course_lib import datasets, ranker, serving
+from course_lib.adapter import build_feature_tables, write_offline
+from course_lib.background import free_port
+from course_lib.config import PROFILES, Profile, load_store, resolve_profile
+from course_lib.reset import reset_online
+
+TEST_PROJECT = "course_test"
+TEST_REDIS_DB = "15"
+TEST_SCHEMA = "course_test"
+# The shared MovieLens copy beside the checkout; tests FAIL (never skip) when it is missing.
+MOVIELENS_PATH = Path(os.environ.get("MOVIELENS_PATH",
+                                     Path(__file__).resolve().parents[2] / "shared/datasets/ml-latest-small"))
+# Each base profile; the enterprise one carries the marker that says it needs Redis and PostgreSQL.
+PROFILE_PARAMS = [pytest.param(name, marks=[pytest.mark.enterprise] if name == "enterprise" else [], id=name)
+                  for name in PROFILES]
+
+
+def isolated_env(workdir: str | Path, **overrides: str) -> dict[str, str]:
+    """Environment for a test profile that cannot touch the learner's own data."""
+    return {**os.environ, "COURSE_WORKDIR": str(workdir), "FEAST_PROJECT": TEST_PROJECT,
+            "FEAST_REDIS_DB": TEST_REDIS_DB, "FEAST_OFFLINE_SCHEMA": TEST_SCHEMA, **overrides}
+
+
+def isolated_profile(name: str, workdir: str | Path, project: str = TEST_PROJECT, schema: str | None = None,
+                     **overrides: str) -> Profile:
+    """A profile in its own Feast project and offline schema (the project's name unless given), temp workdir."""
+    return resolve_profile(name, isolated_env(workdir, FEAST_PROJECT=project, FEAST_OFFLINE_SCHEMA=schema or project,
+                                              **overrides))
+
+
+# --- the API tests' project: data online, a trained ranker ------------------------------------------
+
+API_PROJECT = "course_test_api"
+DATA_END = datetime(2025, 3, 2, tzinfo=timezone.utc)  # the day api_dataset() ends
+UNKNOWN_ID = 987_654_321
+
+
+@functools.cache
+def api_dataset() -> datasets.Dataset:
+    """The small synthetic log every API test serves."""
+    return datasets.synthetic(seed=11, n_users=300, n_movies=120, n_events=12_000, days=60)
+
+
+def prepare_api_project(profile: Profile) -> None:
+    """Run the course pipeline for one profile and train its ranker (written last)."""
+    dataset = api_dataset()
+    dataset.save(profile.raw_dir)
+    write_offline(build_feature_tables(dataset), profile)
+    store = load_store(profile)
+    serving.apply(store, profile)
+    reset_online(store, profile)  # the SQL registry outlives test runs: forget earlier intervals
+    serving.materialize(store, profile, end=DATA_END)  # the replayed log's present
+    ranker.train_and_save(profile)
+
+
+def api_profile(name: str, root: Path, **overrides: str) -> Profile:
+    """The API tests' profile under `root`, prepared once (the saved model, written last, marks it done)."""
+    profile = isolated_profile(name, root / "api", project=API_PROJECT, **overrides)
+    if not profile.model_path.is_file():
+        prepare_api_project(profile)
+    return profile
+
+
+@functools.cache
+def known_ids() -> tuple[int, tuple[int, ...]]:
+    """The most active user and the 30 most watched movies of the API data."""
+    events = api_dataset().watch_events
+    user = int(events["user_id"].value_counts().index[0])
+    return user, tuple(int(m) for m in events["movie_id"].value_counts().index[:30])
+
+
+# --- the ranker tests' data: a fixed log served at a fixed moment ------------------------------------
+
+RANK_PROJECT = "course_test_rank"
+# Half a second past a whole second: no whole-second event sits exactly on a TTL boundary.
+SERVE_AT = pd.Timestamp("2025-03-01 18:30:00.5", tz="UTC")
+
+
+def serving_sample(dataset: datasets.Dataset) -> pd.DataFrame:
+    """(user_id, movie_id) pairs around SERVE_AT: watches in the two days before it (inside and
+    outside the one-day interaction TTL), watches in the day after it, and random pairs."""
+    events, rng = dataset.watch_events, np.random.default_rng(7)
+    times = events["event_timestamp"]
+    recent = events[(times > SERVE_AT - pd.Timedelta(days=2)) & (times <= SERVE_AT)].sample(60, random_state=1)
+    later = events[(times > SERVE_AT) & (times <= SERVE_AT + pd.Timedelta(days=1))].sample(20, random_state=2)
+    random_pairs = pd.DataFrame({"user_id": rng.choice(dataset.users["user_id"], 20),
+                                 "movie_id": rng.choice(dataset.movies["movie_id"], 20)})
+    pairs = pd.concat([recent[["user_id", "movie_id"]], later[["user_id", "movie_id"]], random_pairs])
+    return pairs.drop_duplicates().sort_values(["user_id", "movie_id"], ignore_index=True)
+
+
+# --- Prometheus samples ---------------------------------------------------------------------------
+
+def value(samples: dict[str, list], name: str, **labels: str) -> float | None:
+    """The value of the one sample with these labels, or None when it is absent."""
+    hits = [s.value for s in samples.get(name, []) if all(s.labels.get(k) == v for k, v in labels.items())]
+    assert len(hits) <= 1, f"{name}{labels} matched {len(hits)} samples"
+    return hits[0] if hits else None
+
+
+# --- clocks ----------------------------------------------------------------------------------------
+
+class FakeClock:
+    """A wall clock (UTC datetimes) the test sets by hand: `clock.now = ...`."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class FakeMonotonic:
+    """A monotonic clock (float seconds) the test moves by hand."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward."""
+        self.now += seconds
+
+
+# --- cutting a service's connections ---------------------------------------------------------------
+
+class TcpForwarder:
+    """Forwards a loopback port to another; `stop` closes the port and every open connection."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self.sockets: list[socket.socket] = []
+        self.listener: socket.socket | None = None
+        self.lock = threading.Lock()
+
+    def start(self) -> TcpForwarder:
+        """Listen on `port` and forward each connection to the target."""
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen()
+        listener.settimeout(0.1)
+        self.listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        return self
+
+    def _accept(self, listener: socket.socket) -> None:
+        """Accept until stopped, pairing each client with a connection to the target."""
+        while self.listener is listener:
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.settimeout(None)
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            with self.lock:
+                self.sockets += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        """Copy bytes one way until either side closes."""
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        """Close the listening port and cut every forwarded connection."""
+        listener, self.listener = self.listener, None
+        if listener:
+            listener.close()
+        with self.lock:
+            sockets, self.sockets = self.sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
