@@ -3,7 +3,8 @@ behave as the course assumes. Differential tests: the course's result next to Fe
 
 The engine pieces (`ComputeEngine`, `PlanBuilder`, `context_online_client`, `raw_connection`) are
 also compared with Feast end to end: tests/test_redis_format.py materializes with the tuned engine
-and with Feast's default engine and compares every Redis key's DUMP.
+and with Feast's default engine and compares every Redis key's DUMP. `async_raw_connection` carries
+the recommendation reads that tests/test_candidate_matrix.py compares with the training matrix.
 """
 from __future__ import annotations
 
