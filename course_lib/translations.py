@@ -112,7 +112,10 @@ def load_manifest(root: Path) -> dict[str, str]:
     path = root / MANIFEST
     if not path.exists():
         raise TranslationFormatError(f"{MANIFEST} is missing: it lists every source and its state")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise TranslationFormatError(f"{MANIFEST} is not valid YAML: {' '.join(str(exc).split())}") from exc
     sources = data.get("sources") if isinstance(data, dict) else None
     if not isinstance(sources, dict):
         raise TranslationFormatError(f"{MANIFEST}: expected a `sources:` mapping of path to state")
@@ -251,13 +254,14 @@ def korean_notebook(root: Path, source: str) -> nbformat.NotebookNode:
     Code cells, outputs and metadata stay the English ones. Cells without a current translation
     keep their English text, and the first markdown cell then says how many there are.
     """
-    notebook = nbformat.read(root / source, as_version=4)
+    english = {unit.key: unit for unit in units(root, source)}  # also refuses cells without ids
     blocks = translations(root, source).by_key()
+    notebook = nbformat.read(root / source, as_version=4)
     markdown = [cell for cell in notebook.cells if cell.cell_type == "markdown"]
     left = 0
     for cell in markdown:
-        block = blocks.get(cell.get("id", ""))
-        if block is not None and current(Unit(cell.id, cell.source), block):
+        block = blocks.get(cell.id)
+        if block is not None and current(english[cell.id], block):
             cell.source = block.text
         else:
             left += 1

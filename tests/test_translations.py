@@ -395,6 +395,20 @@ def test_bad_input_gets_one_line_and_nothing_is_written(pilot: Path, capsys: pyt
     assert store.read_text(encoding="utf-8") == broken
 
 
+@pytest.mark.parametrize(("manifest", "message"), [
+    ("sources: [unclosed", "translations/ko/manifest.yml is not valid YAML: "),
+    (f"sources:\n  {PILOT}: done\n",
+     "translations/ko/manifest.yml: unknown state for {'notebooks/00_check_setup.ipynb': 'done'}"),
+])
+def test_a_bad_manifest_gets_one_line(pilot: Path, capsys: pytest.CaptureFixture[str], manifest: str,
+                                      message: str) -> None:
+    (pilot / tr.MANIFEST).write_text(manifest, encoding="utf-8")
+    assert tr.main(["--root", str(pilot), "status"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"translations: {message}")
+    assert err.count("\n") == 1
+
+
 def make(*args: str) -> subprocess.CompletedProcess[str]:
     """`make -n` in the repository: what a target would run."""
     return subprocess.run(["make", "-n", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, check=False)
