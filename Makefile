@@ -13,8 +13,12 @@ NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanit
 # The enterprise profile needs Redis and PostgreSQL before data is loaded or definitions applied;
 # scaleout needs PostgreSQL (its registry) and the Redis Cluster.
 PROFILE_SERVICES := $(if $(filter enterprise,$(COURSE_PROFILE)),services)$(if $(filter scaleout,$(COURSE_PROFILE)),services-cluster)
+# Korean edition (한국어판, course_lib/edition.py): `make course COURSE_LANG=ko` runs notebooks_ko/.
+COURSE_LANG ?= en
+$(if $(filter-out en ko,$(COURSE_LANG)),$(error COURSE_LANG must be en or ko, not "$(COURSE_LANG)"))
+EDITION := $(if $(filter ko,$(COURSE_LANG)),notebooks_ko,$(NOTEBOOKS))
 
-.PHONY: bench venv dev lock lint services services-cluster services-cluster-down data apply course lab test exercises clean
+.PHONY: bench venv dev lock lint services services-cluster services-cluster-down data apply course lab test exercises translations clean
 
 venv: $(STAMP)
 
@@ -66,18 +70,27 @@ apply: data
 	$(BIN)/course apply
 
 course: apply
-	$(PY) -m course_lib.notebooks --out $(EXECUTED) $(NOTEBOOKS)
+	$(PY) -m course_lib.notebooks --out $(EXECUTED)$(if $(filter ko,$(COURSE_LANG)),/ko) $(EDITION)
 
 # Learner copies of the notebooks in exercises/: solutions stubbed, outputs cleared
 # (tests/test_exercises.py fails when they are out of date; `make test` collects only tests/ and notebooks/).
+# Also regenerates the Korean notebooks and learner copies (notebooks_ko/, exercises_ko/) from the English ones.
 exercises: $(STAMP)
 	$(PY) -m course_lib.exercises --out exercises $(NOTEBOOKS)
+	$(PY) -m course_lib.translations generate
+
+# Korean edition: regenerate notebooks_ko/ and exercises_ko/, then print what is left to translate
+# (fails when a notebook or document that translations/ko/manifest.yml requires complete is not).
+translations: $(STAMP)
+	$(PY) -m course_lib.translations generate
+	$(PY) -m course_lib.translations status
 
 # The full benchmark (50k users, 1M events; about 4 minutes on a 2-core machine); results and plots go to bench/
 bench: $(STAMP) services
 	$(BIN)/course bench --profile enterprise --size full --json bench/results.json --plots bench
 
-# JupyterLab on the repository: notebooks/ (solutions) and exercises/ (learner copies).
+# JupyterLab on the repository, both editions: notebooks/ and notebooks_ko/ (solutions), exercises/ and
+# exercises_ko/ (learner copies). The Korean UI: Settings > Language > 한국어 (대한민국).
 # Jupyter refuses to run as root without --allow-root (containers, cloud machines).
 lab: $(STAMP)
 	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root,) --notebook-dir=.
