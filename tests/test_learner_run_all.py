@@ -79,7 +79,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[nbformat.N
     for command in ("data", "apply"):
         subprocess.run([sys.executable, "-m", "course_lib.cli", command], env=env, check=True,
                        capture_output=True, timeout=600)
-    executed = {}
+    executed, out = {}, workdir / "executed"
+    out.mkdir()
     for path in PATHS:
         notebook = nbformat.read(path, as_version=4)
         client = NotebookClient(notebook, timeout=900, kernel_name=KERNEL_NAME,
@@ -88,7 +89,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[nbformat.N
             client.execute(env=env)
             error = ""
         except CellExecutionError as exc:
-            error = describe(exc)
+            error = f"{describe(exc)} (the executed copy: {out / path.name})"
+        nbformat.write(notebook, out / path.name)
         executed[path.name] = (notebook, error)
     return executed
 

@@ -17,8 +17,8 @@ from feature_repo.definitions import PAIR_VIEW as INTERACTIONS
 from feature_repo.definitions import TIMESTAMP_FIELD
 from feature_repo.definitions import USER_VIEW as USERS
 
-__all__ = ["HOUR", "INTERACTIONS", "MOVIES", "T0", "USERS", "CheckFailed", "answer", "keep_going", "is_missing", "passed",
-           "pit_expected", "registered_view", "same_value", "show"]
+__all__ = ["HOUR", "INTERACTIONS", "MOVIES", "T0", "USERS", "CheckFailed", "answer", "is_missing", "keep_going",
+           "passed", "pit_expected", "registered_view", "same_value", "show"]
 
 NOT_DONE = ("`{name}` is not written yet: it still raises NotImplementedError. Replace the "
             "`# YOUR CODE HERE` stub in the exercise cell with your code, run that cell, then this one.")
