@@ -52,7 +52,7 @@ lock: $(DEV_STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --constraint requirements.lock --universal \
 		--python-version 3.10 --custom-compile-command "make lock" -o requirements-dev.lock -q
 
-# Every package of $(WHEELHOUSE_LOCK) as a wheel (sdists such as pyspark's are built once here), plus the
+# Every package of $(WHEELHOUSE_LOCK) as a wheel (a package published only as source is built here), plus the
 # build backend that the editable install of the course needs, for this machine's OS and Python version.
 # Run it online on a machine like the class machines; copy wheelhouse/ with the course. The test tools as
 # well: `make wheelhouse WHEELHOUSE_LOCK=requirements-dev.lock` (then `make dev WHEELHOUSE=wheelhouse`).

@@ -48,8 +48,8 @@ def keep_going(label: str) -> Iterator[None]:
     try:
         yield
     except CheckFailed as failure:
-        print(f"✗ Exercise {label} is not solved yet: {failure}\n  The rest of the notebook does not use your "
-              "answer and runs on; fix your code, run the exercise cell, then this check again.", file=sys.stderr)
+        print(f"✗ Exercise {label} is not solved yet: {failure}\n  (Learner copy: the notebook goes on; no later "
+              "cell uses your answer.)", file=sys.stderr)
 
 
 def passed(name: str, detail: str) -> None:
