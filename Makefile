@@ -17,8 +17,13 @@ PROFILE_SERVICES := $(if $(filter enterprise,$(COURSE_PROFILE)),services)$(if $(
 COURSE_LANG ?= en
 $(if $(filter-out en ko,$(COURSE_LANG)),$(error COURSE_LANG must be en or ko, not "$(COURSE_LANG)"))
 EDITION := $(if $(filter ko,$(COURSE_LANG)),notebooks_ko,$(NOTEBOOKS))
+# A class without internet (docs/instructor_guide.md): `make wheelhouse` puts every locked package in wheelhouse/
+# while online; on the class machines `make venv WHEELHOUSE=wheelhouse` then installs from that folder only.
+WHEELHOUSE ?=
+WHEELHOUSE_LOCK ?= requirements.lock
+PIP_SOURCE := $(if $(WHEELHOUSE),--no-index --find-links $(WHEELHOUSE))
 
-.PHONY: bench venv dev lock lint services services-cluster services-cluster-down data apply course lab test exercises translations clean
+.PHONY: bench venv dev lock wheelhouse lint services services-cluster services-cluster-down data apply course lab test exercises translations clean
 
 venv: $(STAMP)
 
@@ -27,8 +32,8 @@ venv: $(STAMP)
 # `python3` run this venv. Nothing beyond Python, venv and pip is needed.
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -r requirements.lock
-	$(BIN)/pip install --no-deps -e .
+	$(BIN)/pip install $(PIP_SOURCE) -r requirements.lock
+	$(BIN)/pip install $(PIP_SOURCE) --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3
 	touch $@
 
@@ -36,7 +41,7 @@ $(STAMP): pyproject.toml requirements.lock
 dev: $(DEV_STAMP)
 
 $(DEV_STAMP): $(STAMP) requirements-dev.lock
-	$(BIN)/pip install -r requirements-dev.lock
+	$(BIN)/pip install $(PIP_SOURCE) -r requirements-dev.lock
 	touch $@
 
 # Regenerate both locks from pyproject.toml (one resolution for Python 3.10-3.12; the dev lock is
@@ -46,6 +51,14 @@ lock: $(DEV_STAMP)
 		-o requirements.lock -q
 	$(BIN)/uv pip compile pyproject.toml --extra dev --constraint requirements.lock --universal \
 		--python-version 3.10 --custom-compile-command "make lock" -o requirements-dev.lock -q
+
+# Every package of $(WHEELHOUSE_LOCK) as a wheel (a package published only as source is built here), plus the
+# build backend that the editable install of the course needs, for this machine's OS and Python version.
+# Run it online on a machine like the class machines; copy wheelhouse/ with the course. The test tools as
+# well: `make wheelhouse WHEELHOUSE_LOCK=requirements-dev.lock` (then `make dev WHEELHOUSE=wheelhouse`).
+wheelhouse:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip wheel --wheel-dir $(or $(WHEELHOUSE),wheelhouse) -r $(WHEELHOUSE_LOCK) "setuptools>=68"
 
 # Lint and types: ruff (configured in pyproject.toml) and mypy on the package.
 lint: $(DEV_STAMP)

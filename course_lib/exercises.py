@@ -3,8 +3,10 @@
 Solutions live in the course notebooks themselves, inside code cells, between a
 `# BEGIN SOLUTION` line and an `# END SOLUTION` line. The learner copy replaces each such
 block with a `# YOUR CODE HERE` stub that raises NotImplementedError (indented like the
-block), clears every output, execution count and execution timestamp, and drops widget
-state. The output depends only on the source cells, so it is byte-for-byte reproducible.
+block), wraps the check cell that follows it in `with checks.keep_going("<label>"):` (a failing
+check then prints what is wrong and *Run All* goes on; the solution notebooks still stop), clears
+every output, execution count and execution timestamp, and drops widget state. The output depends
+only on the source cells, so it is byte-for-byte reproducible.
 
 Usage: python -m course_lib.exercises [--out exercises] [NOTEBOOK_DIR]
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +25,8 @@ from course_lib.config import REPO_ROOT
 from course_lib.errors import CourseError
 
 BEGIN, END, STUB = "# BEGIN SOLUTION", "# END SOLUTION", "# YOUR CODE HERE"
+KEEP_GOING = ("# Learner copy: if the check fails, it prints what is wrong and Run All goes on.",
+              'with checks.keep_going("{label}"):')
 NOTEBOOK_METADATA = ("kernelspec", "language_info")  # everything else (widget state, ...) is dropped
 
 
@@ -39,6 +44,7 @@ class Exercise:
     solution: str
     stub: str
     check: str  # source of the next code cell, which calls course_lib.checks
+    check_cell: int  # index of that cell (-1: none)
 
 
 def notebook_number(path: Path) -> str:
@@ -89,23 +95,34 @@ def exercises(path: Path) -> list[Exercise]:
         if not has_solution(cell):
             continue
         label = f"{number}.{len(found) + 1}"
-        later = [c for c in notebook.cells[index + 1:] if c.cell_type == "code"]
+        later = [i for i in range(index + 1, len(notebook.cells)) if notebook.cells[i].cell_type == "code"]
         found.append(Exercise(notebook=path.name, label=label, cell=index, solution=cell.source,
                               stub=strip_solutions(cell.source, label, f"{path.name} cell {index}"),
-                              check=later[0].source if later else ""))
+                              check=notebook.cells[later[0]].source if later else "",
+                              check_cell=later[0] if later else -1))
     return found
+
+
+def keep_going(check: str, label: str) -> str:
+    """The learner's check cell: its leading comments, then its code inside `checks.keep_going`."""
+    lines = check.split("\n")
+    head = next((i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")), len(lines))
+    body = textwrap.indent("\n".join(lines[head:]), "    ")
+    return "\n".join([*lines[:head], KEEP_GOING[0], KEEP_GOING[1].format(label=label), body])
 
 
 def learner_notebook(path: Path) -> nbformat.NotebookNode:
     """The learner version of a notebook: solutions stubbed, outputs and run metadata cleared."""
     notebook = nbformat.read(path, as_version=4)
-    stubs = {exercise.cell: exercise.stub for exercise in exercises(path)}
+    found = exercises(path)
+    learner = {exercise.cell: exercise.stub for exercise in found}
+    learner |= {e.check_cell: keep_going(e.check, e.label) for e in found if e.check_cell >= 0}
     for index, cell in enumerate(notebook.cells):
         if "id" not in cell:
             raise ExerciseError(f"{path.name} cell {index} has no id; save it with nbformat >= 4.5 (JupyterLab 3+)")
         cell.metadata.pop("execution", None)
         if cell.cell_type == "code":
-            cell.source = stubs.get(index, cell.source)
+            cell.source = learner.get(index, cell.source)
             cell.outputs, cell.execution_count = [], None
     notebook.metadata = {key: notebook.metadata[key] for key in NOTEBOOK_METADATA if key in notebook.metadata}
     return notebook

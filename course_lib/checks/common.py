@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -15,8 +17,8 @@ from feature_repo.definitions import PAIR_VIEW as INTERACTIONS
 from feature_repo.definitions import TIMESTAMP_FIELD
 from feature_repo.definitions import USER_VIEW as USERS
 
-__all__ = ["HOUR", "INTERACTIONS", "MOVIES", "T0", "USERS", "CheckFailed", "answer", "is_missing", "passed",
-           "pit_expected", "registered_view", "same_value", "show"]
+__all__ = ["HOUR", "INTERACTIONS", "MOVIES", "T0", "USERS", "CheckFailed", "answer", "is_missing", "keep_going",
+           "passed", "pit_expected", "registered_view", "same_value", "show"]
 
 NOT_DONE = ("`{name}` is not written yet: it still raises NotImplementedError. Replace the "
             "`# YOUR CODE HERE` stub in the exercise cell with your code, run that cell, then this one.")
@@ -38,6 +40,16 @@ def answer(fn: Callable[..., Any], name: str, *args: Any) -> Any:
         raise CheckFailed(NOT_DONE.format(name=name)) from None
     except Exception as exc:
         raise CheckFailed(f"your `{name}` raised {type(exc).__name__}: {exc}") from exc
+
+
+@contextmanager
+def keep_going(label: str) -> Iterator[None]:
+    """Learner copies: a failing check prints its message and hint instead of stopping *Run All*."""
+    try:
+        yield
+    except CheckFailed as failure:
+        print(f"✗ Exercise {label} is not solved yet: {failure}\n  (Learner copy: the notebook goes on; no later "
+              "cell uses your answer.)", file=sys.stderr)
 
 
 def passed(name: str, detail: str) -> None:
