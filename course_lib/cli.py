@@ -80,6 +80,8 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         return 0
     outcome = materialize_once(store, profile, incremental=args.incremental,
                                end=materialization_end(args.end, profile))
+    if outcome.exception is not None:  # retried and failed: one line naming the store and its fix
+        raise outcome.exception
     print("\n".join(outcome.lines()))
     for line in expired_note(profile, outcome.report.end) if outcome.report else []:
         print(line)

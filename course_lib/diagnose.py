@@ -117,8 +117,8 @@ def library_failure(exc: BaseException, profile: Profile | None) -> Diagnosis | 
             return redis_failure(exc, profile)
     if isinstance(exc, FeastObjectNotFoundException):
         project = f"project {profile.project}" if profile else "the project"
-        return Diagnosis(f"the feature registry of {project} lacks what this needs ({first_line(str(exc))})",
-                         f"`course apply --profile {_name(profile)}` registers the course definitions")
+        return Diagnosis(f"{first_line(str(exc)).rstrip('.')}: the course definitions are not registered in {project}",
+                         f"`course apply --profile {_name(profile)}` registers them")
     if match := MISSING_FILES.search(str(exc)):
         return Diagnosis(f"no offline data at {match[1]}", f"`course data --profile {_name(profile)}` writes it")
     return None
