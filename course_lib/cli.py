@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import asdict
 from datetime import datetime
@@ -219,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_debug(verbs: argparse._SubParsersAction) -> None:
+def add_debug(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Give every verb `--debug`: show the traceback of a failure instead of its one line."""
     for verb in verbs.choices.values():
         verb.add_argument("--debug", action="store_true",

@@ -155,7 +155,7 @@ def run_verb(verb: str, handler: Callable[[], int], profile: str | None = None, 
     except KeyboardInterrupt:
         print(f"course {verb}: interrupted", file=sys.stderr)
         return INTERRUPTED
-    except Exception as exc:  # noqa: BLE001 - every failure leaves as one line; --debug shows the traceback
+    except Exception as exc:
         if debugging(debug):
             raise
         found = diagnose(exc, profile_or_none(profile))

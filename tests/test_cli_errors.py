@@ -37,7 +37,7 @@ def one_line(result: subprocess.CompletedProcess[str], verb: str, code: int = 1)
     return lines[0]
 
 
-@pytest.fixture()
+@pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     """An isolated environment with no COURSE_DEBUG."""
     out = isolated_env(tmp_path, FEAST_PROJECT="course_test_cli", FEAST_OFFLINE_SCHEMA="course_test_cli")
