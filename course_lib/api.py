@@ -366,20 +366,21 @@ def serve(profile: Profile | str | None = None, host: str = "127.0.0.1", port: i
 
     Several workers are spawned (not forked) by uvicorn: each imports the app afresh and opens
     its own store, registry and Redis connections in its lifespan, so no connection is shared
-    between processes. The profile reaches them through the environment; start-up is checked
-    once here first, so a broken set-up fails with its message instead of workers restarting.
+    between processes. The profile reaches them through the environment.
     """
     import uvicorn
 
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
+    resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
+    # Start-up is checked here, before uvicorn: a broken set-up (no registry, no model) fails with
+    # its one-line message instead of uvicorn's start-up traceback (or workers restarting).
+    services = open_services(resolved, freshness.utc_now)
+    asyncio.run(services.store.close())
     # No access log: /metrics counts every request by route and status, and a log line per
     # request took about a tenth of the server's CPU under load (measured with py-spy).
     if workers == 1:
-        uvicorn.run(create_app(profile), host=host, port=port, access_log=False)
+        uvicorn.run(create_app(resolved), host=host, port=port, access_log=False)
         return
-    resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
-    services = open_services(resolved, freshness.utc_now)
-    asyncio.run(services.store.close())
     os.environ.update({**resolved.settings.env(), "COURSE_PROFILE": resolved.name})
     uvicorn.run("course_lib.api:create_app", factory=True, host=host, port=port, workers=workers, access_log=False)

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import asdict
 from datetime import datetime
 
 from course_lib.config import ALL_PROFILES, ConfigError, Profile
-from course_lib.errors import CourseError
+from course_lib.diagnose import DEBUG_VARIABLE, run_verb
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
@@ -64,6 +63,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_materialize(args: argparse.Namespace) -> int:
     """Materialize offline features once or on a schedule, under a lock; report what was written."""
     from course_lib.config import load_store, resolve_profile
+    from course_lib.dataclock import materialization_end
     from course_lib.materialize import materialize_every, materialize_once, parse_every
 
     profile = resolve_profile(args.profile)
@@ -77,8 +77,10 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             print("schedule stopped")
         return 0
-    end = datetime.fromisoformat(args.end) if args.end else None
-    outcome = materialize_once(store, profile, incremental=args.incremental, end=end)
+    outcome = materialize_once(store, profile, incremental=args.incremental,
+                               end=materialization_end(args.end, profile))
+    if outcome.exception is not None:  # retried and failed: one line naming the store and its fix
+        raise outcome.exception
     print("\n".join(outcome.lines()))
     for line in expired_note(profile, outcome.report.end) if outcome.report else []:
         print(line)
@@ -87,16 +89,17 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
 def expired_note(profile: Profile, end: datetime) -> list[str]:
     """A warning when every view's TTL has passed between the newest offline row and `end` (else nothing)."""
-    from course_lib.offline import offline_time_range
+    from course_lib.dataclock import newest_event
     from feature_repo.definitions import VIEWS
 
-    newest = max(offline_time_range(profile, view)[1] for view in VIEWS)
+    newest = newest_event(profile)
     longest = max(ttl for _, ttl, _ in VIEWS.values())
     if end - newest <= longest:
         return []
     return [f"note: the newest offline row is from {newest:%Y-%m-%d %H:%M}, {(end - newest).days} days before the end "
             f"{end:%Y-%m-%d %H:%M}: past every view's TTL, so the API will score with empty features. For the "
-            f"course's replayed data, materialize up to its end instead (docs/troubleshooting.md #17)."]
+            f"course's replayed data, leave out --end: materialization then ends at the data's newest event "
+            f"(docs/troubleshooting.md #17)."]
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -182,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     mat_p = verbs.add_parser("materialize", help="load the latest features into the online store")
     add_profile(mat_p)
     mat_p.add_argument("--incremental", action="store_true", help="continue from each view's last end")
-    mat_p.add_argument("--end", help="ISO 8601 end time (default: now, UTC)")
+    mat_p.add_argument("--end", help="ISO 8601 end time (UTC if no offset), or `now` for the wall clock "
+                                     "(default: one second after the newest event in the offline store)")
     mat_p.add_argument("--every", metavar="INTERVAL",
                        help="repeat on a schedule, e.g. 5m, 90s, 1h (runs until interrupted)")
     mat_p.add_argument("--tuned", action="store_true",
@@ -210,17 +214,18 @@ def build_parser() -> argparse.ArgumentParser:
                                              "offline tables (nothing else)")
     add_profile(reset_p)
     reset_p.set_defaults(handler=cmd_reset)
+    add_debug(verbs)
     return parser
 
 
+def add_debug(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Give every verb `--debug`: show the traceback of a failure instead of its one line."""
+    for verb in verbs.choices.values():
+        verb.add_argument("--debug", action="store_true",
+                          help=f"print the traceback of a failure (also: {DEBUG_VARIABLE}=1)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line and return its exit code."""
+    """Run the command line and return its exit code; failures print one line (course_lib.diagnose)."""
     args = build_parser().parse_args(argv)
-    try:
-        return args.handler(args)
-    except ConfigError as exc:
-        print(f"course: configuration error: {exc}", file=sys.stderr)
-        return 2
-    except CourseError as exc:  # an expected failure, whose message says how to fix it; anything else is a bug
-        print(f"course {args.verb}: {exc}", file=sys.stderr)
-        return 1
+    return run_verb(args.verb, lambda: args.handler(args), profile=getattr(args, "profile", None), debug=args.debug)

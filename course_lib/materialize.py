@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -180,6 +180,7 @@ class RunOutcome:
     seconds: float
     report: MaterializeReport | None = None
     error: str | None = None
+    exception: BaseException | None = field(default=None, repr=False, compare=False)  # the last failure
 
     def lines(self) -> list[str]:
         """Human-readable summary."""
@@ -207,11 +208,11 @@ def materialize_once(store: FeatureStore, profile: Profile, incremental: bool = 
                 report = materialize(store, profile, end=end, incremental=ready)
                 return RunOutcome(status="ok", attempts=attempt, seconds=clock() - started, report=report)
             except TRANSIENT_ERRORS as exc:
-                error = f"{type(exc).__name__}: {exc}"
+                error, failure = f"{type(exc).__name__}: {exc}", exc
                 if attempt < retry.attempts:
                     sleep(retry.delay(attempt))
     return RunOutcome(status="failed", attempts=retry.attempts, seconds=clock() - started,
-                      error=f"{error}; check that the stores answer (course doctor)")
+                      error=f"{error}; check that the stores answer (course doctor)", exception=failure)
 
 
 def materialize_every(store: FeatureStore, profile: Profile, every: timedelta, runs: int | None = None,

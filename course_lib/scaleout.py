@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 from feast import FeatureStore
 
-from course_lib import serving
+from course_lib import provision, serving
 from course_lib.adapter import write_offline
 from course_lib.config import Profile, load_store
 from course_lib.doctor import check_cluster_available, check_java, check_postgres, check_redis
@@ -46,7 +46,12 @@ class Readiness:
 
 
 def readiness(scale: Profile, enterprise: Profile) -> Readiness:
-    """Check Java, the cluster and PostgreSQL (scaleout), and Redis and its databases (enterprise)."""
+    """Check Java, the cluster and PostgreSQL (scaleout), and Redis and its databases (enterprise).
+
+    A PostgreSQL server that answers gets the course databases it lacks first (`provision.postgres`).
+    """
+    for profile in (scale, enterprise):
+        provision.postgres(profile)
     enterprise_dbs = [c for c in check_postgres(enterprise) if c.name.startswith("database ")]
     return Readiness([check_java(), check_cluster_available(scale), *check_postgres(scale)],
                      [check_redis(enterprise), *enterprise_dbs])

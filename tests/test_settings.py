@@ -85,13 +85,3 @@ def test_the_cli_prints_a_course_error_as_one_line(tmp_path: Path, capsys: pytes
     assert err.startswith("course data: MovieLens folder") and "\n" not in err
     assert cli.main(["materialize", "--profile", "local", "--every", "soon"]) == 2
     assert "invalid interval 'soon'" in capsys.readouterr().err
-
-
-def test_the_cli_keeps_the_traceback_of_anything_else(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A bug (here a KeyError inside a verb) is not swallowed into one line: it propagates with its traceback."""
-    def broken(args: object) -> int:
-        raise KeyError("an internal bug")
-
-    monkeypatch.setattr(cli, "cmd_train", broken)
-    with pytest.raises(KeyError, match="an internal bug"):
-        cli.main(["train", "--profile", "local"])

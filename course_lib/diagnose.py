@@ -1,0 +1,167 @@
+"""Expected failures of the `course` command line, as one line that names the problem and its fix.
+
+Every verb runs through `run_verb`: a `CourseError` prints its own message; a service or setup
+failure raised by a library (psycopg, SQLAlchemy, redis-py, duckdb, Feast) is recognised here,
+anywhere in its exception chain, and turned into what is wrong and which command fixes it. Nothing
+prints a traceback unless `--debug` or `COURSE_DEBUG=1` asks for one; an exception nobody expected
+still gets one line, which says how to see the traceback.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from course_lib.config import SCALEOUT, ConfigError, Profile, resolve_profile
+from course_lib.errors import CourseError, reason
+
+DEBUG_VARIABLE = "COURSE_DEBUG"
+INTERRUPTED = 130  # the shell's code for a process stopped by Ctrl-C
+MISSING_DATABASE = re.compile(r'database "([^"]+)" does not exist')
+MISSING_RELATION = re.compile(r'relation "([^"]+)" does not exist')
+MISSING_FILES = re.compile(r'No files found that match the pattern "([^"]+)"')
+BAD_LOGIN = ("password authentication failed", "no password supplied", "role \"")
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What went wrong and how to fix it, and the exit code to leave with."""
+
+    problem: str
+    fix: str = ""
+    exit_code: int = 1
+    of_the_command: bool = False  # a bad setting or option: reported as `course: ...`, whatever the verb
+
+    def line(self, verb: str) -> str:
+        """The one line printed for it: `course VERB: problem. Fix: fix`."""
+        text = f"{self.problem}. Fix: {self.fix}" if self.fix else self.problem
+        return f"course{'' if self.of_the_command else ' ' + verb}: {' '.join(text.split())}"
+
+
+def chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, then what caused it (`__cause__`, `__context__`, SQLAlchemy's `orig`), each once."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop(0)
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        orig = getattr(current, "orig", None)
+        todo += [orig if isinstance(orig, BaseException) else None, current.__cause__, current.__context__]
+
+
+def _name(profile: Profile | None) -> str:
+    """The profile's name for a `--profile` option in a fix (`local` when unknown)."""
+    return profile.name if profile else "local"
+
+
+def postgres(exc: BaseException, profile: Profile | None) -> Diagnosis | None:
+    """A PostgreSQL server that is down, refuses the login, lacks a course database or an offline table."""
+    text = str(exc)
+    s = profile.settings if profile else None
+    where = f"{s.pg_host}:{s.pg_port}" if s else "the configured host and port"
+    if match := MISSING_DATABASE.search(text):
+        create = f"`createdb -h {s.pg_host} -p {s.pg_port} -U {s.pg_user} {match[1]}`" if s else "`createdb`"
+        return Diagnosis(f"PostgreSQL database {match[1]} does not exist on {where}",
+                         f"`make services` creates the course databases (or {create})")
+    if match := MISSING_RELATION.search(text):
+        return Diagnosis(f"the offline table {match[1]} does not exist",
+                         f"`course data --profile {_name(profile)}` writes it")
+    if any(marker in text for marker in BAD_LOGIN):
+        return Diagnosis(f"PostgreSQL at {where} refused the login: {first_line(text)}",
+                         "set FEAST_PG_USER and FEAST_PG_PASSWORD to an account of that server")
+    return Diagnosis(f"PostgreSQL at {where} is unreachable ({first_line(text)})",
+                     "`make services` starts it, or point FEAST_PG_HOST/FEAST_PG_PORT at your server; "
+                     f"`course doctor --profile {_name(profile)}` checks the connection")
+
+
+def redis_failure(exc: BaseException, profile: Profile | None) -> Diagnosis:
+    """A Redis server or cluster that is down or refuses the password."""
+    import redis
+
+    if profile and profile.name == SCALEOUT:
+        return Diagnosis(f"the Redis Cluster at {profile.settings.redis_cluster_nodes} does not answer "
+                         f"({first_line(str(exc))})",
+                         "`make services-cluster` starts it, or point FEAST_REDIS_CLUSTER_NODES at your cluster")
+    s = profile.settings if profile else None
+    where = f"Redis at {s.redis_host}:{s.redis_port}" if s else "Redis"
+    if isinstance(exc, redis.AuthenticationError):
+        return Diagnosis(f"{where} refused the password ({first_line(str(exc))})", "set FEAST_REDIS_PASSWORD")
+    return Diagnosis(f"{where} is unreachable ({first_line(str(exc))})",
+                     "`make services` starts it, or point FEAST_REDIS_HOST/FEAST_REDIS_PORT at your server")
+
+
+def first_line(text: str) -> str:
+    """The first non-empty line of a message, without libpq's `connection failed:` prefixes."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    line = lines[0] if lines else ""
+    return re.sub(r"^(\(\S+\) )?(connection failed: )?", "", line)
+
+
+def library_failure(exc: BaseException, profile: Profile | None) -> Diagnosis | None:
+    """One exception of the chain recognised as a service or set-up problem, or None."""
+    from feast.errors import FeastObjectNotFoundException
+
+    module = type(exc).__module__
+    if module.startswith("psycopg") and type(exc).__name__ in {"OperationalError", "UndefinedTable"}:
+        return postgres(exc, profile)
+    if module.startswith("redis"):
+        import redis
+
+        if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, redis.AuthenticationError)) or (
+                type(exc).__name__ == "RedisClusterException"):
+            return redis_failure(exc, profile)
+    if isinstance(exc, FeastObjectNotFoundException):
+        project = f"project {profile.project}" if profile else "the project"
+        return Diagnosis(f"{first_line(str(exc)).rstrip('.')}: the course definitions are not registered in {project}",
+                         f"`course apply --profile {_name(profile)}` registers them")
+    if match := MISSING_FILES.search(str(exc)):
+        return Diagnosis(f"no offline data at {match[1]}", f"`course data --profile {_name(profile)}` writes it")
+    return None
+
+
+def diagnose(exc: BaseException, profile: Profile | None) -> Diagnosis | None:
+    """What an exception means for the learner, or None when nobody expected it (a bug)."""
+    if isinstance(exc, ConfigError):
+        return Diagnosis(f"configuration error: {exc}", exit_code=2, of_the_command=True)
+    # A library's failure names the precise problem, also under a CourseError that wraps it.
+    found = next(filter(None, (library_failure(cause, profile) for cause in chain(exc))), None)
+    if found is None and isinstance(exc, CourseError):
+        return Diagnosis(str(exc))
+    return found
+
+
+def debugging(flag: bool) -> bool:
+    """Whether tracebacks were asked for: `--debug`, or COURSE_DEBUG set to anything but empty or 0."""
+    return flag or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
+
+
+def profile_or_none(name: str | None) -> Profile | None:
+    """The profile a verb ran with, for the messages; None when it cannot be resolved."""
+    try:
+        return resolve_profile(name)
+    except ConfigError:
+        return None
+
+
+def run_verb(verb: str, handler: Callable[[], int], profile: str | None = None, debug: bool = False) -> int:
+    """Run one verb; print an expected failure as one line (traceback only when debugging) and return its code."""
+    try:
+        return handler()
+    except KeyboardInterrupt:
+        print(f"course {verb}: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except Exception as exc:
+        if debugging(debug):
+            raise
+        found = diagnose(exc, profile_or_none(profile))
+        if found is None:
+            found = Diagnosis(f"unexpected error: {reason(exc)}",
+                              f"run again with --debug (or {DEBUG_VARIABLE}=1) to see the traceback, "
+                              "and report it if it looks like a bug in the course")
+        print(found.line(verb), file=sys.stderr)
+        return found.exit_code

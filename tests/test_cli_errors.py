@@ -1,0 +1,140 @@
+"""Every `course` verb fails cleanly: one line naming the problem and its fix, a non-zero exit, no traceback.
+
+Each case runs the real command line in a subprocess against a real misconfiguration: a port
+nothing listens on, database names that do not exist, a project never applied, a model never
+trained. `--debug` and COURSE_DEBUG=1 bring the traceback back.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support import isolated_env
+
+from course_lib import cli
+from course_lib.background import free_port
+
+TINY = ["--users", "60", "--movies", "30", "--events", "1500", "--days", "20"]
+
+
+def course(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `course ARGS` in a subprocess with `env`."""
+    return subprocess.run([sys.executable, "-m", "course_lib", *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def one_line(result: subprocess.CompletedProcess[str], verb: str, code: int = 1) -> str:
+    """The single `course VERB:` line (`course:` when verb is empty) of a failed run (progress bars aside),
+    checked for no traceback."""
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
+    lines = [line for line in re.split(r"[\r\n]", result.stderr) if line.startswith("course")]
+    assert len(lines) == 1 and lines[0].startswith(f"course{' ' if verb else ''}{verb}:"), result.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """An isolated environment with no COURSE_DEBUG."""
+    out = isolated_env(tmp_path, FEAST_PROJECT="course_test_cli", FEAST_OFFLINE_SCHEMA="course_test_cli")
+    out.pop("COURSE_DEBUG", None)
+    return out
+
+
+def test_local_verbs_before_their_prerequisites(env: dict[str, str]) -> None:
+    line = one_line(course(env, "materialize", "--profile", "local"), "materialize")
+    assert "no offline data" in line and "`course data --profile local`" in line
+    assert "`course data`" in one_line(course(env, "train", "--profile", "local"), "train")
+    assert course(env, "data", "--profile", "local", *TINY).returncode == 0
+    assert course(env, "apply", "--profile", "local").returncode == 0
+    assert course(env, "materialize", "--profile", "local").returncode == 0
+    line = one_line(course(env, "serve", "--profile", "local", "--port", str(free_port())), "serve")
+    assert "no trained ranker" in line and "`course train --profile local`" in line
+
+
+def test_bad_options_and_profiles_exit_2(env: dict[str, str]) -> None:
+    line = one_line(course({**env, "COURSE_PROFILE": "bogus"}, "train"), "", code=2)
+    assert line.startswith("course: configuration error: unknown profile 'bogus'") and "COURSE_PROFILE" in line
+    wrong = course(env, "train", "--profile", "bogus")  # argparse: its usage line, then the error
+    assert wrong.returncode == 2 and "invalid choice: 'bogus'" in wrong.stderr and "Traceback" not in wrong.stderr
+    line = one_line(course(env, "materialize", "--profile", "local", "--end", "yesterday"), "", code=2)
+    assert "--end 'yesterday' is not a time" in line
+
+
+def test_debug_shows_the_traceback(env: dict[str, str]) -> None:
+    for result in (course(env, "train", "--profile", "local", "--debug"),
+                   course({**env, "COURSE_DEBUG": "1"}, "train", "--profile", "local")):
+        assert result.returncode == 1 and "Traceback" in result.stderr and "DatasetError" in result.stderr
+
+
+def test_an_unexpected_error_is_one_line_that_points_at_debug(monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A bug (a KeyError inside a verb) prints one line saying how to see its traceback; --debug raises it."""
+    def broken(args: object) -> int:
+        raise KeyError("an internal bug")
+
+    monkeypatch.delenv("COURSE_DEBUG", raising=False)
+    monkeypatch.setattr(cli, "cmd_train", broken)
+    assert cli.main(["train", "--profile", "local"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("course train: unexpected error: KeyError: 'an internal bug'") and "--debug" in err
+    assert "\n" not in err
+    with pytest.raises(KeyError, match="an internal bug"):
+        cli.main(["train", "--profile", "local", "--debug"])
+
+
+# --- the enterprise profile: services down, databases missing, registry never applied ----------------
+
+@pytest.mark.enterprise
+def test_missing_databases_name_the_database_and_make_services(env: dict[str, str]) -> None:
+    missing = {**env, "FEAST_REGISTRY_DB": "course_test_no_registry", "FEAST_OFFLINE_DB": "course_test_no_offline"}
+    line = one_line(course(missing, "data", "--profile", "enterprise", *TINY), "data")
+    assert "database course_test_no_offline does not exist" in line and "`make services`" in line
+    line = one_line(course(missing, "apply", "--profile", "enterprise"), "apply")
+    assert "database course_test_no_registry does not exist" in line and "createdb" in line
+
+
+@pytest.mark.enterprise
+@pytest.mark.parametrize("verb", ["apply", "materialize", "reset", "serve"])
+def test_postgres_unreachable(env: dict[str, str], verb: str) -> None:
+    port = free_port()
+    line = one_line(course({**env, "FEAST_PG_PORT": str(port)}, verb, "--profile", "enterprise"), verb)
+    assert f"PostgreSQL at 127.0.0.1:{port} is unreachable" in line and "`make services`" in line
+
+
+@pytest.mark.enterprise
+def test_unapplied_registry_and_redis_down(env: dict[str, str]) -> None:
+    assert course(env, "data", "--profile", "enterprise", *TINY).returncode == 0
+    line = one_line(course(env, "materialize", "--profile", "enterprise"), "materialize")
+    assert "not registered in project course_test_cli" in line and "`course apply --profile enterprise`" in line
+    assert course(env, "apply", "--profile", "enterprise").returncode == 0
+    port = free_port()
+    for verb in ("reset", "materialize"):  # materialize first retries with backoff, then gives up
+        line = one_line(course({**env, "FEAST_REDIS_PORT": str(port)}, verb, "--profile", "enterprise"), verb)
+        assert f"Redis at 127.0.0.1:{port} is unreachable" in line and "FEAST_REDIS_PORT" in line
+
+
+def test_the_library_errors_are_recognised_through_their_chain() -> None:
+    """A psycopg error wrapped by SQLAlchemy, wrapped again by a course error, still names the database."""
+    import psycopg
+    import sqlalchemy.exc
+
+    from course_lib.config import resolve_profile
+    from course_lib.diagnose import diagnose
+
+    profile = resolve_profile("enterprise", {**os.environ, "FEAST_PG_PORT": "5999"})
+    inner = psycopg.OperationalError('connection failed: FATAL:  database "nope" does not exist')
+    wrapped = sqlalchemy.exc.OperationalError("SELECT 1", {}, inner)
+    try:
+        try:
+            raise wrapped
+        except sqlalchemy.exc.OperationalError as exc:
+            raise RuntimeError("while opening the registry") from exc
+    except RuntimeError as outer:
+        found = diagnose(outer, profile)
+    assert found is not None and found.problem == "PostgreSQL database nope does not exist on 127.0.0.1:5999"
+    assert diagnose(RuntimeError("something else"), profile) is None
