@@ -1,13 +1,10 @@
 """What several test modules share: isolated profiles, the API tests' prepared project, the ranker
-tests' serving moment and sample, fake clocks, and a TCP forwarder that can cut a service's connections.
+tests' serving moment and sample, and fake clocks (outages are simulated with `course_lib.outage.Forwarder`).
 Fixtures built on these live in conftest.py."""
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
-import socket
-import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,7 +14,6 @@ import pytest
 
 from course_lib import datasets, ranker, serving
 from course_lib.adapter import build_feature_tables, write_offline
-from course_lib.background import free_port
 from course_lib.config import PROFILES, Profile, load_store, resolve_profile
 from course_lib.reset import reset_online
 
@@ -139,67 +135,3 @@ class FakeMonotonic:
     def advance(self, seconds: float) -> None:
         """Move the clock forward."""
         self.now += seconds
-
-
-# --- cutting a service's connections ---------------------------------------------------------------
-
-class TcpForwarder:
-    """Forwards a loopback port to another; `stop` closes the port and every open connection."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = free_port()
-        self.sockets: list[socket.socket] = []
-        self.listener: socket.socket | None = None
-        self.lock = threading.Lock()
-
-    def start(self) -> TcpForwarder:
-        """Listen on `port` and forward each connection to the target."""
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen()
-        listener.settimeout(0.1)
-        self.listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-        return self
-
-    def _accept(self, listener: socket.socket) -> None:
-        """Accept until stopped, pairing each client with a connection to the target."""
-        while self.listener is listener:
-            try:
-                client, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            client.settimeout(None)
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            with self.lock:
-                self.sockets += [client, upstream]
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        """Copy bytes one way until either side closes."""
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        for sock in (src, dst):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def stop(self) -> None:
-        """Close the listening port and cut every forwarded connection."""
-        listener, self.listener = self.listener, None
-        if listener:
-            listener.close()
-        with self.lock:
-            sockets, self.sockets = self.sockets, []
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()

@@ -9,13 +9,14 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from support import UNKNOWN_ID, FakeClock, TcpForwarder, api_profile, known_ids, value
+from support import UNKNOWN_ID, FakeClock, api_profile, known_ids, value
 
 from course_lib import serving
 from course_lib.api import create_app
 from course_lib.background import RedisServer
 from course_lib.config import Profile, load_store, resolve_profile
 from course_lib.health import HEALTH_COMPONENTS
+from course_lib.outage import Forwarder
 from feature_repo.definitions import FEATURE_VIEWS
 
 USERS = "/users/{user_id}/features"
@@ -155,13 +156,13 @@ def test_redis_outage_is_a_503_naming_the_online_store_and_recovers(tmp_path_fac
 @pytest.mark.timeout(180)
 def test_postgres_outage_is_a_503_naming_registry_and_offline_store_and_recovers(tmp_path_factory) -> None:
     base = api_profile("enterprise", tmp_path_factory.getbasetemp())
-    forwarder = TcpForwarder(base.settings.pg_port).start()
+    forwarder = Forwarder(base.settings.pg_port).start()
     try:
         profile = resolve_profile("enterprise", {**base.env(), "FEAST_PG_PORT": str(forwarder.port)})
         user, _ = known_ids()
         with TestClient(create_app(profile)) as client:
             assert client.get("/health").status_code == 200
-            forwarder.stop()
+            forwarder.refuse()
             health = client.get("/health")
             assert health.status_code == 503 and health.json()["failed"] == ["registry", "offline_store"], health.text
             assert client.get(f"/users/{user}/features").status_code == 200  # served from the registry cache
@@ -170,7 +171,7 @@ def test_postgres_outage_is_a_503_naming_registry_and_offline_store_and_recovers
             samples = scrape(client)
             assert [value(samples, "course_component_up", component=c) for c in HEALTH_COMPONENTS] == [1, 0, 0]
 
-            forwarder.start()
+            forwarder.pass_through()
             assert client.get("/health").status_code == 200
             assert client.get("/freshness").status_code == 200
     finally:

@@ -16,7 +16,7 @@ import pytest
 import redis
 from feast import FeatureStore
 from prometheus_client.parser import text_string_to_metric_families
-from support import PROFILE_PARAMS, FakeClock, TcpForwarder, isolated_env, value
+from support import PROFILE_PARAMS, FakeClock, isolated_env, value
 
 from course_lib import datasets, serving
 from course_lib.adapter import build_feature_tables, write_offline
@@ -34,6 +34,7 @@ from course_lib.monitoring import (
     sample_values,
 )
 from course_lib.offline import read_offline
+from course_lib.outage import Forwarder
 from course_lib.redis_format import project_keys
 from feature_repo.definitions import FEATURE_VIEWS, VIEWS
 
@@ -342,12 +343,12 @@ def test_redis_outage_fails_the_online_store_and_recovers(materialized) -> None:
 @pytest.mark.parametrize("materialized", ["enterprise"], indirect=True)
 def test_postgres_outage_fails_registry_and_offline_store_and_recovers(materialized) -> None:
     base, _ = materialized
-    forwarder = TcpForwarder(base.settings.pg_port).start()
+    forwarder = Forwarder(base.settings.pg_port).start()
     try:
         profile = resolve_profile("enterprise", {**base.env(), "FEAST_PG_PORT": str(forwarder.port)})
         store = load_store(profile)
         assert health(store, profile)[0]
-        forwarder.stop()  # nothing listens on the profile's PostgreSQL port any more
+        forwarder.refuse()  # nothing listens on the profile's PostgreSQL port any more
         ok, report = health(store, profile)
         assert not ok and report["failed"] == ["registry", "offline_store"], report
         for name in report["failed"]:
@@ -355,7 +356,7 @@ def test_postgres_outage_fails_registry_and_offline_store_and_recovers(materiali
             assert f"port {forwarder.port}" in component["detail"] and "FEAST_PG_PORT" in component["fix"]
         # Serving keeps working from the registry cache while PostgreSQL is down.
         assert report["components"]["online_store"]["ok"]
-        forwarder.start()
+        forwarder.pass_through()
         assert health(store, profile)[0]
     finally:
         forwarder.stop()
