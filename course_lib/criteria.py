@@ -59,7 +59,9 @@ class Stage:
 def prepare(profile: Profile, seed: int = 42) -> Stage:
     """Data offline, definitions applied, features materialized up to the data's end, the ranker trained."""
     started = time.perf_counter()
-    dataset = datasets.synthetic(seed=seed, **datasets.SIZES["small"])
+    size = datasets.SIZES["small"]
+    dataset = datasets.synthetic(seed=seed, n_users=size["n_users"], n_movies=size["n_movies"],
+                                 n_events=size["n_events"])
     dataset.save(profile.raw_dir)
     write_offline(build_feature_tables(dataset), profile)
     store = load_store(profile)
@@ -101,6 +103,15 @@ def data_sources(profile: Profile) -> dict[str, Any]:
     return out
 
 
+def same_value(online: Any, offline: Any) -> bool:
+    """An online value equals the offline one: both missing, equal, or equal as floats (to 1e-9 relative)."""
+    if online is None or pd.isna(offline):
+        return online is None and bool(pd.isna(offline))
+    if isinstance(online, (int, float)) and not isinstance(online, bool):
+        return bool(np.isclose(float(online), float(offline), rtol=1e-9, atol=0))
+    return bool(online == offline)
+
+
 def online_matches_offline(stage: Stage, n: int = 20) -> dict[str, Any]:
     """Users' online features against a point-in-time retrieval at the materialization end: equal value for value."""
     users = stage.users[:n]
@@ -111,10 +122,8 @@ def online_matches_offline(stage: Stage, n: int = 20) -> dict[str, Any]:
     for user in users:
         online = serving.user_features(stage.store, user).values
         for name, value in online.items():
-            expected = offline.loc[user, name]
             compared += 1
-            differing += int(not (value == expected or (value is None and pd.isna(expected))
-                                  or (value is not None and np.isclose(value, expected))))
+            differing += int(not same_value(value, offline.loc[user, name]))
     return {"users": len(users), "values_compared": compared, "values_differing": differing}
 
 

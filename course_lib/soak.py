@@ -28,6 +28,7 @@ from course_lib.timing import encode_request, ensure_loopback, latency, read_res
 OK = 200
 NO_ANSWER = 0  # status of a request that got no HTTP answer (refused, reset, timed out)
 REQUEST_TIMEOUT_S = 5.0
+RECOVERY_HORIZON_S = 10.0  # failures this long after an outage (or until the next one) count against its recovery
 KINDS = {"recommendations": "POST /recommendations (user + 100 candidates)",
          "user_features": "GET /users/{id}/features"}
 Clock = Callable[[], float]
@@ -81,8 +82,8 @@ def outside(samples: Sequence[Sample], windows: Sequence[Window]) -> list[Sample
 
 
 def recovery_s(samples: Sequence[Sample], window: Window, until: float) -> float | None:
-    """Seconds from the window's end until the first answer 200 after which every request (sent before `until`)
-    succeeded; None when nothing succeeded after the window."""
+    """Seconds from the window's end until the first answer 200 after which every request sent before `until`
+    succeeded (`summarize` uses the next window's start or `RECOVERY_HORIZON_S`); None when none succeeded."""
     after = [s for s in samples if window.end_s <= s.sent_s < until]
     last_failure = max((s.sent_s for s in after if s.status != OK), default=-math.inf)
     good = [s.done_s for s in after if s.status == OK and s.sent_s > last_failure]
@@ -91,14 +92,15 @@ def recovery_s(samples: Sequence[Sample], window: Window, until: float) -> float
 
 @dataclass(frozen=True)
 class WindowReport:
-    """What the API answered during one outage and how fast it recovered."""
+    """What the API answered to the requests sent during one outage, and how fast it recovered."""
 
     name: str
     start_s: float
     end_s: float
     detail: str
-    requests: int
-    statuses: dict[str, int]
+    requests: int  # sent during the window
+    statuses: dict[str, int]  # of the requests sent during the window
+    in_flight: dict[str, int]  # statuses of requests sent before the window and still running at its start
     expected: list[int]
     only_expected: bool
     recovery_s: float | None
@@ -112,9 +114,9 @@ class SoakReport:
     rate: float
     requests: int
     statuses: dict[str, int]
-    outside_requests: int
+    outside_requests: int  # requests in flight during no outage window
     outside_ok: int
-    availability: float | None  # share of 200s among requests outside every window
+    availability: float | None  # share of 200s among the requests outside every window
     windows: list[WindowReport]
     latency: dict[str, dict[str, Any]]  # per kind, requests outside the windows that answered 200
     samples: list[Sample] = field(repr=False, default_factory=list)
@@ -136,19 +138,26 @@ def count_statuses(samples: Sequence[Sample]) -> dict[str, int]:
     return {status_label(code): counts[code] for code in sorted(counts)}
 
 
+def acceptable(sample: Sample, window: Window) -> bool:
+    """A request sent during the window got an expected status, or a 200 answered after the service was back."""
+    return sample.status in window.expected or (sample.status == OK and sample.done_s >= window.end_s)
+
+
 def window_report(samples: Sequence[Sample], window: Window, until: float) -> WindowReport:
-    """The statuses inside one window and the recovery after it."""
-    hit = [s for s in samples if overlaps(s, window)]
+    """The statuses of the requests sent during one window, those in flight at its start, the recovery after it."""
+    sent = [s for s in samples if window.start_s <= s.sent_s < window.end_s]
+    running = [s for s in samples if s.sent_s < window.start_s < s.done_s]
     return WindowReport(name=window.name, start_s=window.start_s, end_s=window.end_s, detail=window.detail,
-                        requests=len(hit), statuses=count_statuses(hit), expected=list(window.expected),
-                        only_expected=all(s.status in window.expected for s in hit),
+                        requests=len(sent), statuses=count_statuses(sent), in_flight=count_statuses(running),
+                        expected=list(window.expected), only_expected=all(acceptable(s, window) for s in sent),
                         recovery_s=recovery_s(samples, window, until))
 
 
 def summarize(samples: Sequence[Sample], windows: Sequence[Window], seconds: float, rate: float) -> SoakReport:
     """Availability outside the windows, statuses inside them, recovery after each, latency of the good answers."""
     ordered = sorted(windows, key=lambda w: w.start_s)
-    ends = [w.start_s for w in ordered[1:]] + [math.inf]
+    ends = [min(w.end_s + RECOVERY_HORIZON_S, later) for w, later in
+            zip(ordered, [w.start_s for w in ordered[1:]] + [math.inf])]
     calm = outside(samples, ordered)
     ok = [s for s in calm if s.status == OK]
     latencies = {kind: latency([s.latency_ms for s in ok if s.kind == kind]).summary()

@@ -9,6 +9,7 @@ figure and PASS, FAIL or N/A (with the reason). Speed goals live here, never in 
 """
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import tempfile
@@ -26,6 +27,7 @@ import redis
 from course_lib import criteria, soak
 from course_lib.background import RedisServer, start_course_api
 from course_lib.config import ConfigError, own_project_env, resolve_profile
+from course_lib.outage import Forwarder
 
 CRITERIA = (
     (1, "기능적", "Feast 설치 및 기본 설정 완료", "Feast installed and configured"),
@@ -134,16 +136,20 @@ def document_rows(criterion: int, check: str, what: str, doc: dict[str, Any] | N
                                      "names `course verify`", doc, measure)
 
 
+def latency_figure(kind: str, r: dict[str, Any]) -> tuple[str, bool, str]:
+    """p99 and p50 of one kind of request in the soak, against the 10 ms goal."""
+    if kind not in r["latency"]:
+        return "-", False, "no successful request"
+    figures = r["latency"][kind]
+    return (f"p99 {figures['p99_ms']:.2f} ms, p50 {figures['p50_ms']:.2f} ms (n={figures['n']:,})",
+            figures["p99_ms"] <= LATENCY_GOAL_MS, f"p99 above {LATENCY_GOAL_MS:g} ms")
+
+
 def soak_rows(profile: str, report: dict[str, Any] | None) -> list[Row]:
     """Criteria 6, 11 and 14 from the soak: p99 per kind, availability, each outage window, the load itself."""
     how = "soak: paced loopback load against the running API, requests outside outage windows"
     rows = [verdict(6, f"p99 {kind}", f"{how}; p99 of {label} answered 200 (goal ≤ {LATENCY_GOAL_MS:g} ms)", report,
-                    lambda r, kind=kind: (f"p99 {r['latency'][kind]['p99_ms']:.2f} ms, p50 "
-                                          f"{r['latency'][kind]['p50_ms']:.2f} ms (n={r['latency'][kind]['n']:,})",
-                                          r["latency"][kind]["p99_ms"] <= LATENCY_GOAL_MS,
-                                          f"p99 above {LATENCY_GOAL_MS:g} ms")
-                    if kind in r["latency"] else ("-", False, "no successful request"))
-            for kind, label in soak.KINDS.items()]
+                    functools.partial(latency_figure, kind)) for kind, label in soak.KINDS.items()]
     rows.append(verdict(11, "availability", f"{how}; share answered 200 (goal 100%, at least 99.9%)", report,
                         lambda r: (f"{r['availability']:.4%} of {r['outside_requests']:,} requests",
                                    (r["availability"] or 0) >= AVAILABILITY_GOAL, "below 99.9%")
@@ -272,15 +278,15 @@ def redis_drill(server: RedisServer, at_s: float, outage_s: float) -> soak.Drill
     return soak.Drill("redis", at_s, run)
 
 
-def postgres_drill(forwarder: Any, at_s: float, outage_s: float) -> soak.Drill:
+def postgres_drill(forwarder: Forwarder, at_s: float, outage_s: float) -> soak.Drill:
     """PostgreSQL behind the forwarder: refused for half the window, then a black hole (accepts, never answers)."""
     def run(clock: soak.Clock) -> soak.Window:
         start = clock()
-        forwarder.set_mode("refuse")
+        forwarder.refuse()
         time.sleep(outage_s / 2)
-        forwarder.set_mode("blackhole")
+        forwarder.black_hole()
         time.sleep(max(0.0, outage_s - (clock() - start)))
-        forwarder.set_mode("pass")
+        forwarder.pass_through()
         return soak.Window("postgres", start, clock(), (200,),
                            f"PostgreSQL refused for {outage_s / 2:g} s, then a black hole for {outage_s / 2:g} s")
     return soak.Drill("postgres", at_s, run)
@@ -300,12 +306,10 @@ def run(profile_name: str | None = None, soak_seconds: float = 60.0, rate: float
         env = own_project_env("verify", {**os.environ, **base.env()})
         drills: list[soak.Drill] = []
         if base.name == "enterprise":
-            from course_lib.outage import Forwarder
-
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="course-verify-")))
             server = stack.enter_context(RedisServer(workdir=folder))
             env.update({"FEAST_REDIS_PORT": str(server.port), "FEAST_REDIS_DB": "0"})
-            forwarder = stack.enter_context(Forwarder(base.settings.pg_host, base.settings.pg_port))
+            forwarder = stack.enter_context(Forwarder(base.settings.pg_port, base.settings.pg_host))
             drills = [redis_drill(server, 0.25 * soak_seconds, min(5.0, soak_seconds / 8)),
                       postgres_drill(forwarder, 0.55 * soak_seconds, min(10.0, soak_seconds / 6))]
         profile = resolve_profile(base.name, env)
