@@ -29,7 +29,7 @@ from course_lib import datasets, doctor, monitoring, ranker, serving
 from course_lib.adapter import build_feature_tables, write_offline
 from course_lib.caches import OnlineFeatureCache
 from course_lib.config import Profile, load_store
-from course_lib.offline import offline_query, table_expr
+from course_lib.offline import offline_query, read_offline, table_expr
 from course_lib.pit import historical_features_tuned
 from course_lib.redis_reader import online_reader
 from course_lib.reset import reset_online
@@ -105,7 +105,7 @@ def data_sources(profile: Profile) -> dict[str, Any]:
 
 def same_value(online: Any, offline: Any) -> bool:
     """An online value equals the offline one: both missing, equal, or equal as floats (to 1e-9 relative)."""
-    if online is None or pd.isna(offline):
+    if online is None or offline is None or pd.isna(offline):
         return online is None and bool(pd.isna(offline))
     if isinstance(online, (int, float)) and not isinstance(online, bool):
         return bool(np.isclose(float(online), float(offline), rtol=1e-9, atol=0))
@@ -113,17 +113,19 @@ def same_value(online: Any, offline: Any) -> bool:
 
 
 def online_matches_offline(stage: Stage, n: int = 20) -> dict[str, Any]:
-    """Users' online features against a point-in-time retrieval at the materialization end: equal value for value."""
-    users = stage.users[:n]
-    entity_df = pd.DataFrame({"user_id": users, "event_timestamp": [pd.Timestamp(stage.data_end)] * len(users)})
-    offline = serving.historical_features(stage.store, entity_df, serving.feature_refs([USER_VIEW]))
-    offline = offline.set_index("user_id")
+    """Users' online features against their newest offline row at or before the materialization end, value
+    for value (read straight from the offline table, independently of Feast)."""
+    users = list(dict.fromkeys(stage.users))[:n]
+    table = read_offline(stage.profile, [USER_VIEW])[USER_VIEW]
+    table = table[table["user_id"].isin(users)
+                  & (pd.to_datetime(table["event_timestamp"], utc=True) <= pd.Timestamp(stage.data_end))]
+    newest = table.sort_values("event_timestamp").groupby("user_id").tail(1).set_index("user_id")
     compared = differing = 0
     for user in users:
         online = serving.user_features(stage.store, user).values
         for name, value in online.items():
             compared += 1
-            differing += int(not same_value(value, offline.loc[user, name]))
+            differing += int(not same_value(value, newest.loc[user, name] if user in newest.index else None))
     return {"users": len(users), "values_compared": compared, "values_differing": differing}
 
 

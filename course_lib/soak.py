@@ -62,8 +62,15 @@ class Window:
     name: str  # "redis" or "postgres"
     start_s: float
     end_s: float
-    expected: tuple[int, ...]  # the only statuses acceptable inside the window
+    expected: tuple[int, ...]  # the only statuses acceptable for requests sent while the service was down
     detail: str = ""
+    down_s: float | None = None  # when the service was certainly down (default: start_s) ...
+    up_s: float | None = None  # ... until it was being restarted (default: end_s)
+
+    @property
+    def down(self) -> tuple[float, float]:
+        """The span in which every request must get an expected status."""
+        return (self.start_s if self.down_s is None else self.down_s, self.end_s if self.up_s is None else self.up_s)
 
 
 def status_label(status: int) -> str:
@@ -98,8 +105,8 @@ class WindowReport:
     start_s: float
     end_s: float
     detail: str
-    requests: int  # sent during the window
-    statuses: dict[str, int]  # of the requests sent during the window
+    requests: int  # sent while the service was down (`Window.down`)
+    statuses: dict[str, int]  # of those requests
     in_flight: dict[str, int]  # statuses of requests sent before the window and still running at its start
     expected: list[int]
     only_expected: bool
@@ -139,13 +146,15 @@ def count_statuses(samples: Sequence[Sample]) -> dict[str, int]:
 
 
 def acceptable(sample: Sample, window: Window) -> bool:
-    """A request sent during the window got an expected status, or a 200 answered after the service was back."""
-    return sample.status in window.expected or (sample.status == OK and sample.done_s >= window.end_s)
+    """A request sent while the service was down got an expected status, or a 200 answered after it came back."""
+    return sample.status in window.expected or (sample.status == OK and sample.done_s >= window.down[1])
 
 
 def window_report(samples: Sequence[Sample], window: Window, until: float) -> WindowReport:
-    """The statuses of the requests sent during one window, those in flight at its start, the recovery after it."""
-    sent = [s for s in samples if window.start_s <= s.sent_s < window.end_s]
+    """The statuses of the requests sent while the service was down (judged), those in flight at the window's start,
+    the recovery after it."""
+    first, last = window.down
+    sent = [s for s in samples if first <= s.sent_s < last]
     running = [s for s in samples if s.sent_s < window.start_s < s.done_s]
     return WindowReport(name=window.name, start_s=window.start_s, end_s=window.end_s, detail=window.detail,
                         requests=len(sent), statuses=count_statuses(sent), in_flight=count_statuses(running),

@@ -272,9 +272,12 @@ def redis_drill(server: RedisServer, at_s: float, outage_s: float) -> soak.Drill
         redis.Redis(port=server.port).save()
         start = clock()
         server.stop()
-        time.sleep(max(0.0, outage_s - (clock() - start)))
+        down = clock()
+        time.sleep(max(0.0, outage_s - (down - start)))
+        up = clock()
         server.start()
-        return soak.Window("redis", start, clock(), (503,), f"redis-server stopped for {outage_s:g} s, restarted")
+        return soak.Window("redis", start, clock(), (503,), f"redis-server stopped for {outage_s:g} s, restarted",
+                           down_s=down, up_s=up)
     return soak.Drill("redis", at_s, run)
 
 

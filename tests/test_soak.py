@@ -107,3 +107,14 @@ def test_a_short_real_soak_with_a_redis_outage(tmp_path_factory: pytest.TempPath
     assert "503" in window.statuses
     assert not math.isnan(report.availability or math.nan)
     assert after["features"] == before["features"]  # the restart loaded the snapshot: nothing lost
+
+
+def test_only_requests_sent_while_the_service_was_certainly_down_are_judged() -> None:
+    window = Window("redis", 10.0, 16.0, (503,), down_s=10.5, up_s=15.0)  # stopping took 0.5 s, restarting 1 s
+    stopping = Sample("user_features", 10.2, 10.3, 200)  # Redis still answered while shutting down
+    restarting = Sample("user_features", 15.5, 15.6, 200)  # the new process already listened
+    down = Sample("user_features", 12.0, 12.1, 503)
+    report = soak.summarize([stopping, down, restarting], [window], 20, 1).windows[0]
+    assert report.requests == 1 and report.statuses == {"503": 1} and report.only_expected
+    wrong = soak.summarize([Sample("user_features", 12.0, 12.1, 200)], [window], 20, 1).windows[0]
+    assert not wrong.only_expected
