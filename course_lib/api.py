@@ -13,7 +13,12 @@ Failure policy:
 - an online store that fails at request time gives a 503 JSON body (error, detail, hint);
   user and interaction features are never cached, so the next request after the store comes
   back succeeds;
-- invalid input gives a 422 whose `fields` name each offending field.
+- PostgreSQL (registry and offline store) is never on the request path: what requests need from
+  it is held in memory by `registry_state.RegistryState` and refreshed by a background thread,
+  so during an outage or a hang feature and recommendation requests go on answering 200 from the
+  last known state; a PostgreSQL error that still reaches a request is a 503 naming it;
+- invalid input gives a 422 whose `fields` name each offending field;
+- anything unexpected is a JSON 500 `ErrorBody` (the traceback goes to the server's log only).
 
 Reads (2.7.5, `course_lib.redis_reader` and `course_lib.caches`): on a single Redis server, feature reads are one
 pipelined HMGET on Feast's own keys (`RawRedisReader`, tested equal to the SDK), awaited with
@@ -27,9 +32,11 @@ Redis connections and model in its own lifespan, and keeps its own /metrics coun
 
 Monitoring (2.7.4, `course_lib.monitoring`): every request is counted and timed under its
 route template and status; handlers record the online read's latency, the entities read
-and how many were not found. `GET /metrics` (Prometheus text) and `GET /freshness` measure
-freshness from the registry and real online reads; `GET /health` checks the online store,
-the registry and the offline store, and answers 503 naming what failed.
+and how many were not found. `GET /health` (the online store, the registry and the offline
+store; 503 naming what failed), `GET /freshness` and `GET /metrics` answer from memory: a
+background thread (`course_lib.observer`) runs the checks and measures freshness every
+COURSE_MONITOR_INTERVAL_S seconds, each check with a deadline, so they answer at once even
+while PostgreSQL is locked, down or hung.
 """
 from __future__ import annotations
 
@@ -44,7 +51,9 @@ from typing import Annotated, Any
 
 import numpy as np
 import orjson
+import psycopg
 import redis
+import sqlalchemy.exc
 from fastapi import FastAPI, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -63,18 +72,22 @@ from course_lib.api_models import (
     MovieFeaturesResponse,
     RecommendationRequest,
     RecommendationResponse,
+    RegistryStateInfo,
     UserFeaturesResponse,
 )
 from course_lib.config import ConfigError, Profile, load_store, resolve_profile
 from course_lib.errors import CourseError, reason
 from course_lib.freshness import Clock
-from course_lib.health import health, missing_views, ms_since, online_store_hint, registry_hint, registry_location
+from course_lib.health import missing_views, ms_since, online_store_hint, registry_hint, registry_location
 from course_lib.monitoring import Metrics, RequestMetrics
+from course_lib.observer import Observer
 from course_lib.redis_reader import CandidateRedisReader, RawRedisReader, standalone_redis
+from course_lib.registry_state import RegistryState
 from course_lib.serving import EntityRows, Fetch, Rows, sdk_fetch
 from feature_repo.definitions import MOVIE_VIEW, USER_VIEW, join_keys
 
 ONLINE_STORE_ERRORS = (redis.RedisError, sqlite3.Error)
+POSTGRES_ERRORS = (psycopg.Error, sqlalchemy.exc.SQLAlchemyError)  # the registry and the offline store
 
 
 
@@ -94,13 +107,14 @@ class Services:
     model: ModelInfo
     model_json: orjson.Fragment  # `model`, encoded once for every recommendation body
     read: Callable[[list[str], EntityRows], Awaitable[Rows]]  # the fastest exact reader
+    state: RegistryState  # what requests need from the registry, refreshed in the background
     recommender: recommender.Recommender
 
 
 def open_store(profile: Profile) -> FeatureStore:
     """The profile's FeatureStore, checked to list every course feature view."""
     try:
-        store = load_store(profile)
+        store = load_store(profile, serving=True)
         missing = missing_views(store, allow_cache=True)
     except Exception as exc:  # any failure here must stop start-up with a clear message
         raise ApiStartupError(f"API start-up failed: cannot read the feature registry ({registry_location(profile)}): "
@@ -143,10 +157,12 @@ def open_services(profile: Profile, now: Clock) -> Services:
         async def read(views: list[str], entity_rows: EntityRows) -> Rows:
             return await asyncio.to_thread(fetch, views, entity_rows)
     info = model_info(model)
+    movies = recommender.MovieTable(store, profile, fetch)
+    state = RegistryState(store, profile, movies, now)
     return Services(profile=profile, store=store, ranker=model, model=info,
-                    model_json=orjson.Fragment(info.model_dump_json()), read=read,
-                    recommender=recommender.Recommender(store, profile, model.features, scorer, fetch, candidates,
-                                                        now))
+                    model_json=orjson.Fragment(info.model_dump_json()), read=read, state=state,
+                    recommender=recommender.Recommender(movies, state.serving_moment, model.features, scorer, fetch,
+                                                        candidates))
 
 
 # --- handlers ---------------------------------------------------------------------------------
@@ -159,6 +175,11 @@ def services_of(request: Request) -> Services:
 def metrics_of(request: Request) -> Metrics:
     """The app's own metrics."""
     return request.app.state.metrics
+
+
+def observer_of(request: Request) -> Observer:
+    """The app's background health and freshness measurements."""
+    return request.app.state.observer
 
 
 def observe_entity(metrics: Metrics, feature_service: str, found: serving.EntityFeatures, seconds: float) -> None:
@@ -213,10 +234,26 @@ def online_store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=503)
 
 
+def postgres_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503 when a request could not do without PostgreSQL (the registry or the offline store) and it failed."""
+    metrics_of(request).count_error("postgres_unavailable")
+    body = ErrorBody(error="postgres_unavailable", detail=reason(exc), hint=registry_hint(services_of(request).profile))
+    return JSONResponse(body.model_dump(), status_code=503)
+
+
+def internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """500 for anything unexpected: a JSON `ErrorBody`, never a traceback (the server logs it)."""
+    body = ErrorBody(error="internal_error", detail=type(exc).__name__,
+                     hint="an unexpected error in the API; the server's log has the details. GET /health shows "
+                          "whether a component is down")
+    return JSONResponse(body.model_dump(), status_code=500)
+
+
 # --- app ----------------------------------------------------------------------------------------
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorBody, "description": "invalid ids or body; `fields` names them"},
+    500: {"model": ErrorBody, "description": "an unexpected error; the server's log has the details"},
     503: {"model": ErrorBody, "description": "the online store cannot be reached"}}
 
 
@@ -230,7 +267,7 @@ async def read_entity(request: Request, view: str, entity_id: int, label: str) -
     return entity_payload(found, elapsed_ms)
 
 
-def add_routes(app: FastAPI, now: Clock) -> None:
+def add_routes(app: FastAPI) -> None:
     """Register the feature, recommendation, health and monitoring endpoints."""
     # The hot endpoints are `async def`: a plain `def` endpoint costs FastAPI thread hand-offs per
     # request. Feature reads await redis.asyncio (or the SDK in a worker thread); a recommendation
@@ -257,37 +294,35 @@ def add_routes(app: FastAPI, now: Clock) -> None:
 
     @app.get("/health", response_model=HealthResponse,
              responses={503: {"model": HealthResponse, "description": "a component failed"}})
-    def get_health(request: Request, response: Response) -> HealthResponse:
-        """Check the online store (a real read), the registry and the offline store; 503 names what failed."""
+    async def get_health(request: Request, response: Response) -> HealthResponse:
+        """The latest background check of the online store (a real read), the registry and the offline store;
+        503 names what failed."""
         services = services_of(request)
-        ok, report = health(services.store, services.profile)
-        metrics_of(request).record_health(report)
-        response.status_code = 200 if ok else 503
-        return HealthResponse(**report, model=services.model)
+        checked_at, observation = observer_of(request).latest
+        response.status_code = 200 if observation.healthy else 503
+        status = services.state.status()
+        return HealthResponse(**observation.health, checked_at=checked_at, model=services.model,
+                              registry_state=RegistryStateInfo(last_refresh=status.last_success,
+                                                               failures=status.failures, last_error=status.last_error))
 
     @app.get("/freshness", response_model=FreshnessResponse,
              responses={503: {"model": ErrorBody, "description": "freshness could not be measured"}})
-    def get_freshness(request: Request) -> FreshnessResponse | JSONResponse:
-        """Pipeline and data freshness of every feature view, measured now."""
-        services, metrics = services_of(request), metrics_of(request)
-        try:
-            report = freshness.freshness(services.store, services.profile, now)
-        except Exception as exc:  # noqa: BLE001 - reported as a 503 naming the cause
-            metrics.count_error("freshness_check")
-            body = ErrorBody(error="freshness_unavailable", detail=reason(exc),
+    async def get_freshness(request: Request) -> FreshnessResponse | JSONResponse:
+        """Pipeline and data freshness of every feature view, as measured in the background at `checked_at`."""
+        checked_at, observation = observer_of(request).latest
+        if observation.freshness is None:
+            body = ErrorBody(error="freshness_unavailable",
+                             detail=f"not measured at {checked_at.isoformat()}: {observation.freshness_error}",
                              hint="freshness needs the registry, the offline store and the online store; "
                                   "GET /health names the one that failed and how to fix it")
             return JSONResponse(body.model_dump(), status_code=503)
-        metrics.record_freshness(report)
-        return FreshnessResponse(**report.as_dict())
+        return FreshnessResponse(**observation.freshness.as_dict())
 
     @app.get("/metrics", response_class=Response,
              responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text exposition"}})
-    def get_metrics(request: Request) -> Response:
-        """Prometheus metrics; each scrape also runs the health checks and measures freshness."""
-        services, metrics = services_of(request), metrics_of(request)
-        monitoring.refresh(metrics, services.store, services.profile, now)
-        content, content_type = metrics.render()
+    async def get_metrics(request: Request) -> Response:
+        """Prometheus metrics; the health and freshness gauges hold the latest background measurement."""
+        content, content_type = metrics_of(request).render()
         return Response(content=content, media_type=content_type)
 
 
@@ -300,11 +335,15 @@ def create_app(profile: Profile | str | None = None, now: Clock = freshness.utc_
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        """Open the services once for the app's lifetime, close them at shutdown."""
-        app.state.services = open_services(resolved, now)
+        """Open the services and start the background refreshers for the app's lifetime; stop and close at shutdown."""
+        services = app.state.services = await asyncio.to_thread(open_services, resolved, now)
+        await asyncio.to_thread(services.state.start)
+        app.state.observer = await asyncio.to_thread(Observer(services.store, resolved, app.state.metrics, now).start)
         yield
-        await app.state.services.recommender.aclose()
-        await app.state.services.store.close()
+        await asyncio.to_thread(app.state.observer.stop)
+        await asyncio.to_thread(services.state.stop)
+        await services.recommender.aclose()
+        await services.store.close()
 
     app = FastAPI(title="Movie recommendation feature API",
                   description=f"Online features and ranked recommendations (profile `{resolved.name}`, "
@@ -314,7 +353,10 @@ def create_app(profile: Profile | str | None = None, now: Clock = freshness.utc_
     app.add_exception_handler(RequestValidationError, invalid_request)
     for error_type in ONLINE_STORE_ERRORS:
         app.add_exception_handler(error_type, online_store_unavailable)
-    add_routes(app, now)
+    for pg_error in POSTGRES_ERRORS:
+        app.add_exception_handler(pg_error, postgres_unavailable)
+    app.add_exception_handler(Exception, internal_error)
+    add_routes(app)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     return app
 

@@ -114,14 +114,27 @@ class ErrorBody(BaseModel):
     fields: list[FieldError] = []
 
 
+class RegistryStateInfo(BaseModel):
+    """The API's in-memory registry state (materialization ends, movie near-cache) and its background refresh."""
+
+    last_refresh: datetime | None = Field(description="when the background refresh last succeeded")
+    failures: int = Field(description="failed refreshes since then (requests use the last known state meanwhile)")
+    last_error: str | None = Field(description="why the last refresh failed")
+
+
 class HealthResponse(BaseModel):
-    """`GET /health`: 200 when the online store, registry and offline store work, else 503 naming the failed ones."""
+    """`GET /health`: 200 when the online store, registry and offline store work, else 503 naming the failed ones.
+
+    The checks run in the background; `checked_at` says when the reported round ended.
+    """
 
     status: Literal["ok", "unavailable"]
     profile: str
     project: str
     failed: list[str]
     components: dict[str, Check]
+    checked_at: datetime
+    registry_state: RegistryStateInfo
     model: ModelInfo
 
 

@@ -28,35 +28,57 @@ Clock = Callable[[], float]
 
 # --- watching the registry ------------------------------------------------------------
 
+Interval = tuple[datetime, datetime]
+
+
 class IntervalWatcher:
-    """Polls the registry, at most every `check_every_s`, for views whose materialized interval moved."""
+    """Polls the registry, at most every `check_every_s`, for views whose materialized interval moved.
+
+    `due()` reads the intervals when a poll is due; `record()` makes them the ones later polls compare
+    with. A caller whose reaction to a move can fail (a reload) records only after it succeeded, so
+    the next poll sees the move again and retries.
+    """
 
     def __init__(self, store: FeatureStore, views: list[str], check_every_s: float = 5.0,
                  clock: Clock = time.monotonic) -> None:
         self._store, self._views, self._every, self._clock = store, views, check_every_s, clock
         self._lock = threading.Lock()
-        self._seen = self._read()
+        self._seen = self.read()
         self._due = clock() + check_every_s
 
-    def _read(self) -> dict[str, tuple[datetime, datetime] | None]:
+    def read(self) -> dict[str, Interval | None]:
         """Each watched view's newest interval, read from the registry without its cache."""
         return {view: latest_interval(self._store, view) for view in self._views}
 
-    def moved(self) -> list[str]:
-        """Views whose interval moved since the last poll; [] if no poll is due or another thread polls now."""
+    def due(self) -> dict[str, Interval | None] | None:
+        """The intervals, read now if a poll is due; None if none is due or another thread polls now."""
         if self._clock() < self._due or not self._lock.acquire(blocking=False):
-            return []
+            return None
         try:
             now = self._clock()
             if now < self._due:
-                return []
+                return None
             self._due = now + self._every
-            current = self._read()
-            changed = [view for view in self._views if current[view] != self._seen[view]]
-            self._seen = current
-            return changed
+            return self.read()
         finally:
             self._lock.release()
+
+    def changed(self, current: dict[str, Interval | None]) -> list[str]:
+        """Views whose interval in `current` differs from the recorded one."""
+        return [view for view in self._views if current[view] != self._seen.get(view)]
+
+    def record(self, current: dict[str, Interval | None]) -> None:
+        """Make `current` the intervals later polls compare with."""
+        self._seen = current
+
+    def moved(self) -> list[str]:
+        """Views whose interval moved since the last poll, recorded at once; [] if no poll is due."""
+        current = self.due()
+        if current is None:
+            return []
+        changed = self.changed(current)
+        self.record(current)
+        return changed
 
 
 # --- a bounded online cache ----------------------------------------------------------
@@ -193,16 +215,21 @@ class OnlineFeatureCache:
 # Movie ids come from the offline table; values are read from the online store in batches,
 # so lookups return exactly what an online read would.
 class MovieNearCache:
-    """Every movie's online metadata row in a dict: loaded whole, reloaded when the view's interval moves."""
+    """Every movie's online metadata row in a dict: loaded whole, reloaded when the view's interval moves.
+
+    With `check_every_s=None` the cache neither loads nor watches by itself: its owner calls
+    `load()` (the API's `registry_state.RegistryState`, off the request path).
+    """
 
     def __init__(self, store: FeatureStore, profile: Profile, fetch: Fetch | None = None,
-                 batch_size: int = 1000, check_every_s: float = 5.0, clock: Clock = time.monotonic) -> None:
+                 batch_size: int = 1000, check_every_s: float | None = 5.0, clock: Clock = time.monotonic) -> None:
         self._profile, self._batch = profile, batch_size
         self._fetch = fetch or sdk_fetch(store)
-        self._watcher = IntervalWatcher(store, [MOVIE_VIEW], check_every_s, clock)
+        self._watcher = None if check_every_s is None else IntervalWatcher(store, [MOVIE_VIEW], check_every_s, clock)
         self._rows: dict[int, EntityFeatures] = {}
         self.loads = 0
-        self.load()
+        if self._watcher is not None:
+            self.load()
 
     def __len__(self) -> int:
         """Number of movies held in memory."""
@@ -225,26 +252,38 @@ class MovieNearCache:
     def load(self) -> int:
         """Read every movie of the offline table from the online store; returns how many."""
         (ids,) = offline_query(self._profile, "SELECT array_agg(DISTINCT movie_id ORDER BY movie_id) "
-                                              f"FROM {table_expr(self._profile, MOVIE_VIEW)}", [])
+                                              f"FROM {table_expr(self._profile, MOVIE_VIEW)}", [], bounded=True)
         rows = self._read([int(m) for m in ids or []])
         self._rows = rows  # one reference swap: readers see the old or the new dict, never a mix
         self.loads += 1
         return len(rows)
 
     def refresh_if_moved(self) -> bool:
-        """Reload when a poll (at most every `check_every_s`) sees the view's interval moved."""
-        if self._watcher.moved():
-            self.load()
-            return True
-        return False
+        """Reload when a poll (at most every `check_every_s`) sees the view's interval moved.
 
-    def get_many(self, movie_ids: list[int]) -> list[EntityFeatures]:
-        """Each movie's row from memory; ids unknown offline are read from the online store."""
-        self.refresh_if_moved()
+        The new interval is recorded only after the reload succeeded: a failed reload raises and
+        the next poll retries it, instead of serving the old rows until the next materialization.
+        """
+        if self._watcher is None:
+            return False
+        current = self._watcher.due()
+        if current is None or not self._watcher.changed(current):
+            return False
+        self.load()
+        self._watcher.record(current)
+        return True
+
+    def lookup(self, movie_ids: list[int]) -> list[EntityFeatures]:
+        """Each movie's row from memory; ids not held are read from the online store. Never polls the registry."""
         rows = self._rows
         unknown = [m for m in dict.fromkeys(movie_ids) if m not in rows]
         extra = self._read(unknown) if unknown else {}
         return [rows[m] if m in rows else extra[m] for m in movie_ids]
+
+    def get_many(self, movie_ids: list[int]) -> list[EntityFeatures]:
+        """`lookup`, after reloading if the view's interval moved."""
+        self.refresh_if_moved()
+        return self.lookup(movie_ids)
 
 
 # --- the optimized recommendation read ---------------------------------------------

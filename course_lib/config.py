@@ -29,6 +29,8 @@ SCALEOUT = "scaleout"  # Redis Cluster + Spark; slow to start, so tested on its 
 ALL_PROFILES = (*PROFILES, SCALEOUT)
 PARQUET_PROFILES = ("local", SCALEOUT)  # offline tables are parquet files under the profile's data_dir
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}  # this machine: the only hosts of load tests and local clusters
+PG_KEEPALIVE_INTERVAL_S = 2  # seconds between TCP keepalive probes of an idle PostgreSQL connection
+PG_KEEPALIVE_COUNT = 3  # unanswered probes before the connection counts as dead
 
 # Every environment variable the course reads, with its documented default (the fields of `Settings`).
 ENV_DEFAULTS: dict[str, str] = variables()
@@ -115,23 +117,52 @@ class Profile:
         return [(host, int(port)) for host, _, port in
                 (item.strip().rpartition(":") for item in self.settings.redis_cluster_nodes.split(","))]
 
-    def pg_conninfo(self, database: str | None = None) -> str:
-        """A libpq connection string for the offline (or another) database."""
+    def pg_link_options(self) -> dict[str, Any]:
+        """libpq options of every course connection to PostgreSQL: connect timeout, TCP keepalives and
+        `tcp_user_timeout`, so a dead or silent server is noticed in seconds instead of minutes."""
         s = self.settings
-        parts = {"host": s.pg_host, "port": s.pg_port, "user": s.pg_user, "dbname": database or s.offline_db,
-                 "sslmode": s.pg_sslmode, "connect_timeout": 3}
+        return {"connect_timeout": s.pg_connect_timeout_s, "keepalives": 1, "keepalives_idle": s.pg_keepalives_idle_s,
+                "keepalives_interval": PG_KEEPALIVE_INTERVAL_S, "keepalives_count": PG_KEEPALIVE_COUNT,
+                "tcp_user_timeout": s.pg_tcp_user_timeout_ms}
+
+    def pg_statement_options(self, lock_timeout: bool) -> str:
+        """The libpq `options` giving every statement a `statement_timeout` (and a `lock_timeout` if asked)."""
+        s = self.settings
+        options = f"-c statement_timeout={s.pg_statement_timeout_ms}"
+        return f"{options} -c lock_timeout={s.pg_lock_timeout_ms}" if lock_timeout else options
+
+    def pg_conninfo(self, database: str | None = None, bounded: bool = False) -> str:
+        """A libpq connection string for the offline (or another) database.
+
+        Every connection gets `pg_link_options`; `bounded` ones (the API's reads: health, freshness,
+        the movie near-cache) also get statement and lock timeouts. Data loads are not bounded.
+        """
+        from psycopg.conninfo import make_conninfo
+
+        s = self.settings
+        parts: dict[str, Any] = {"host": s.pg_host, "port": s.pg_port, "user": s.pg_user,
+                                 "dbname": database or s.offline_db, "sslmode": s.pg_sslmode, **self.pg_link_options()}
         if s.pg_password.get_secret_value():
             parts["password"] = s.pg_password.get_secret_value()
-        return " ".join(f"{k}={v}" for k, v in parts.items())
+        if bounded:
+            parts["options"] = self.pg_statement_options(lock_timeout=True)
+        return make_conninfo("", **parts)
 
     def registry_url(self) -> str:
-        """SQLAlchemy URL of the SQL registry (psycopg 3 driver, explicit sslmode)."""
+        """SQLAlchemy URL of the SQL registry (psycopg 3 driver, explicit sslmode and connect timeout)."""
         s = self.settings
         auth = quote(s.pg_user, safe="")
         if s.pg_password.get_secret_value():
             auth += ":" + quote(s.pg_password.get_secret_value(), safe="")
         return (f"postgresql+psycopg://{auth}@{s.pg_host}:{s.pg_port}/"
-                f"{self.registry_database}?sslmode={s.pg_sslmode}&connect_timeout=3")
+                f"{self.registry_database}?sslmode={s.pg_sslmode}&connect_timeout={s.pg_connect_timeout_s}")
+
+    def registry_engine_options(self) -> dict[str, Any]:
+        """SQLAlchemy `create_engine` options of the SQL registry: pre-ping pooled connections; TCP keepalives,
+        `tcp_user_timeout` and a `statement_timeout` on each connection (registry queries take milliseconds)."""
+        link = {k: v for k, v in self.pg_link_options().items() if k != "connect_timeout"}  # in the URL
+        return {"pool_pre_ping": True,
+                "connect_args": {**link, "options": self.pg_statement_options(lock_timeout=False)}}
 
     def redis_client_kwargs(self) -> dict[str, Any]:
         """redis-py client settings of the single Redis server: socket timeouts and no retries, so outages fail fast.
@@ -226,7 +257,7 @@ class Profile:
             config["offline_store"] = {"type": "duckdb"}
             return config
         config["registry"] = {"registry_type": "sql", "path": self.registry_url(), "cache_ttl_seconds": ttl,
-                              "sqlalchemy_config_kwargs": {"pool_pre_ping": True}}
+                              "sqlalchemy_config_kwargs": self.registry_engine_options()}
         if self.name == SCALEOUT:
             config["online_store"] = {"type": "redis", "redis_type": "redis_cluster",
                                       "connection_string": self.redis_cluster_connection_string()}
@@ -239,6 +270,9 @@ class Profile:
                 "type": "postgres", "host": s.pg_host, "port": s.pg_port, "database": s.offline_db,
                 "db_schema": self.offline_schema, "user": s.pg_user, "password": s.pg_password.get_secret_value(),
                 "sslmode": s.pg_sslmode,
+                # Feast opens its offline connections itself and passes only this of the link options on;
+                # its queries (training frames, materialization) are batch work: no statement timeout.
+                "keepalives_idle": s.pg_keepalives_idle_s,
             }
         return config
 
@@ -292,13 +326,23 @@ def render(profile: Profile, tuned: bool = False) -> Path:
     return profile.repo_dir
 
 
-def load_store(profile: str | Profile | None = None, tuned: bool = False) -> FeatureStore:
-    """Render the profile's `feature_store.yaml` (tuned: `TUNED_YAML`) and return a ready `FeatureStore`."""
+def load_store(profile: str | Profile | None = None, tuned: bool = False, serving: bool = False) -> FeatureStore:
+    """Render the profile's `feature_store.yaml` (tuned: `TUNED_YAML`) and return a ready `FeatureStore`.
+
+    `serving`: the store of the API, whose registry cache never expires by itself (Feast's TTL 0):
+    Feast would otherwise re-read an expired registry inside a request, which hangs while
+    PostgreSQL does. The API's `registry_state.RegistryState` refreshes it in the background.
+    """
     from feast import FeatureStore
+    from feast.repo_config import RepoConfig
 
     resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
     if resolved.name == SCALEOUT:  # before Feast starts a Spark JVM in this process; the learner's own values win
         for key, value in resolved.spark_environment().items():
             os.environ.setdefault(key, value)
     folder = render(resolved, tuned)
+    if serving:
+        config = resolved.feature_store_config()
+        config["registry"] = {**config["registry"], "cache_ttl_seconds": 0}
+        return FeatureStore(config=RepoConfig(repo_path=folder, **config))
     return FeatureStore(repo_path=str(folder), fs_yaml_file=folder / TUNED_YAML if tuned else None)

@@ -3,14 +3,16 @@ and the monitoring gauges.
 
 A check is timed, catches its own failure and reports it with its reason and the fix; the
 API's three component checks do real work: an online read, an uncached registry listing and a
-look at the offline tables. Only `Check` and the fix texts are needed by `course doctor`, which
-must run before Feast is known to import, so the component checks import the stores' clients
-when they run.
+look at the offline tables. The API runs them side by side in the background, each with a
+deadline (`BoundedHealth`), so a hung PostgreSQL shows as failed within seconds. Only `Check`
+and the fix texts are needed by `course doctor`, which must run before Feast is known to
+import, so the component checks import the stores' clients when they run.
 """
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -145,7 +147,7 @@ def reach_offline(profile: Profile) -> str:
     import psycopg
 
     s = profile.settings
-    with psycopg.connect(profile.pg_conninfo()) as conn:
+    with psycopg.connect(profile.pg_conninfo(bounded=True)) as conn:
         present = {row[0] for row in conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", [profile.offline_schema])}
     where = f"PostgreSQL {s.pg_host}:{s.pg_port}/{s.offline_db} schema {profile.offline_schema}"
@@ -155,14 +157,56 @@ def reach_offline(profile: Profile) -> str:
     return f"{where}: {len(FEATURE_VIEWS)} tables present"
 
 
-def health(store: FeatureStore, profile: Profile) -> tuple[bool, dict[str, Any]]:
-    """Check the online store, the registry and the offline store; (all ok, JSON-ready report)."""
-    components = {
-        "online_store": probe("online_store", lambda: read_online(store, profile), online_store_hint(profile)),
-        "registry": probe("registry", lambda: list_registry(store, profile), registry_hint(profile)),
-        "offline_store": probe("offline_store", lambda: reach_offline(profile), offline_store_hint(profile)),
-    }
-    failed = [name for name, component in components.items() if not component.ok]
+Component = tuple[Callable[[], str], str]  # a check's action (returns what it saw) and the fix if it fails
+
+
+def components(store: FeatureStore, profile: Profile) -> dict[str, Component]:
+    """The API's three component checks, in `HEALTH_COMPONENTS` order."""
+    return {"online_store": (lambda: read_online(store, profile), online_store_hint(profile)),
+            "registry": (lambda: list_registry(store, profile), registry_hint(profile)),
+            "offline_store": (lambda: reach_offline(profile), offline_store_hint(profile))}
+
+
+def health_report(profile: Profile, checks: dict[str, Check]) -> tuple[bool, dict[str, Any]]:
+    """(all ok, the JSON-ready report) of some finished checks."""
+    failed = [name for name, check in checks.items() if not check.ok]
     return not failed, {"status": "unavailable" if failed else "ok", "profile": profile.name,
                         "project": profile.project, "failed": failed,
-                        "components": {name: asdict(c) for name, c in components.items()}}
+                        "components": {name: asdict(c) for name, c in checks.items()}}
+
+
+def health(store: FeatureStore, profile: Profile) -> tuple[bool, dict[str, Any]]:
+    """Check the online store, the registry and the offline store, one after the other; (all ok, report)."""
+    return health_report(profile, {name: probe(name, action, fix)
+                                   for name, (action, fix) in components(store, profile).items()})
+
+
+class BoundedHealth:
+    """`health` for a server: the checks run side by side, each given `timeout_s`.
+
+    A check still running after that counts as failed (a PostgreSQL that accepts connections and
+    never answers), and it is not started again until it ends, so a hang never piles up threads.
+    """
+
+    def __init__(self, store: FeatureStore, profile: Profile, timeout_s: float) -> None:
+        self._profile, self._timeout = profile, timeout_s
+        self._components = components(store, profile)
+        self._pool = ThreadPoolExecutor(max_workers=len(self._components), thread_name_prefix="health")
+        self._running: dict[str, tuple[float, Future[Check]]] = {}
+
+    def __call__(self) -> tuple[bool, dict[str, Any]]:
+        """Start every check not already running, wait at most `timeout_s`, report what is known then."""
+        for name, (action, fix) in self._components.items():
+            if name not in self._running or self._running[name][1].done():
+                self._running[name] = (time.perf_counter(), self._pool.submit(probe, name, action, fix))
+        wait([future for _, future in self._running.values()], timeout=self._timeout)
+        checks = {}
+        for name, (started, future) in self._running.items():
+            checks[name] = future.result() if future.done() else Check(
+                name, False, f"no answer within {self._timeout:g} s: the service accepts connections but does "
+                             "not reply, or is overloaded", self._components[name][1], ms_since(started))
+        return health_report(self._profile, checks)
+
+    def close(self) -> None:
+        """Let running checks end on their own; start no more."""
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,8 +1,9 @@
 """Monitoring and observability (2.7.4): the course API's Prometheus metrics.
 
 Every figure comes from the running system: requests and online reads are counted and timed
-as they happen, `refresh` runs the health checks (`course_lib.health`) and measures freshness
-(`course_lib.freshness`) on each scrape. `parse_metrics`, `sample_values` and
+as they happen; `refresh` runs the health checks (`course_lib.health`) and measures freshness
+(`course_lib.freshness`), which the API does in the background (`course_lib.observer`) so a
+scrape only renders what is in memory. `parse_metrics`, `sample_values` and
 `histogram_quantile` read an exposition back, as notebook 04 and the checks do.
 Each `Metrics` owns its own `CollectorRegistry`, so several apps (and tests) never share counters.
 """
@@ -13,7 +14,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -271,23 +272,37 @@ def histogram_quantile(q: float, cumulative: pd.Series) -> float:
     return lower + (bounds[i] - lower) * (rank - below) / (counts[i] - below)
 
 
-def refresh(metrics: Metrics, store: FeatureStore, profile: Profile, now: Clock = utc_now) -> bool:
-    """Run the health checks, then measure freshness, updating the gauges (once per scrape).
+@dataclass(frozen=True)
+class Observation:
+    """One round of health checks and freshness measurement, as the API serves it from memory."""
 
-    Returns whether every component is healthy. Freshness needs all three components, so
-    while one is down it is not measured: that counts as a `freshness_check` error and the
-    freshness gauges keep their last measured values.
+    healthy: bool
+    health: dict[str, Any]  # the `health()` report
+    freshness: FreshnessReport | None  # None: not measured this round
+    freshness_error: str | None  # why not
+
+
+HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
+
+
+def refresh(metrics: Metrics, store: FeatureStore, profile: Profile, now: Clock = utc_now,
+            check: HealthCheck | None = None) -> Observation:
+    """Run the health checks (`check`, default `health`), then measure freshness, updating the gauges.
+
+    Freshness needs all three components, so while one is down it is not measured: that counts
+    as a `freshness_check` error and the freshness gauges keep their last measured values.
     """
-    ok, report = health(store, profile)
+    healthy, report = check() if check else health(store, profile)
     metrics.record_health(report)
-    if not ok:
-        LOG.warning("freshness not measured: components %s failed (see GET /health)", report["failed"])
+    if not healthy:
+        error = f"components {report['failed']} failed (see GET /health)"
     else:
         try:
-            metrics.record_freshness(freshness(store, profile, now))
-            return True
-        except Exception as exc:  # noqa: BLE001 - a scrape must still answer; the error counter records it
-            LOG.warning("freshness not measured: %s", reason(exc))
+            measured = freshness(store, profile, now)
+            metrics.record_freshness(measured)
+            return Observation(True, report, measured, None)
+        except Exception as exc:  # noqa: BLE001 - the round still reports; the error counter records it
+            error = reason(exc)
+    LOG.warning("freshness not measured: %s", error)
     metrics.count_error("freshness_check")
-    return ok
-
+    return Observation(healthy, report, None, error)

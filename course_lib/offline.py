@@ -32,8 +32,12 @@ def read_offline(profile: str | Profile | None = None,
         return out
 
 
-def offline_query(profile: Profile, sql: str, params: list[Any]) -> tuple[Any, ...]:
-    """Run one aggregate query over the profile's offline tables ({view} placeholders resolved)."""
+def offline_query(profile: Profile, sql: str, params: list[Any], bounded: bool = False) -> tuple[Any, ...]:
+    """Run one aggregate query over the profile's offline tables ({view} placeholders resolved).
+
+    `bounded`: PostgreSQL gives up after the statement and lock timeouts (the API's reads), so a
+    table that `course data` holds locked fails fast instead of waiting.
+    """
     if profile.offline_is_parquet:  # duckdb reads the same parquet files Spark does
         import duckdb
 
@@ -42,7 +46,7 @@ def offline_query(profile: Profile, sql: str, params: list[Any]) -> tuple[Any, .
             return row
     import psycopg
 
-    with psycopg.connect(profile.pg_conninfo()) as conn:
+    with psycopg.connect(profile.pg_conninfo(bounded=bounded)) as conn:
         (row,) = conn.execute(sql.replace("?", "%s"), params).fetchall()
         return row
 

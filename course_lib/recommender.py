@@ -10,16 +10,14 @@ One `POST /recommendations` does, in order:
 4. the compiled trees (`course_lib.scoring`), scores identical to scikit-learn's;
 5. the top k, encoded once with orjson into the body `api.RecommendationResponse` documents.
 
-Nothing on that path reads the registry: a background task re-reads the materialization end
-and reloads the movie table when the registry says the view moved (each polled as before), so
-a slow registry never delays a request. Every object here is per process: with several uvicorn
-workers, each opens its own connections in its own lifespan.
+Nothing on that path reads the registry or PostgreSQL: the movie table and the serving moment
+come from `registry_state.RegistryState`, which one background thread keeps current, so a
+slow or unreachable registry never delays or fails a request. Every object here is per process:
+with several uvicorn workers, each opens its own connections in its own lifespan.
 """
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,25 +30,22 @@ from feast import FeatureStore
 from course_lib.caches import MovieNearCache
 from course_lib.candidate_matrix import VIEW_COLUMNS, MatrixLayout, ViewBlock
 from course_lib.config import Profile
-from course_lib.errors import reason
 from course_lib.redis_reader import CandidateRedisReader
 from course_lib.scoring import Scorer
-from course_lib.serving import EntityFeatures, Fetch, ServingClock
+from course_lib.serving import EntityFeatures, Fetch
 from feature_repo.definitions import MOVIE_VIEW, PAIR_VIEW, USER_VIEW
-
-LOG = logging.getLogger(__name__)
-REFRESH_EVERY_S = 1.0  # how often the background task asks the pollers (each still polls at its own pace)
-Now = Callable[[], datetime]
-
 
 # --- the movie near-cache as numbers ------------------------------------------------------------
 
 class MovieTable(MovieNearCache):
-    """`MovieNearCache` that also keeps every movie as one `ViewBlock`, rebuilt on each (re)load."""
+    """`MovieNearCache` that also keeps every movie as one `ViewBlock`, rebuilt on each (re)load.
+
+    Empty until its owner (`RegistryState`) calls `load()`: candidates not held are read from the online store.
+    """
 
     def __init__(self, store: FeatureStore, profile: Profile, fetch: Fetch) -> None:
         self.snapshot: tuple[dict[int, int], ViewBlock] = ({}, ViewBlock.empty(VIEW_COLUMNS[MOVIE_VIEW], 0))
-        super().__init__(store, profile, fetch=fetch)
+        super().__init__(store, profile, fetch=fetch, check_every_s=None)
 
     def load(self) -> int:
         """Reload every movie, then swap in the new index and block (readers see the old or the new pair)."""
@@ -108,56 +103,19 @@ class Recommendations:
 
 
 class Recommender:
-    """Reads, scores and ranks candidates for one process; the movie table is loaded on first use."""
+    """Reads, scores and ranks candidates for one process.
 
-    def __init__(self, store: FeatureStore, profile: Profile, features: Sequence[str], scorer: Scorer,
-                 fetch: Fetch, reader: CandidateRedisReader | None, now: Now) -> None:
-        self._store, self._profile, self._fetch, self._reader, self._now = store, profile, fetch, reader, now
+    `movies` and `serving_moment` are kept current by the API's `registry_state.RegistryState`.
+    """
+
+    def __init__(self, movies: MovieTable, serving_moment: Callable[[], datetime], features: Sequence[str],
+                 scorer: Scorer, fetch: Fetch, reader: CandidateRedisReader | None) -> None:
+        self._movies, self._moment, self._fetch, self._reader = movies, serving_moment, fetch, reader
         self._layout = MatrixLayout.of(features)
         self._score = scorer
-        self._clock = ServingClock(store, refresh_s=profile.settings.registry_cache_ttl, now=now)
-        self._movies: MovieTable | None = None
-        self._end: datetime | None = None
-        self._ready = asyncio.Lock()
-        self._refresher: asyncio.Task[None] | None = None
-
-    def _load(self) -> MovieTable:
-        """Read every movie and the materialization end (blocking: runs in a worker thread)."""
-        movies = MovieTable(self._store, self._profile, self._fetch)
-        self._end = self._clock.newest_end()
-        return movies
-
-    def _refresh(self) -> None:
-        """Reload the movies if their view moved, and re-read the materialization end (each when due)."""
-        if self._movies is not None:
-            self._movies.refresh_if_moved()
-        self._end = self._clock.newest_end()
-
-    async def _refresh_forever(self) -> None:
-        """Keep the movie table and the serving moment current, off the request path."""
-        while True:
-            await asyncio.sleep(REFRESH_EVERY_S)
-            try:
-                await asyncio.to_thread(self._refresh)
-            except Exception as exc:  # noqa: BLE001 - requests keep the last table; the reason is logged
-                LOG.warning("recommendations: refreshing the movie table or the serving moment failed "
-                            "(serving the previous ones): %s", reason(exc))
-
-    async def movies(self) -> MovieTable:
-        """The movie table, loaded on the first call (a failed load is retried by the next one)."""
-        if self._movies is None:
-            async with self._ready:
-                if self._movies is None:
-                    self._movies = await asyncio.to_thread(self._load)
-                    self._refresher = asyncio.create_task(self._refresh_forever())
-        return self._movies
 
     async def aclose(self) -> None:
-        """Stop the background refresh and close the recommendation reads' connections."""
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+        """Close the recommendation reads' connections."""
         if self._reader is not None:
             await self._reader.aclose()
 
@@ -165,11 +123,11 @@ class Recommender:
                   ) -> tuple[list[dict[str, EntityFeatures]], list[EntityFeatures]]:
         """User and pair rows through `fetch`, and the unknown movies' rows (blocking: a worker thread)."""
         rows = self._fetch([USER_VIEW, PAIR_VIEW], [{"user_id": user_id, "movie_id": m} for m in movie_ids])
-        return rows, self._movies.get_many(unknown) if self._movies and unknown else []
+        return rows, self._movies.lookup(unknown) if unknown else []
 
     async def read(self, user_id: int, movie_ids: Sequence[int]) -> tuple[ViewBlock, ViewBlock, ViewBlock]:
         """The user's, the candidates' movie and the pairs' rows, in one round trip on Redis."""
-        movies, unknown = (await self.movies()).candidates(movie_ids)
+        movies, unknown = self._movies.candidates(movie_ids)
         unknown_ids = [movie_ids[i] for i in unknown]
         if self._reader is not None:
             user_reply, pair_replies, movie_replies = await self._reader.candidate_replies(user_id, movie_ids,
@@ -192,8 +150,7 @@ class Recommender:
         user, movies, pairs = await self.read(user_id, movie_ids)
         retrieval_ms = (time.perf_counter() - start) * 1000
         start = time.perf_counter()
-        now = self._now()
-        as_of = min(now, self._end) if self._end else now  # TTLs applied as in training
+        as_of = self._moment()  # TTLs applied as in training
         inputs = self._layout.matrix(user, movies, pairs, as_of)
         scores = self._score(inputs)
         scoring_ms = (time.perf_counter() - start) * 1000

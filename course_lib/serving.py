@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -236,30 +235,3 @@ def candidate_features(store: FeatureStore, user_id: int, movie_ids: list[int]
     """User, movie and (user, movie) interaction features for each candidate movie."""
     rows = [{"user_id": user_id, "movie_id": m} for m in movie_ids]
     return online_rows(store, list(VIEWS), rows)
-
-
-class ServingClock:
-    """The moment the online store is complete up to: the newest materialization end, never later than now.
-
-    Online reads ignore feature-view TTLs while training applies them; scoring with TTLs
-    applied as of this moment keeps the model's input consistent with training. The registry
-    is re-read at most every `refresh_s` seconds (one read costs milliseconds).
-    """
-
-    def __init__(self, store: FeatureStore, refresh_s: float,
-                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
-        self.store, self.refresh_s, self.now = store, refresh_s, now
-        self._ends: list[datetime] = []
-        self._read_at = float("-inf")
-
-    def newest_end(self) -> datetime | None:
-        """The newest materialization end of any course view (None: never materialized)."""
-        if time.monotonic() - self._read_at >= self.refresh_s:
-            self._ends = [interval[1] for view in VIEWS if (interval := latest_interval(self.store, view))]
-            self._read_at = time.monotonic()
-        return max(self._ends) if self._ends else None
-
-    def __call__(self) -> datetime:
-        """The serving moment: min(now, newest materialization end), or now if never materialized."""
-        end, now = self.newest_end(), self.now()
-        return min(now, end) if end else now

@@ -55,12 +55,33 @@ class Settings(BaseModel):
                                   "PostgreSQL password, if the server requires one")
     pg_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = _env(
         "FEAST_PG_SSLMODE", "disable", "libpq `sslmode`")
+    pg_connect_timeout_s: int = _env("FEAST_PG_CONNECT_TIMEOUT_S", 3, "Seconds a PostgreSQL connection may take to "
+                                     "open (libpq `connect_timeout`; libpq waits at least 2)", ge=2)
+    pg_statement_timeout_ms: int = _env(
+        "FEAST_PG_STATEMENT_TIMEOUT_MS", 5000, "`statement_timeout` of registry queries and of the API's own "
+        "PostgreSQL reads (not of data loads or materialization)", ge=1)
+    pg_lock_timeout_ms: int = _env(
+        "FEAST_PG_LOCK_TIMEOUT_MS", 500, "`lock_timeout` of the API's own PostgreSQL reads (monitoring, "
+        "near-cache): a table `course data` holds locked fails fast", ge=1)
+    pg_tcp_user_timeout_ms: int = _env(
+        "FEAST_PG_TCP_USER_TIMEOUT_MS", 5000, "libpq `tcp_user_timeout` of every PostgreSQL connection: sent data "
+        "unacknowledged this long drops the connection", ge=1)
+    pg_keepalives_idle_s: int = _env("FEAST_PG_KEEPALIVES_IDLE_S", 10, "Idle seconds before TCP keepalive probes "
+                                     "check a PostgreSQL connection (then every 2 s, 3 probes)", ge=1)
     registry_db: str = _env("FEAST_REGISTRY_DB", "feast_registry", "Database of the SQL registry", min_length=1)
     offline_db: str = _env("FEAST_OFFLINE_DB", "feast_offline", "Database of the offline store", min_length=1)
     offline_schema: str = _env("FEAST_OFFLINE_SCHEMA", "course", "Schema of the offline tables", pattern=IDENTIFIER)
     pipeline_stale_s: float = _env(
         "COURSE_PIPELINE_STALE_S", 3600.0, "Seconds since the last materialization end after which a feature "
         "view's pipeline counts as stale (monitoring)", gt=0)
+    registry_refresh_s: float = _env(
+        "COURSE_REGISTRY_REFRESH_S", 1.0, "Seconds between the API's background re-reads of the materialization "
+        "intervals (the movie near-cache reloads when its view moved); failures back off", gt=0)
+    monitor_interval_s: float = _env(
+        "COURSE_MONITOR_INTERVAL_S", 5.0, "Seconds between the API's background health and freshness "
+        "measurements, which /health, /freshness and /metrics serve from memory", gt=0)
+    health_timeout_s: float = _env("COURSE_HEALTH_TIMEOUT_S", 1.0, "Seconds a component health check may take "
+                                   "before it counts as failed (a hung PostgreSQL)", gt=0)
     bench_project: str = _env("COURSE_BENCH_PROJECT", "course_bench", "Feast project and offline schema of "
                               "`course bench` (the tests use their own)", pattern=IDENTIFIER)
     redis_cluster_nodes: str = _env(

@@ -290,6 +290,7 @@ def test_redis_outage_gives_503_and_the_api_recovers_without_restart(
             body = response.json()
             assert response.status_code == 503, body
             assert body["error"] == "online_store_unavailable" and f":{own_redis.port}" in body["hint"], body
+        client.app.state.observer.observe()  # the background health round, now
         health = client.get("/health")
         assert health.status_code == 503 and health.json()["failed"] == ["online_store"], health.text
 
@@ -298,5 +299,6 @@ def test_redis_outage_gives_503_and_the_api_recovers_without_restart(
         serving.materialize(store, profile)
         assert client.get(f"/users/{user}/features").json()["features"] == before["features"]
         assert client.post("/recommendations", json=recommend).status_code == 200
+        client.app.state.observer.observe()
         assert client.get("/health").status_code == 200
         assert client.app.state.services.store is opened

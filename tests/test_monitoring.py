@@ -278,7 +278,7 @@ def test_health_checks_every_component_for_real(materialized) -> None:
     assert "lists all 3 course feature views" in components["registry"]["detail"]
     assert components["online_store"]["detail"] == "read user_id=1: found"
     metrics = Metrics()
-    assert refresh(metrics, store, profile)
+    assert refresh(metrics, store, profile).healthy
     samples = parsed(metrics)
     assert [value(samples, "course_component_up", component=c) for c in components] == [1, 1, 1]
     assert value(samples, "course_errors_total", kind="freshness_check") is None
@@ -324,12 +324,12 @@ def test_redis_outage_fails_the_online_store_and_recovers(materialized) -> None:
         assert not ok and report["failed"] == ["online_store"], report
         assert f"127.0.0.1:{server.port}" in report["components"]["online_store"]["fix"]
         metrics = Metrics()
-        assert not refresh(metrics, store, profile)
+        assert not refresh(metrics, store, profile).healthy
         samples = parsed(metrics)
         assert value(samples, "course_component_up", component="online_store") == 0
         assert value(samples, "course_errors_total", kind="freshness_check") == 1
         server.start()
-        assert health(store, profile)[0] and refresh(metrics, store, profile)
+        assert health(store, profile)[0] and refresh(metrics, store, profile).freshness is not None
         assert value(parsed(metrics), "course_component_up", component="online_store") == 1
         # Registry says materialized, this Redis holds nothing: data freshness falls back to offline.
         entry = freshness(store, profile, now=FakeClock(T_END)).get("user_profile_features", "data")

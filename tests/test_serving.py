@@ -8,9 +8,11 @@ import pytest
 
 from course_lib import datasets
 from course_lib.adapter import build_feature_tables, write_offline
+from course_lib.caches import MovieNearCache
 from course_lib.config import Profile, load_store, resolve_profile
+from course_lib.registry_state import RegistryState
 from course_lib.reset import reset_online
-from course_lib.serving import ServingClock, apply, latest_interval, materialize, user_features
+from course_lib.serving import apply, latest_interval, materialize, user_features
 from feature_repo.definitions import join_keys
 
 T1 = datetime(2025, 1, 20, tzinfo=timezone.utc)
@@ -81,17 +83,24 @@ def test_reset_online_clears_only_this_project(profile: Profile, tables) -> None
 
 
 
-def test_serving_clock_is_the_newest_materialization_end_capped_at_now(profile: Profile, tables) -> None:
+def test_serving_moment_is_the_newest_materialization_end_capped_at_now(profile: Profile, tables) -> None:
     """Scoring happens as of what the online store is complete up to, never in the future."""
     profile = project_profile(profile, "course_test_clock")
     store = empty_online_store(profile, tables)
+
+    def state(now: datetime) -> RegistryState:
+        held = RegistryState(store, profile, MovieNearCache(store, profile, check_every_s=None), now=lambda: now)
+        held.refresh()
+        return held
+
     late = datetime(2030, 1, 1, tzinfo=timezone.utc)
-    assert ServingClock(store, refresh_s=0, now=lambda: late)() == late  # nothing materialized yet
+    assert state(late).serving_moment() == late and state(late).newest_end is None  # nothing materialized yet
     materialize(store, profile, end=T1)
-    assert ServingClock(store, refresh_s=0, now=lambda: late)() == T1
+    assert state(late).serving_moment() == T1
     early = datetime(2025, 1, 5, tzinfo=timezone.utc)
-    assert ServingClock(store, refresh_s=0, now=lambda: early)() == early
-    cached = ServingClock(store, refresh_s=3600, now=lambda: late)
-    assert cached() == T1
+    assert state(early).serving_moment() == early
+    held = state(late)
     materialize(store, profile, end=T2, incremental=True)
-    assert cached() == T1 and ServingClock(store, refresh_s=0, now=lambda: late)() == T2
+    assert held.serving_moment() == T1, "the state changes only when it is refreshed"
+    held.refresh()
+    assert held.serving_moment() == T2
