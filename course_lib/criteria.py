@@ -104,11 +104,12 @@ def data_sources(profile: Profile) -> dict[str, Any]:
 
 
 def same_value(online: Any, offline: Any) -> bool:
-    """An online value equals the offline one: both missing, equal, or equal as floats (to 1e-9 relative)."""
+    """An online value equals the offline one: both missing, equal, or equal as Float32 features are stored
+    (to 1e-6 relative: the offline table holds float64, the online store the view's Float32)."""
     if online is None or offline is None or pd.isna(offline):
         return online is None and bool(pd.isna(offline))
     if isinstance(online, (int, float)) and not isinstance(online, bool):
-        return bool(np.isclose(float(online), float(offline), rtol=1e-9, atol=0))
+        return bool(np.isclose(float(online), float(offline), rtol=1e-6, atol=0))
     return bool(online == offline)
 
 
