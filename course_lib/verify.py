@@ -104,7 +104,7 @@ class Verification:
 
         names = {n: (ko, en) for n, _, ko, en in CRITERIA}
         return pd.DataFrame([{"#": r.criterion, "완료 기준": names[r.criterion][0], "criterion": names[r.criterion][1],
-                              "how it is verified": r.method, "measured": r.figure, "result": r.status,
+                              "check": r.check, "how it is verified": r.method, "measured": r.figure, "result": r.status,
                               "reason": r.reason} for r in self.rows]).set_index("#")
 
 
