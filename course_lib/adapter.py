@@ -357,6 +357,8 @@ def _write_postgres(tables: dict[str, pd.DataFrame], profile: Profile) -> None:
             # key at or before a time; the tables hold one row per key and time, so it is unique.
             cur.execute(f'CREATE UNIQUE INDEX "{view}__pit" ON "{schema}"."{view}" '
                         f'({", ".join([*join_keys(view), TIMESTAMP_FIELD])})')
+            # Monitoring reads the newest rows first (freshness.newest_offline), without a full-table sort.
+            cur.execute(f'CREATE INDEX "{view}__newest" ON "{schema}"."{view}" ({TIMESTAMP_FIELD})')
             cur.execute(f'ANALYZE "{schema}"."{view}"')
         # psycopg commits when the `with` block exits cleanly and rolls back on error.
 

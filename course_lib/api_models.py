@@ -125,7 +125,8 @@ class RegistryStateInfo(BaseModel):
 class HealthResponse(BaseModel):
     """`GET /health`: 200 when the online store, registry and offline store work, else 503 naming the failed ones.
 
-    The checks run in the background; `checked_at` says when the reported round ended.
+    The checks run in the background; `checked_at` says when the reported round started: it saw
+    everything that happened before then.
     """
 
     status: Literal["ok", "unavailable"]

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
@@ -65,6 +66,17 @@ class BackgroundServer:
         self.stop()
         raise ServerError(f"server at {self.url} never answered 200 on {path} "
                            f"(exit code {self.process.poll()}); its output:\n{self.output()[-3000:]}")
+
+    def observed(self, path: str, timeout_s: float = START_S) -> httpx.Response:
+        """GET an endpoint the course API serves from its background round (/health, /freshness, /metrics),
+        once a round that started after this call has ended: the answer reflects everything done before it."""
+        since, deadline = datetime.now(timezone.utc), time.monotonic() + timeout_s
+        while datetime.fromisoformat(httpx.get(f"{self.url}/health", timeout=5).json()["checked_at"]) < since:
+            if time.monotonic() > deadline:
+                raise ServerError(f"{self.url} ran no health round in {timeout_s} s; its output:\n"
+                                  f"{self.output()[-3000:]}")
+            time.sleep(0.2)
+        return httpx.get(f"{self.url}{path}", timeout=30)
 
     def stop(self) -> int | None:
         """SIGTERM the process (as a process manager would), then kill it if it hangs."""

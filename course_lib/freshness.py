@@ -28,6 +28,7 @@ FRESHNESS_KINDS = ("pipeline", "data")
 FRESHNESS_STATUSES = ("fresh", "stale", "never_materialized")
 DATA_SOURCES = ("online", "offline")
 FRESHNESS_SAMPLE = 5  # entities per view whose online event timestamps are read
+SCAN_PER_ENTITY = 20  # newest offline rows read per sampled entity (more only if they hold too few entities)
 
 
 def utc_now() -> datetime:
@@ -95,17 +96,30 @@ def unmeasured(view: str, kind: str, threshold: float, status: str, detail: str)
 
 def newest_offline(profile: Profile, view: str, end: datetime, limit: int = FRESHNESS_SAMPLE
                    ) -> tuple[list[dict[str, int]], pd.Timestamp | None]:
-    """The `limit` entities with the newest offline rows at or before `end`, and that newest time."""
+    """The `limit` entities with the newest offline rows at or before `end`, and that newest time.
+
+    Reads the newest rows first (`ORDER BY event_timestamp DESC ... LIMIT`, served by the tables'
+    timestamp index on PostgreSQL) rather than grouping the whole table; an entity's first row in
+    that order is its newest, so the first `limit` distinct entities are exactly the answer. The
+    scan widens only if the newest rows belong to fewer entities than that.
+    """
     keys = join_keys(view)
     ordered = ", ".join(keys)
-    aggregates = ", ".join(f"array_agg({k} ORDER BY newest DESC, {ordered})" for k in keys)
-    sql = (f"SELECT {aggregates}, max(newest) FROM (SELECT {ordered}, max({TIMESTAMP_FIELD}) AS newest "
-           f"FROM {table_expr(profile, view)} WHERE {TIMESTAMP_FIELD} <= ? GROUP BY {ordered} "
-           f"ORDER BY newest DESC, {ordered} LIMIT {int(limit)}) AS newest_rows")
-    *columns, newest = offline_query(profile, sql, [end])
+    order = f"{TIMESTAMP_FIELD} DESC, {ordered}"
+    aggregates = ", ".join(f"array_agg({k} ORDER BY {order})" for k in keys)
+    scan = limit * SCAN_PER_ENTITY
+    while True:
+        sql = (f"SELECT {aggregates}, max({TIMESTAMP_FIELD}), count(*) FROM (SELECT {ordered}, {TIMESTAMP_FIELD} "
+               f"FROM {table_expr(profile, view)} WHERE {TIMESTAMP_FIELD} <= ? ORDER BY {order} "
+               f"LIMIT {int(scan)}) AS newest_rows")
+        *columns, newest, scanned = offline_query(profile, sql, [end], bounded=True)
+        entities = list(dict.fromkeys(zip(*columns))) if scanned else []
+        if len(entities) >= limit or scanned < scan:
+            break
+        scan *= 4
     if newest is None:
         return [], None
-    rows = [dict(zip(keys, (int(v) for v in values))) for values in zip(*columns)]
+    rows = [dict(zip(keys, (int(v) for v in values))) for values in entities[:limit]]
     return rows, pd.Timestamp(newest).tz_convert("UTC")
 
 

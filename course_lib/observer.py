@@ -32,8 +32,9 @@ class Observer:
 
     def _round(self) -> None:
         """Check, measure, update the gauges and the latest observation (the refresher's step)."""
+        started = utc_now()
         observation = refresh(self._metrics, self._store, self._profile, self._now, self._health)
-        self._latest = (utc_now(), observation)
+        self._latest = (started, observation)
 
     def observe(self) -> Observation:
         """One round now, in this thread, never at the same time as the background one; its observation."""
@@ -42,7 +43,7 @@ class Observer:
 
     @property
     def latest(self) -> tuple[datetime, Observation]:
-        """When the latest round ended, and its observation (`start` makes the first one)."""
+        """When the latest round started, and its observation (`start` makes the first one)."""
         if self._latest is None:
             raise RuntimeError("Observer.start() makes the first observation; call it first")
         return self._latest

@@ -74,6 +74,7 @@ def test_raw_redis_matrix_equals_the_training_matrix_bit_for_bit(ranker_dataset,
     profile, store, pairs, expected = served(ranker_dataset, ranker_stores, "enterprise")
     reader = CandidateRedisReader(store, profile)
     table = MovieTable(store, profile, RawRedisReader(store, profile).online_rows)
+    table.load()  # the API's RegistryState loads it at start-up
     known = pairs["movie_id"].iloc[0]
     del table.snapshot[0][known]  # one candidate unknown to the near-cache: read in the same round trip
     got = np.empty_like(expected)

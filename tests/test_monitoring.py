@@ -22,7 +22,7 @@ from course_lib import datasets, serving
 from course_lib.adapter import build_feature_tables, write_offline
 from course_lib.background import RedisServer, free_port
 from course_lib.config import ConfigError, Profile, load_store, resolve_profile
-from course_lib.freshness import FRESHNESS_KINDS, FreshnessReport, freshness, utc_now
+from course_lib.freshness import FRESHNESS_KINDS, FreshnessReport, freshness, newest_offline, utc_now
 from course_lib.health import HEALTH_COMPONENTS, health, probe
 from course_lib.monitoring import (
     FAMILIES,
@@ -36,7 +36,7 @@ from course_lib.monitoring import (
 from course_lib.offline import read_offline
 from course_lib.outage import Forwarder
 from course_lib.redis_format import project_keys
-from feature_repo.definitions import FEATURE_VIEWS, VIEWS
+from feature_repo.definitions import FEATURE_VIEWS, VIEWS, join_keys
 
 MON_PROJECT = "course_test_mon"
 T_END = pd.Timestamp("2025-01-11 07:13:00", tz="UTC").to_pydatetime()  # inside the data's 20 days
@@ -162,6 +162,21 @@ def offline_newest_at_or_before(profile: Profile, view: str, end: datetime) -> p
     stamps = pd.to_datetime(table["event_timestamp"], utc=True)
     assert stamps.max() > end, "the test's end must lie inside the data, or '<= end' is not exercised"
     return stamps[stamps <= end].max()
+
+
+@pytest.mark.parametrize("limit", [5, 60, 100_000])  # 100_000: more than there are entities, so the scan widens
+def test_newest_offline_entities_equal_a_group_by_over_the_whole_table(materialized, limit: int) -> None:
+    profile, _ = materialized
+    for view in FEATURE_VIEWS:
+        keys = join_keys(view)
+        table = read_offline(profile, [view])[view]
+        table = table.assign(ts=pd.to_datetime(table["event_timestamp"], utc=True))
+        recent = table[table["ts"] <= T_END]
+        newest = recent.groupby(keys)["ts"].max().reset_index().sort_values(
+            ["ts", *keys], ascending=[False, *[True] * len(keys)])
+        expected = [dict(zip(keys, map(int, row))) for row in newest[keys].head(limit).itertuples(index=False)]
+        rows, at = newest_offline(profile, view, T_END, limit)
+        assert rows == expected and at == recent["ts"].max(), view
 
 
 def test_data_freshness_is_now_minus_the_newest_online_event_timestamp(materialized) -> None:
