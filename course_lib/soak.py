@@ -16,6 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -290,6 +291,17 @@ def progress_bar(seconds: float) -> Callable[[int, dict[str, int]], None]:
     return show
 
 
+def run_async(main: Callable[[], Any]) -> None:
+    """`asyncio.run(main())`, in a thread of its own when this thread already runs an event loop (Jupyter)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(main())
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(lambda: asyncio.run(main())).result()
+
+
 def run_soak(url: str, users: Sequence[int], movies: Sequence[int], seconds: float, rate: float = 200.0,
              drills: Sequence[Drill] = (), concurrency: int = 16,
              show: Callable[[int, dict[str, int]], None] | None = None) -> SoakReport:
@@ -310,7 +322,7 @@ def run_soak(url: str, users: Sequence[int], movies: Sequence[int], seconds: flo
         watch = asyncio.ensure_future(_watch(samples, seconds, clock, show or (lambda second, statuses: None)))
         await _paced(url, mixed_requests(users, movies), rate, seconds, concurrency, clock, samples)
         await watch
-    asyncio.run(main())
+    run_async(main)
     thread.join()
     if errors:
         raise SoakError("; ".join(errors))

@@ -104,8 +104,8 @@ class Verification:
 
         names = {n: (ko, en) for n, _, ko, en in CRITERIA}
         return pd.DataFrame([{"#": r.criterion, "완료 기준": names[r.criterion][0], "criterion": names[r.criterion][1],
-                              "check": r.check, "how it is verified": r.method, "measured": r.figure, "result": r.status,
-                              "reason": r.reason} for r in self.rows]).set_index("#")
+                              "check": r.check, "how it is verified": r.method, "measured": r.figure,
+                              "result": r.status, "reason": r.reason} for r in self.rows]).set_index("#")
 
 
 # --- judging: figures -> rows ---------------------------------------------------------------------
@@ -216,7 +216,8 @@ def judge(profile: str, f: dict[str, Any]) -> list[Row]:
                                      d["recommendations_status"] == 200 and d["recommended"] > 0
                                      and d["features_used_non_null"] > 0 and d["user_found"] == "found",
                                      "an endpoint failed or served empty features")),
-        verdict(5, "online = offline", "users' online features vs point-in-time retrieval at the materialization end",
+        verdict(5, "online = offline", "users' online features vs their newest offline rows at the materialization end "
+                "(read from the offline table)",
                 g("online_offline"), lambda d: (f"{d['values_compared']} values of {d['users']} users, "
                                                 f"{d['values_differing']} differ",
                                                 d["values_compared"] > 0 and not d["values_differing"],
