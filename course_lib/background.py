@@ -130,11 +130,15 @@ def start_feast_serve(profile: Profile, log: Path, port: int | None = None, work
 
 
 class RedisServer:
-    """A private, non-persistent redis-server on a loopback port, for outage drills."""
+    """A private, non-persistent redis-server on a loopback port, for outage drills.
 
-    def __init__(self, port: int | None = None, ready_s: float = 30) -> None:
+    With `workdir`, a `SAVE` writes its snapshot there and a restart loads it (an outage that loses nothing).
+    """
+
+    def __init__(self, port: int | None = None, ready_s: float = 30, workdir: Path | None = None) -> None:
         self.port = port or free_port()
         self.ready_s = ready_s
+        self.workdir = workdir
         self.process: subprocess.Popen[bytes] | None = None
 
     @staticmethod
@@ -148,7 +152,8 @@ class RedisServer:
             raise ServerError("redis-server is not installed: `sudo apt-get install redis-server`, "
                                "`brew install redis` or `conda install -c conda-forge redis-server`")
         self.process = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                                         "--save", "", "--appendonly", "no"],
+                                         "--save", "", "--appendonly", "no",
+                                         *(["--dir", str(self.workdir)] if self.workdir else [])],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + self.ready_s
         while True:

@@ -154,6 +154,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Check the guide's completion criteria on this machine; print the table, write the JSON; exit 1 on a FAIL."""
+    from pathlib import Path
+
+    from course_lib import verify
+
+    result = verify.run(args.profile, soak_seconds=args.soak_seconds, rate=args.rate)
+    print(verify.format_table(result))
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result.to_json(), indent=2, ensure_ascii=False, default=str))
+        print(f"figures: {out}")
+    return 0 if result.passed else 1
+
+
 def add_profile(parser: argparse.ArgumentParser) -> None:
     """Add the shared `--profile` option."""
     parser.add_argument("--profile", choices=ALL_PROFILES, default=None,
@@ -210,6 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench_p.add_argument("--json", default="bench/results.json", help="where to write the results")
     bench_p.add_argument("--plots", help="folder for latency CDF and speed-up plots")
     bench_p.set_defaults(handler=cmd_bench)
+    verify_p = verbs.add_parser("verify", help="check the guide's completion criteria (완료 기준) on this machine")
+    add_profile(verify_p)
+    verify_p.add_argument("--json", help="write every figure to this JSON file")
+    verify_p.add_argument("--soak-seconds", type=float, default=60.0,
+                          help="length of the availability soak (default 60; at least 20)")
+    verify_p.add_argument("--rate", type=float, default=200.0, help="requests per second the soak offers")
+    verify_p.set_defaults(handler=cmd_verify)
     reset_p = verbs.add_parser("reset", help="drop this project's registry objects, online rows and "
                                              "offline tables (nothing else)")
     add_profile(reset_p)

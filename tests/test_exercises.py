@@ -185,6 +185,21 @@ def _retyped(name: str, dtype) -> list[Field]:
             for f in definitions.VIEWS["user_movie_interaction_features"][2]]
 
 
+
+def _calm_share(samples, windows, sent_only=False):
+    """Share of 200s among requests outside the windows (sent_only: judged by sending time alone)."""
+    def inside(s, w):
+        return w.start_s <= s.sent_s < w.end_s if sent_only else s.sent_s < w.end_s and s.done_s > w.start_s
+    calm = [s for s in samples if not any(inside(s, w) for w in windows)]
+    return sum(s.status == 200 for s in calm) / len(calm)
+
+
+def _recovered(samples, end, until, moment):
+    """`moment` (sent_s or done_s) of the first 200 sent after the last failure in [end, until)."""
+    after = [s for s in samples if end <= s.sent_s < until]
+    last = max((s.sent_s for s in after if s.status != 200), default=float("-inf"))
+    return min(getattr(s, moment) for s in after if s.status == 200 and s.sent_s > last)
+
 GENRES = [f"genre_{g}" for g in ("action", "comedy", "drama", "horror", "romance")]
 
 
@@ -339,6 +354,23 @@ WRONG_ANSWERS: dict[str, list[tuple[str, object, str]]] = {
          / _dcg(np.sort(_ranked(rel, scores)[:k])[::-1], k), "ranks *all* candidates"),
         ("log2(i) discount", lambda rel, scores, k: _first_discount_zero(_ranked(rel, scores)[:k]),
          "a finite number is expected"),
+    ],
+    "availability_outside": [
+        ("a percentage", lambda samples, windows: 100 * _calm_share(samples, windows), "not a percentage"),
+        ("windows ignored", lambda samples, windows: sum(s.status == 200 for s in samples) / len(samples),
+         "in flight during an outage window"),
+        ("sent inside only", lambda samples, windows: _calm_share(samples, windows, sent_only=True),
+         "still running when it started"),
+        ("a string", lambda samples, windows: str(_calm_share(samples, windows)), "return one number"),
+    ],
+    "recovery_time": [
+        ("first success", lambda samples, end, until: min(s.done_s for s in samples
+                                                          if s.sent_s >= end and s.status == 200) - end,
+         "the first success is not enough"),
+        ("sending time", lambda samples, end, until: _recovered(samples, end, until, "sent_s") - end,
+         "not when the request was sent"),
+        ("a string", lambda samples, end, until: str(_recovered(samples, end, until, "done_s") - end),
+         "return seconds as a number"),
     ],
     "request_count": [
         ("status 200 only", lambda text, endpoint: checks.monitoring._requests(text, endpoint, "200"), "not only 200"),

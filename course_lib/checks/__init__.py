@@ -9,6 +9,7 @@ the object it returns), never the source text. Notebooks call them as `checks.<e
 from __future__ import annotations
 
 from course_lib.checks.common import CheckFailed, keep_going
+from course_lib.checks.completion_criteria import availability_outside, recovery_time
 from course_lib.checks.data_sources import avg_rating_as_of, pit_join
 from course_lib.checks.feast_setup import interaction_view, taste_service
 from course_lib.checks.monitoring import pipeline_age, request_count
@@ -16,6 +17,6 @@ from course_lib.checks.optimization import latency_percentiles, views_to_invalid
 from course_lib.checks.realtime_serving import candidate_features, ndcg_at_k
 from course_lib.checks.scale_out import key_slot, redis_masters
 
-__all__ = ["CheckFailed", "avg_rating_as_of", "candidate_features", "interaction_view", "keep_going", "key_slot",
-           "latency_percentiles", "ndcg_at_k", "pipeline_age", "pit_join", "redis_masters", "request_count",
-           "taste_service", "views_to_invalidate"]
+__all__ = ["CheckFailed", "availability_outside", "avg_rating_as_of", "candidate_features", "interaction_view",
+           "keep_going", "key_slot", "latency_percentiles", "ndcg_at_k", "pipeline_age", "pit_join", "redis_masters",
+           "recovery_time", "request_count", "taste_service", "views_to_invalidate"]
