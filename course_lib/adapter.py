@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 from feast.types import Float32, Int64, String
+from psycopg import sql
 from tqdm.auto import tqdm
 
 from course_lib.config import Profile, resolve_profile
@@ -331,10 +332,10 @@ def _write_parquet(tables: dict[str, pd.DataFrame], profile: Profile) -> None:
         os.replace(tmp, target)
 
 
-def copy_rows(cursor: psycopg.Cursor[Any], table: str, df: pd.DataFrame, chunk_rows: int = 200_000) -> None:
+def copy_rows(cursor: psycopg.Cursor[Any], table: sql.Identifier, df: pd.DataFrame, chunk_rows: int = 200_000) -> None:
     """Stream a DataFrame into a PostgreSQL table with COPY (CSV, empty = NULL)."""
-    columns = ", ".join(df.columns)
-    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
+    columns = sql.SQL(", ").join(map(sql.Identifier, df.columns))
+    with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(table, columns)) as copy:
         for start in range(0, len(df), chunk_rows):
             copy.write(df.iloc[start:start + chunk_rows].to_csv(index=False, header=False))
 
@@ -342,22 +343,24 @@ def copy_rows(cursor: psycopg.Cursor[Any], table: str, df: pd.DataFrame, chunk_r
 def _write_postgres(tables: dict[str, pd.DataFrame], profile: Profile) -> None:
     """Load every table in one transaction: new tables are swapped in only if all succeed."""
 
-    schema = profile.offline_schema
+    schema = sql.Identifier(profile.offline_schema)
     with psycopg.connect(profile.pg_conninfo()) as conn, conn.cursor() as cur:
-        cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
         for view, df in tqdm(tables.items(), desc="postgres COPY", unit="table", leave=False):
-            columns = ", ".join(f"{c} {PG_TYPE[str(t)]}" for c, t in df.dtypes.items())
-            staging = f'"{schema}"."{view}__staging"'
-            cur.execute(f"DROP TABLE IF EXISTS {staging}")
-            cur.execute(f"CREATE TABLE {staging} ({columns})")
+            columns = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(PG_TYPE[str(t)]))
+                                         for c, t in df.dtypes.items())
+            staging, table = profile.offline_table(f"{view}__staging"), profile.offline_table(view)
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging))
+            cur.execute(sql.SQL("CREATE TABLE {} ({})").format(staging, columns))
             copy_rows(cur, staging, df)
-            cur.execute(f'DROP TABLE IF EXISTS "{schema}"."{view}"')
-            cur.execute(f'ALTER TABLE {staging} RENAME TO "{view}"')
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
+            cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(staging, sql.Identifier(view)))
             # Point-in-time lookups (pit.historical_features_tuned) read the newest row per
             # key at or before a time; the tables hold one row per key and time, so it is unique.
-            cur.execute(f'CREATE UNIQUE INDEX "{view}__pit" ON "{schema}"."{view}" '
-                        f'({", ".join([*join_keys(view), TIMESTAMP_FIELD])})')
-            cur.execute(f'ANALYZE "{schema}"."{view}"')
+            cur.execute(sql.SQL("CREATE UNIQUE INDEX {} ON {} ({})").format(
+                sql.Identifier(f"{view}__pit"), table,
+                sql.SQL(", ").join(map(sql.Identifier, [*join_keys(view), TIMESTAMP_FIELD]))))
+            cur.execute(sql.SQL("ANALYZE {}").format(table))
         # psycopg commits when the `with` block exits cleanly and rolls back on error.
 
 

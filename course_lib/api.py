@@ -40,20 +40,19 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 import orjson
 import redis
-from fastapi import FastAPI, Path, Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from feast import FeatureStore
 
-from course_lib import freshness, monitoring, ranker, recommender, scoring, serving
+from course_lib import freshness, monitoring, ranker, recommender, request_limits, scoring, serving
 from course_lib.api_models import (
     MAX_CANDIDATES,
-    MAX_ID,
     MAX_K,
     ErrorBody,
     FieldError,
@@ -71,6 +70,7 @@ from course_lib.freshness import Clock
 from course_lib.health import health, missing_views, ms_since, online_store_hint, registry_hint, registry_location
 from course_lib.monitoring import Metrics, RequestMetrics
 from course_lib.redis_reader import CandidateRedisReader, RawRedisReader, standalone_redis
+from course_lib.request_limits import MAX_BODY_BYTES, PathId, public
 from course_lib.serving import EntityRows, Fetch, Rows, sdk_fetch
 from feature_repo.definitions import MOVIE_VIEW, USER_VIEW, join_keys
 
@@ -208,8 +208,9 @@ def invalid_request(request: Request, exc: Exception) -> JSONResponse:
 def online_store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     """503 when the online store cannot be read; nothing is cached, so the next call retries."""
     metrics_of(request).count_error("online_store_unavailable")
-    body = ErrorBody(error="online_store_unavailable", detail=reason(exc),
-                     hint=online_store_hint(services_of(request).profile))
+    profile = services_of(request).profile
+    body = ErrorBody(error="online_store_unavailable", detail=public(reason(exc), profile),
+                     hint=public(online_store_hint(profile), profile))
     return JSONResponse(body.model_dump(), status_code=503)
 
 
@@ -236,12 +237,12 @@ def add_routes(app: FastAPI, now: Clock) -> None:
     # request. Feature reads await redis.asyncio (or the SDK in a worker thread); a recommendation
     # scores on the event loop (a fraction of a millisecond with the compiled trees).
     @app.get("/users/{user_id}/features", response_model=UserFeaturesResponse, responses=ERRORS)
-    async def get_user_features(request: Request, user_id: Annotated[int, Path(gt=0, le=MAX_ID)]) -> dict[str, Any]:
+    async def get_user_features(request: Request, user_id: PathId) -> dict[str, Any]:
         """A user's online profile features."""
         return await read_entity(request, USER_VIEW, user_id, "user_profile")
 
     @app.get("/movies/{movie_id}/features", response_model=MovieFeaturesResponse, responses=ERRORS)
-    async def get_movie_features(request: Request, movie_id: Annotated[int, Path(gt=0, le=MAX_ID)]) -> dict[str, Any]:
+    async def get_movie_features(request: Request, movie_id: PathId) -> dict[str, Any]:
         """A movie's online metadata features."""
         return await read_entity(request, MOVIE_VIEW, movie_id, "movie_metadata")
 
@@ -263,7 +264,7 @@ def add_routes(app: FastAPI, now: Clock) -> None:
         ok, report = health(services.store, services.profile)
         metrics_of(request).record_health(report)
         response.status_code = 200 if ok else 503
-        return HealthResponse(**report, model=services.model)
+        return HealthResponse(**public(report, services.profile), model=services.model)
 
     @app.get("/freshness", response_model=FreshnessResponse,
              responses={503: {"model": ErrorBody, "description": "freshness could not be measured"}})
@@ -274,7 +275,7 @@ def add_routes(app: FastAPI, now: Clock) -> None:
             report = freshness.freshness(services.store, services.profile, now)
         except Exception as exc:  # noqa: BLE001 - reported as a 503 naming the cause
             metrics.count_error("freshness_check")
-            body = ErrorBody(error="freshness_unavailable", detail=reason(exc),
+            body = ErrorBody(error="freshness_unavailable", detail=public(reason(exc), services.profile),
                              hint="freshness needs the registry, the offline store and the online store; "
                                   "GET /health names the one that failed and how to fix it")
             return JSONResponse(body.model_dump(), status_code=503)
@@ -309,9 +310,10 @@ def create_app(profile: Profile | str | None = None, now: Clock = freshness.utc_
     app = FastAPI(title="Movie recommendation feature API",
                   description=f"Online features and ranked recommendations (profile `{resolved.name}`, "
                               f"project `{resolved.project}`). Every timing is measured per request.",
-                  version="1.0", lifespan=lifespan)
+                  version="1.0", lifespan=lifespan, max_body_size=MAX_BODY_BYTES)
     app.state.metrics = Metrics()
     app.add_exception_handler(RequestValidationError, invalid_request)
+    request_limits.install(app)
     for error_type in ONLINE_STORE_ERRORS:
         app.add_exception_handler(error_type, online_store_unavailable)
     add_routes(app, now)
@@ -333,11 +335,13 @@ def serve(profile: Profile | str | None = None, host: str = "127.0.0.1", port: i
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     # No access log: /metrics counts every request by route and status, and a log line per
     # request took about a tenth of the server's CPU under load (measured with py-spy).
-    if workers == 1:
-        uvicorn.run(create_app(profile), host=host, port=port, access_log=False)
-        return
     resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
+    limits: dict[str, Any] = {"limit_concurrency": resolved.settings.api_limit_concurrency,
+              "timeout_graceful_shutdown": resolved.settings.api_shutdown_s, "access_log": False}
+    if workers == 1:
+        uvicorn.run(create_app(resolved), host=host, port=port, **limits)
+        return
     services = open_services(resolved, freshness.utc_now)
     asyncio.run(services.store.close())
     os.environ.update({**resolved.settings.env(), "COURSE_PROFILE": resolved.name})
-    uvicorn.run("course_lib.api:create_app", factory=True, host=host, port=port, workers=workers, access_log=False)
+    uvicorn.run("course_lib.api:create_app", factory=True, host=host, port=port, workers=workers, **limits)

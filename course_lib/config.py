@@ -6,6 +6,7 @@ is decided here and nowhere else.
 """
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
@@ -13,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import yaml
 
@@ -23,6 +23,7 @@ from course_lib.settings import Settings, variables
 
 if TYPE_CHECKING:
     from feast import FeatureStore
+    from psycopg import sql
 
 PROFILES = ("local", "enterprise")  # the base profiles; most tests run on both
 SCALEOUT = "scaleout"  # Redis Cluster + Spark; slow to start, so tested on its own (tests/test_scaleout.py)
@@ -117,21 +118,28 @@ class Profile:
 
     def pg_conninfo(self, database: str | None = None) -> str:
         """A libpq connection string for the offline (or another) database."""
+        from psycopg.conninfo import make_conninfo  # config is imported before psycopg is known to work
+
         s = self.settings
-        parts = {"host": s.pg_host, "port": s.pg_port, "user": s.pg_user, "dbname": database or s.offline_db,
-                 "sslmode": s.pg_sslmode, "connect_timeout": 3}
-        if s.pg_password.get_secret_value():
-            parts["password"] = s.pg_password.get_secret_value()
-        return " ".join(f"{k}={v}" for k, v in parts.items())
+        return make_conninfo(host=s.pg_host, port=s.pg_port, user=s.pg_user, dbname=database or s.offline_db,
+                             sslmode=s.pg_sslmode, connect_timeout=3,
+                             password=s.pg_password.get_secret_value() or None)
+
+    def offline_table(self, view: str) -> sql.Identifier:
+        """A view's PostgreSQL offline table as a quoted `schema.table` identifier."""
+        from psycopg import sql
+
+        return sql.Identifier(self.offline_schema, view)
 
     def registry_url(self) -> str:
-        """SQLAlchemy URL of the SQL registry (psycopg 3 driver, explicit sslmode)."""
+        """SQLAlchemy URL of the SQL registry (psycopg 3 driver, explicit sslmode), every part escaped."""
+        from sqlalchemy.engine import URL
+
         s = self.settings
-        auth = quote(s.pg_user, safe="")
-        if s.pg_password.get_secret_value():
-            auth += ":" + quote(s.pg_password.get_secret_value(), safe="")
-        return (f"postgresql+psycopg://{auth}@{s.pg_host}:{s.pg_port}/"
-                f"{self.registry_database}?sslmode={s.pg_sslmode}&connect_timeout=3")
+        url = URL.create("postgresql+psycopg", username=s.pg_user, password=s.pg_password.get_secret_value() or None,
+                         host=s.pg_host, port=s.pg_port, database=self.registry_database,
+                         query={"sslmode": s.pg_sslmode, "connect_timeout": "3"})
+        return url.render_as_string(hide_password=False)
 
     def redis_client_kwargs(self) -> dict[str, Any]:
         """redis-py client settings of the single Redis server: socket timeouts and no retries, so outages fail fast.
@@ -142,7 +150,7 @@ class Profile:
         s = self.settings
         kwargs: dict[str, Any] = {"host": s.redis_host, "port": s.redis_port, "db": s.redis_db,
                                   "socket_timeout": s.redis_timeout_s, "socket_connect_timeout": s.redis_timeout_s,
-                                  "retry": None}
+                                  "retry": None, "max_connections": s.redis_max_connections}
         if s.redis_password.get_secret_value():
             kwargs["password"] = s.redis_password.get_secret_value()
         return kwargs
@@ -151,7 +159,7 @@ class Profile:
         """Feast's connection string for the same settings as `redis_client_kwargs` (`retry=null` is None)."""
         kwargs = self.redis_client_kwargs()
         host, port = kwargs.pop("host"), kwargs.pop("port")
-        options = ",".join(f"{key}={'null' if value is None else value}" for key, value in kwargs.items())
+        options = ",".join(f"{key}={_option(key, value)}" for key, value in kwargs.items())
         return f"{host}:{port},{options}"
 
     def redis_cluster_connection_string(self) -> str:
@@ -166,7 +174,7 @@ class Profile:
         conn = (f"{nodes},socket_timeout={s.redis_timeout_s},socket_connect_timeout={s.redis_timeout_s},"
                 "cluster_error_retry_attempts=0,require_full_coverage=false")
         if s.redis_password.get_secret_value():
-            conn += f",password={s.redis_password.get_secret_value()}"
+            conn += f",password={_option('password', s.redis_password.get_secret_value())}"
         return conn
 
     def spark_conf(self) -> dict[str, str]:
@@ -241,6 +249,15 @@ class Profile:
                 "sslmode": s.pg_sslmode,
             }
         return config
+
+
+def _option(key: str, value: Any) -> str:
+    """One `key=value` option of Feast's Redis connection string as Feast parses it back (JSON-decoded):
+    `null` for None, the password JSON-quoted so `true`, `12` or `"x"` stay that string (settings
+    refuse a comma, which Feast splits options on)."""
+    if value is None:
+        return "null"
+    return json.dumps(value) if key == "password" else str(value)
 
 
 def resolve_profile(profile: str | None = None, env: Mapping[str, str] | None = None) -> Profile:

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 import psycopg
 from feast import FeatureStore
+from psycopg import sql
 
 from course_lib.compat import drop_online_tables, online_client
 from course_lib.config import Profile, load_store, resolve_profile
@@ -97,8 +98,9 @@ def _drop_offline(store: FeatureStore, profile: Profile) -> list[str]:
     schema, removed = profile.offline_schema, []
     with psycopg.connect(profile.pg_conninfo()) as conn:
         for table in [name for view in VIEWS for name in (view, f"{view}__staging")]:
-            if conn.execute("SELECT to_regclass(%s)", [f'"{schema}"."{table}"']).fetchone() != (None,):
-                conn.execute(f'DROP TABLE "{schema}"."{table}"')
+            name = sql.Identifier(schema, table)
+            if conn.execute("SELECT to_regclass(%s)", [name.as_string(conn)]).fetchone() != (None,):
+                conn.execute(sql.SQL("DROP TABLE {}").format(name))
                 removed.append(f"{schema}.{table}")
     return removed
 

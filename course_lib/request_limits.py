@@ -1,0 +1,87 @@
+"""The API's limits on what a caller can send and learn (issue 19).
+
+- Bodies over `MAX_BODY_BYTES` are refused with a 413 before they are parsed (FastAPI's
+  `max_body_size` counts the bytes as they arrive, so a lying or absent Content-Length does
+  not help); only `application/json` bodies are parsed.
+- Path ids are decimal digits only: `1.0`, `+5`, `1_000`, ` 7` and ids beyond int64 are 422s,
+  not quietly converted.
+- Every 4xx, including FastAPI's own 400 for a body it cannot parse (a 5000-digit integer,
+  deep nesting), 404, 405 and 413, answers with the course's `ErrorBody`.
+- Error bodies and `/health` name what failed and how to fix it, but not hosts, ports, paths or
+  database names, unless `COURSE_API_DEBUG` is on (`public`).
+"""
+from __future__ import annotations
+
+import pathlib
+import re
+import sys
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Path, Request
+from fastapi.responses import JSONResponse
+from pydantic import BeforeValidator
+from starlette.exceptions import HTTPException
+
+from course_lib.api_models import MAX_ID, ErrorBody
+from course_lib.config import REPO_ROOT, Profile
+
+MAX_BODY_BYTES = 64 * 1024  # a full 1,000-candidate request is under 22 KB
+ID_DIGITS = len(str(MAX_ID))
+HTTP_ERRORS = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large",
+               415: "unsupported_media_type"}
+HINT = (f"send JSON (Content-Type: application/json) of at most {MAX_BODY_BYTES // 1024} KB to a documented "
+        "route; see /docs")
+IPV4 = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b")
+
+
+def _digits_only(value: Any) -> Any:
+    """A path id must be plain decimal digits (at most int64's 19); anything else is refused, not converted."""
+    if isinstance(value, str) and not re.fullmatch(rf"[0-9]{{1,{ID_DIGITS}}}", value):
+        raise ValueError(f"must be a positive integer written with digits only (at most {ID_DIGITS})")
+    return value
+
+
+PathId = Annotated[int, BeforeValidator(_digits_only), Path(gt=0, le=MAX_ID)]  # `/users/{user_id}/...`
+
+
+def http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Any HTTP error FastAPI or Starlette raises (400, 404, 405, 413 ...) as an `ErrorBody`."""
+    assert isinstance(exc, HTTPException), exc
+    kind = HTTP_ERRORS.get(exc.status_code, f"http_{exc.status_code}")
+    request.app.state.metrics.count_error(kind)
+    body = ErrorBody(error=kind, detail=str(exc.detail), hint=HINT)
+    return JSONResponse(body.model_dump(), status_code=exc.status_code, headers=exc.headers)
+
+
+def install(app: FastAPI) -> None:
+    """Answer the app's HTTP errors with `ErrorBody` (the body cap itself is `FastAPI(max_body_size=...)`)."""
+    app.add_exception_handler(HTTPException, http_error)
+
+
+def _secrets(profile: Profile) -> list[tuple[str, str]]:
+    """(text, placeholder) pairs a caller must not see, longest first: paths, hosts, database names."""
+    s = profile.settings
+    paths = {str(p) for p in (s.workdir, REPO_ROOT, sys.prefix, pathlib.Path.home()) if len(str(p)) > 1}
+    hosts = {s.pg_host, s.redis_host, "localhost",
+             *(node.strip().rpartition(":")[0] for node in s.redis_cluster_nodes.split(","))}
+    ports = {str(s.pg_port), str(s.redis_port), *(node.rpartition(":")[2] for node in s.redis_cluster_nodes.split(","))}
+    pairs = [(p, "<path>") for p in paths] + [(f"{h}:{p}", "<host>") for h in hosts for p in ports]
+    pairs += [(h, "<host>") for h in hosts] + [(d, "<database>") for d in
+                                              (s.registry_db, s.offline_db, s.scaleout_registry_db)]
+    return sorted(pairs, key=lambda pair: -len(pair[0]))
+
+
+def public(value: Any, profile: Profile) -> Any:
+    """`value` (text, or dicts and lists of it) with hosts, paths and database names replaced,
+    unless COURSE_API_DEBUG is on."""
+    if profile.settings.api_debug:
+        return value
+    if isinstance(value, dict):
+        return {key: public(item, profile) for key, item in value.items()}
+    if isinstance(value, list):
+        return [public(item, profile) for item in value]
+    if not isinstance(value, str):
+        return value
+    for secret, placeholder in _secrets(profile):
+        value = re.sub(rf"(?<![\w-]){re.escape(secret)}(?![\w-])", placeholder, value)
+    return IPV4.sub("<host>", value)
