@@ -70,7 +70,7 @@ from course_lib.freshness import Clock
 from course_lib.health import health, missing_views, ms_since, online_store_hint, registry_hint, registry_location
 from course_lib.monitoring import Metrics, RequestMetrics
 from course_lib.redis_reader import CandidateRedisReader, RawRedisReader, standalone_redis
-from course_lib.request_limits import MAX_BODY_BYTES, PathId, public
+from course_lib.request_limits import PathId, public
 from course_lib.serving import EntityRows, Fetch, Rows, sdk_fetch
 from feature_repo.definitions import MOVIE_VIEW, USER_VIEW, join_keys
 
@@ -95,6 +95,7 @@ class Services:
     model_json: orjson.Fragment  # `model`, encoded once for every recommendation body
     read: Callable[[list[str], EntityRows], Awaitable[Rows]]  # the fastest exact reader
     recommender: recommender.Recommender
+    reader: RawRedisReader | None = None  # the raw feature reads' Redis clients, closed at shutdown
 
 
 def open_store(profile: Profile) -> FeatureStore:
@@ -133,6 +134,7 @@ def open_services(profile: Profile, now: Clock) -> Services:
     fetch: Fetch
     read: Callable[[list[str], EntityRows], Awaitable[Rows]]
     candidates: CandidateRedisReader | None = None
+    reader: RawRedisReader | None = None
     if standalone_redis(store):
         reader = RawRedisReader(store, profile)
         fetch, read = reader.online_rows, reader.online_rows_async
@@ -146,7 +148,7 @@ def open_services(profile: Profile, now: Clock) -> Services:
     return Services(profile=profile, store=store, ranker=model, model=info,
                     model_json=orjson.Fragment(info.model_dump_json()), read=read,
                     recommender=recommender.Recommender(store, profile, model.features, scorer, fetch, candidates,
-                                                        now))
+                                                        now), reader=reader)
 
 
 # --- handlers ---------------------------------------------------------------------------------
@@ -305,12 +307,14 @@ def create_app(profile: Profile | str | None = None, now: Clock = freshness.utc_
         app.state.services = open_services(resolved, now)
         yield
         await app.state.services.recommender.aclose()
+        if app.state.services.reader is not None:
+            await app.state.services.reader.aclose()
         await app.state.services.store.close()
 
     app = FastAPI(title="Movie recommendation feature API",
                   description=f"Online features and ranked recommendations (profile `{resolved.name}`, "
                               f"project `{resolved.project}`). Every timing is measured per request.",
-                  version="1.0", lifespan=lifespan, max_body_size=MAX_BODY_BYTES)
+                  version="1.0", lifespan=lifespan)
     app.state.metrics = Metrics()
     app.add_exception_handler(RequestValidationError, invalid_request)
     request_limits.install(app)

@@ -1,8 +1,8 @@
 """The API's limits on what a caller can send and learn (issue 19).
 
-- Bodies over `MAX_BODY_BYTES` are refused with a 413 before they are parsed (FastAPI's
-  `max_body_size` counts the bytes as they arrive, so a lying or absent Content-Length does
-  not help); only `application/json` bodies are parsed.
+- Bodies over `MAX_BODY_BYTES` are refused with a 413 before they are parsed: by their
+  Content-Length, or by counting the bytes as they arrive when it is absent (chunked); only
+  `application/json` bodies are parsed (FastAPI's strict content type).
 - Path ids are decimal digits only: `1.0`, `+5`, `1_000`, ` 7` and ids beyond int64 are 422s,
   not quietly converted.
 - Every 4xx, including FastAPI's own 400 for a body it cannot parse (a 5000-digit integer,
@@ -21,6 +21,7 @@ from fastapi import FastAPI, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BeforeValidator
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from course_lib.api_models import MAX_ID, ErrorBody
 from course_lib.config import REPO_ROOT, Profile
@@ -53,9 +54,43 @@ def http_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=exc.status_code, headers=exc.headers)
 
 
+class BodyLimit:
+    """ASGI middleware: a 413 `ErrorBody` for a body over `max_bytes`, before anything parses it."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            response = http_error(Request(scope), HTTPException(413, self._detail(declared.decode(errors="replace"))))
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            """The next body chunk, or a 413 (FastAPI re-raises it to `http_error`) once the cap is passed."""
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise HTTPException(413, self._detail(f"more than {received}"))
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _detail(self, size: str) -> str:
+        """What was refused."""
+        return f"the request body ({size} bytes) exceeds the limit of {self.max_bytes} bytes"
+
+
 def install(app: FastAPI) -> None:
-    """Answer the app's HTTP errors with `ErrorBody` (the body cap itself is `FastAPI(max_body_size=...)`)."""
+    """Cap request bodies and answer the app's HTTP errors with `ErrorBody`."""
     app.add_exception_handler(HTTPException, http_error)
+    app.add_middleware(BodyLimit)
 
 
 def _secrets(profile: Profile) -> list[tuple[str, str]]:

@@ -45,7 +45,8 @@ class Settings(BaseModel):
     profile: str = _env(
         "COURSE_PROFILE", "local", "Profile: `local`, `enterprise` or `scaleout`")
     workdir: Path = _env("COURSE_WORKDIR", REPO_ROOT / "var", "Folder for rendered configuration and local data")
-    project: str = _env("FEAST_PROJECT", "movie_recommendation", "Feast project name (lower-case letters, digits and _, starting with a letter)")
+    project: str = _env("FEAST_PROJECT", "movie_recommendation",
+                        "Feast project name (lower-case letters, digits and _, starting with a letter)")
     registry_cache_ttl: int = _env("FEAST_REGISTRY_CACHE_TTL", 10,
                                    "Seconds the registry is cached by a `FeatureStore`", ge=0)
     redis_host: str = _env("FEAST_REDIS_HOST", "127.0.0.1", "Redis host (online store)", min_length=1)
@@ -63,7 +64,8 @@ class Settings(BaseModel):
         "FEAST_PG_SSLMODE", "disable", "libpq `sslmode`")
     registry_db: str = _env("FEAST_REGISTRY_DB", "feast_registry", "Database of the SQL registry", min_length=1)
     offline_db: str = _env("FEAST_OFFLINE_DB", "feast_offline", "Database of the offline store", min_length=1)
-    offline_schema: str = _env("FEAST_OFFLINE_SCHEMA", "course", "Schema of the offline tables (same rule as FEAST_PROJECT)")
+    offline_schema: str = _env("FEAST_OFFLINE_SCHEMA", "course",
+                               "Schema of the offline tables (same rule as FEAST_PROJECT)")
     api_debug: bool = _env("COURSE_API_DEBUG", False, "Show hosts, ports, paths and database names in the API's "
                            "error bodies and `/health` (off: callers see what failed and how to fix it only)")
     api_limit_concurrency: int = _env("COURSE_API_LIMIT_CONCURRENCY", 200, "Requests a `course serve` worker "

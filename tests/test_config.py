@@ -4,9 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import make_url
 import yaml
 from feast.repo_config import RepoConfig, load_repo_config
+from sqlalchemy.engine import make_url
 from support import isolated_env
 
 from course_lib.config import PROFILES, ConfigError, own_project_env, render, resolve_profile

@@ -11,6 +11,7 @@ import pytest
 from feast.infra.online_stores.redis import RedisOnlineStore
 from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy.engine import make_url
+from support import isolated_env, isolated_profile
 
 from course_lib import compat
 from course_lib.adapter import build_feature_tables, write_offline
@@ -20,7 +21,6 @@ from course_lib.datasets import synthetic
 from course_lib.offline import offline_time_range, read_offline
 from course_lib.settings import REPO_ROOT
 from feature_repo.definitions import USER_VIEW
-from support import isolated_env, isolated_profile
 
 HOSTILE_NAMES = ["Alice", 'x"; DROP SCHEMA course CASCADE; --', "1abc", "a;b", "a b", "a-b", "", "ä", "a" * 64]
 HOSTILE_SECRET = "p w'\"\\;=,x"  # every character libpq, URLs or shells treat specially
