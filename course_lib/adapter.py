@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from course_lib.config import Profile, resolve_profile
 from course_lib.errors import CourseError
+from course_lib.store_lock import writing
 from feature_repo.definitions import MOVIE_VIEW, PAIR_VIEW, TIMESTAMP_FIELD, USER_VIEW, VIEWS, join_keys
 
 if TYPE_CHECKING:
@@ -365,13 +366,15 @@ def _write_postgres(tables: dict[str, pd.DataFrame], profile: Profile) -> None:
 
 
 def write_offline(tables: dict[str, pd.DataFrame], profile: str | Profile | None = None) -> dict[str, str]:
-    """Write the tables where the profile's sources read them; returns view -> location."""
+    """Write the tables where the profile's sources read them, under the project's write lock;
+    returns view -> location."""
     resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
     check_tables(tables)
-    if resolved.offline_is_parquet:
-        _write_parquet(tables, resolved)
-    else:
-        _write_postgres(tables, resolved)
+    with writing(resolved, "write the offline tables"):
+        if resolved.offline_is_parquet:
+            _write_parquet(tables, resolved)
+        else:
+            _write_postgres(tables, resolved)
     return {view: resolved.offline_location(view) for view in tables}
 
 

@@ -51,9 +51,9 @@ def cmd_data(args: argparse.Namespace) -> int:
         size = {**datasets.SIZES[args.size], **{k: v for k, v in (
             ("n_users", args.users), ("n_movies", args.movies), ("n_events", args.events)) if v}}
         dataset = datasets.synthetic(seed=args.seed, days=args.days, **size)
-    dataset.save(profile.raw_dir)
     tables = build_feature_tables(dataset)
     locations = write_offline(tables, profile)
+    dataset.save(profile.raw_dir)
     for view, table in tables.items():
         ts = table["event_timestamp"]
         print(f"{view}: {len(table):,} rows, {ts.min():%Y-%m-%d} .. {ts.max():%Y-%m-%d} -> {locations[view]}")
@@ -78,7 +78,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
             print("schedule stopped")
         return 0
     end = datetime.fromisoformat(args.end) if args.end else None
-    outcome = materialize_once(store, profile, incremental=args.incremental, end=end)
+    outcome = materialize_once(store, profile, incremental=args.incremental, end=end, force=args.force)
     print("\n".join(outcome.lines()))
     for line in expired_note(profile, outcome.report.end) if outcome.report else []:
         print(line)
@@ -183,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_profile(mat_p)
     mat_p.add_argument("--incremental", action="store_true", help="continue from each view's last end")
     mat_p.add_argument("--end", help="ISO 8601 end time (default: now, UTC)")
+    mat_p.add_argument("--force", action="store_true",
+                       help="let a --tuned run use an --end older than the last one (rolls online values back)")
     mat_p.add_argument("--every", metavar="INTERVAL",
                        help="repeat on a schedule, e.g. 5m, 90s, 1h (runs until interrupted)")
     mat_p.add_argument("--tuned", action="store_true",

@@ -33,6 +33,7 @@ HTTP_ERRORS = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed
 HINT = (f"send JSON (Content-Type: application/json) of at most {MAX_BODY_BYTES // 1024} KB to a documented "
         "route; see /docs")
 IPV4 = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b")
+HOST_TUPLE = re.compile(r"\('<host>', \d+\)")  # how asyncio's errors print an address
 
 
 def _digits_only(value: Any) -> Any:
@@ -119,4 +120,4 @@ def public(value: Any, profile: Profile) -> Any:
         return value
     for secret, placeholder in _secrets(profile):
         value = re.sub(rf"(?<![\w-]){re.escape(secret)}(?![\w-])", placeholder, value)
-    return IPV4.sub("<host>", value)
+    return HOST_TUPLE.sub("<host>", IPV4.sub("<host>", value))

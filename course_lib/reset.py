@@ -19,6 +19,7 @@ from psycopg import sql
 from course_lib.compat import drop_online_tables, online_client
 from course_lib.config import Profile, load_store, resolve_profile
 from course_lib.redis_format import project_keys
+from course_lib.store_lock import writing
 from feature_repo.definitions import VIEWS, build
 
 
@@ -113,7 +114,12 @@ def reset_course(profile: Profile | str | None = None) -> ResetReport:
     Never `FeatureStore.teardown()`: on a SQL registry it deletes every project in the database.
     """
     resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
-    store = load_store(resolved)
+    with writing(resolved, "reset the project"):
+        return _reset(load_store(resolved), resolved)
+
+
+def _reset(store: FeatureStore, resolved: Profile) -> ResetReport:
+    """`reset_course`'s work, under the lock."""
     objects = _registered(store)
     online = _drop_online(store, objects["feature views"])
     for view in objects["feature views"]:  # the SQL registry also drops their version history here
