@@ -77,6 +77,9 @@ def _column_problems(table: str, df: pd.DataFrame, assume_timezone: str | None) 
                                 "(series.dt.tz_localize('UTC')) or pass assume_timezone='UTC'")
         elif kind in ("id", "int", "float") and not pd.api.types.is_numeric_dtype(series):
             problems.append(f"{table}.{column}: expected numbers, got {series.dtype}")
+        elif kind in ("int", "float") and (infinite := int(np.isinf(series.astype("float64")).sum())):
+            problems.append(f"{table}.{column}: {infinite} infinite values; values must be finite "
+                            "(use NaN when unknown)")
         elif kind == "id" and (series.isna().any() or not pd.api.types.is_integer_dtype(series)
                                or (series <= 0).any()):
             problems.append(f"{table}.{column}: ids must be positive integers without nulls")
@@ -315,22 +318,37 @@ def check_tables(tables: dict[str, pd.DataFrame]) -> None:
         raise AdapterError("refusing to write, nothing was changed:\n- " + "\n- ".join(problems))
 
 
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _write_parquet(tables: dict[str, pd.DataFrame], profile: Profile) -> None:
-    """Write every table to a temp file first, then rename them all into place."""
+    """Write every table to an fsynced temp file first, then rename them all into place and fsync the folder.
+    Temp files an interrupted earlier run left behind are removed first."""
+    folder = Path(profile.offline_location(next(iter(tables)))).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    for leftover in folder.glob(".*.parquet.*.tmp"):
+        leftover.unlink(missing_ok=True)
     staged: list[tuple[Path, Path]] = []
     try:
         for view, df in tqdm(tables.items(), desc="parquet", unit="table", leave=False):
             target = Path(profile.offline_location(view))
-            target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            df.to_parquet(tmp, index=False, **profile.parquet_write_options)
             staged.append((tmp, target))
+            df.to_parquet(tmp, index=False, **profile.parquet_write_options)
+            _fsync(tmp)
     except BaseException:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
         raise
     for tmp, target in staged:
         os.replace(tmp, target)
+    _fsync(folder)
 
 
 def copy_rows(cursor: psycopg.Cursor[Any], table: sql.Identifier, df: pd.DataFrame, chunk_rows: int = 200_000) -> None:

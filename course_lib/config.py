@@ -297,15 +297,18 @@ def tuned_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def render(profile: Profile, tuned: bool = False) -> Path:
-    """Write the profile's `feature_store.yaml` (or `TUNED_YAML`) if it changed; return its folder."""
+    """Write the profile's `feature_store.yaml` (or `TUNED_YAML`, mode 0600) if it changed; return its folder."""
     profile.data_dir.mkdir(parents=True, exist_ok=True)
     target = profile.repo_dir / (TUNED_YAML if tuned else "feature_store.yaml")
     config = profile.feature_store_config()
     text = yaml.safe_dump(tuned_config(config) if tuned else config, sort_keys=False)
     if not target.exists() or target.read_text() != text:
         tmp = target.with_suffix(".yaml.tmp")
-        tmp.write_text(text)
+        tmp.unlink(missing_ok=True)
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+            handle.write(text)  # it holds the passwords: readable by its owner only
         tmp.replace(target)
+    target.chmod(0o600)  # also a file an earlier version wrote with the default umask
     return profile.repo_dir
 
 

@@ -10,6 +10,8 @@ The same `design_matrix` builds the model input at training and at serving time.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -225,26 +227,50 @@ def train(frame: pd.DataFrame, test_fraction: float = 0.2) -> Ranker:
 
 # --- persistence --------------------------------------------------------------------------
 
-def save(ranker: Ranker, profile: Profile) -> Path:
-    """Write the ranker to the profile's model path (temp file, then rename)."""
-    target = profile.model_path
-    target.parent.mkdir(parents=True, exist_ok=True)
+def digest_path(model_path: Path) -> Path:
+    """Where the model file's SHA-256, recorded when it was saved, lives."""
+    return model_path.with_name(model_path.name + ".sha256")
+
+
+def _write_private(target: Path, data: bytes) -> None:
+    """Write a file readable by its owner only (0600), fsynced, via a temp file and a rename."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        joblib.dump(ranker, tmp)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, target)
+
+
+def save(ranker: Ranker, profile: Profile) -> Path:
+    """Write the ranker to the profile's model path (0600) and its SHA-256 beside it (`load` checks it)."""
+    target = profile.model_path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    joblib.dump(ranker, buffer)
+    data = buffer.getvalue()
+    _write_private(digest_path(target), hashlib.sha256(data).hexdigest().encode())
+    _write_private(target, data)
     return target
 
 
 def load(profile: Profile) -> Ranker:
-    """The profile's saved ranker, or a RankerError saying to run `course train`."""
+    """The profile's saved ranker, verified against the hash recorded at training before it is unpickled,
+    or a RankerError saying to run `course train`."""
     path = profile.model_path
+    retrain = f"run `course train --profile {profile.name}`"
     if not path.is_file():
-        raise RankerError(f"no trained ranker at {path}; run `course train --profile {profile.name}` first")
-    ranker = joblib.load(path)
+        raise RankerError(f"no trained ranker at {path}; {retrain} first")
+    data, recorded = path.read_bytes(), digest_path(path)
+    if not recorded.is_file() or recorded.read_text().strip() != hashlib.sha256(data).hexdigest():
+        raise RankerError(f"{path} does not match the SHA-256 recorded when it was trained ({recorded.name}), so it "
+                          f"was not loaded (a model file is code: it is unpickled); {retrain} to replace it")
+    ranker = joblib.load(io.BytesIO(data))
     if not isinstance(ranker, Ranker) or not set(ranker.features) <= set(FEATURES):
         raise RankerError(f"{path} was saved with different model features; retrain it with "
                           f"`course train --profile {profile.name}`")
