@@ -219,6 +219,7 @@ def online_store_unavailable(request: Request, exc: Exception) -> JSONResponse:
 # --- app ----------------------------------------------------------------------------------------
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    **request_limits.RESPONSES,
     422: {"model": ErrorBody, "description": "invalid ids or body; `fields` names them"},
     503: {"model": ErrorBody, "description": "the online store cannot be reached"}}
 

@@ -32,6 +32,9 @@ HTTP_ERRORS = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed
                415: "unsupported_media_type"}
 HINT = (f"send JSON (Content-Type: application/json) of at most {MAX_BODY_BYTES // 1024} KB to a documented "
         "route; see /docs")
+RESPONSES: dict[int | str, dict[str, Any]] = {  # documented in the OpenAPI schema of every data route
+    400: {"model": ErrorBody, "description": "the body is not parsable JSON (e.g. too deeply nested)"},
+    413: {"model": ErrorBody, "description": f"the body is larger than {MAX_BODY_BYTES} bytes"}}
 IPV4 = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b")
 HOST_TUPLE = re.compile(r"\('<host>', \d+\)")  # how asyncio's errors print an address
 
@@ -43,7 +46,7 @@ def _digits_only(value: Any) -> Any:
     return value
 
 
-PathId = Annotated[int, BeforeValidator(_digits_only), Path(gt=0, le=MAX_ID)]  # `/users/{user_id}/...`
+PathId = Annotated[int, Path(gt=0, le=MAX_ID), BeforeValidator(_digits_only)]  # `/users/{user_id}/...`
 
 
 def http_error(request: Request, exc: Exception) -> JSONResponse:
