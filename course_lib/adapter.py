@@ -9,7 +9,6 @@ an event, query features at its timestamp minus a microsecond.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,7 @@ from tqdm.auto import tqdm
 
 from course_lib.config import Profile, resolve_profile
 from course_lib.errors import CourseError
+from course_lib.files import replace_all
 from course_lib.store_lock import writing
 from feature_repo.definitions import MOVIE_VIEW, PAIR_VIEW, TIMESTAMP_FIELD, USER_VIEW, VIEWS, join_keys
 
@@ -318,37 +318,17 @@ def check_tables(tables: dict[str, pd.DataFrame]) -> None:
         raise AdapterError("refusing to write, nothing was changed:\n- " + "\n- ".join(problems))
 
 
-def _fsync(path: Path) -> None:
-    """Flush a file's (or a folder's entries') data to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_parquet(tables: dict[str, pd.DataFrame], profile: Profile) -> None:
-    """Write every table to an fsynced temp file first, then rename them all into place and fsync the folder.
-    Temp files an interrupted earlier run left behind are removed first."""
-    folder = Path(profile.offline_location(next(iter(tables)))).parent
-    folder.mkdir(parents=True, exist_ok=True)
-    for leftover in folder.glob(".*.parquet.*.tmp"):
-        leftover.unlink(missing_ok=True)
-    staged: list[tuple[Path, Path]] = []
-    try:
-        for view, df in tqdm(tables.items(), desc="parquet", unit="table", leave=False):
-            target = Path(profile.offline_location(view))
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            staged.append((tmp, target))
-            df.to_parquet(tmp, index=False, **profile.parquet_write_options)
-            _fsync(tmp)
-    except BaseException:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
-        raise
-    for tmp, target in staged:
-        os.replace(tmp, target)
-    _fsync(folder)
+    """Write every table to an fsynced temp file, then rename them all into place (`files.replace_all`)."""
+    frames = {Path(profile.offline_location(view)): df for view, df in tables.items()}
+    bar = tqdm(total=len(frames), desc="parquet", unit="table", leave=False)
+
+    def write(tmp: Path, target: Path) -> None:
+        frames[target].to_parquet(tmp, index=False, **profile.parquet_write_options)
+        bar.update()
+
+    with bar:
+        replace_all(frames, write)
 
 
 def copy_rows(cursor: psycopg.Cursor[Any], table: sql.Identifier, df: pd.DataFrame, chunk_rows: int = 200_000) -> None:
@@ -364,7 +344,9 @@ def _write_postgres(tables: dict[str, pd.DataFrame], profile: Profile) -> None:
 
     schema = sql.Identifier(profile.offline_schema)
     with psycopg.connect(profile.pg_conninfo()) as conn, conn.cursor() as cur:
-        cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+        cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [profile.offline_schema])
+        if cur.fetchone() is None:  # a classroom learner owns its schema but may not create schemas
+            cur.execute(sql.SQL("CREATE SCHEMA {}").format(schema))
         for view, df in tqdm(tables.items(), desc="postgres COPY", unit="table", leave=False):
             columns = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(PG_TYPE[str(t)]))
                                          for c, t in df.dtypes.items())

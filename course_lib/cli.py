@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from dataclasses import asdict
@@ -99,6 +100,22 @@ def expired_note(profile: Profile, end: datetime) -> list[str]:
             f"course's replayed data, materialize up to its end instead (docs/troubleshooting.md #17)."]
 
 
+def cmd_classroom(args: argparse.Namespace) -> int:
+    """Create (--drop: remove) per-learner PostgreSQL roles and Redis ACL users; print each learner's settings."""
+    from course_lib import classroom
+    from course_lib.config import resolve_profile
+
+    profile = resolve_profile(args.profile or "enterprise")
+    if args.drop:
+        print(f"removed learners: {', '.join(classroom.drop(profile)) or 'none'}")
+        return 0
+    names = classroom.learner_names(args.count, args.learners.split(",") if args.learners else None)
+    for learner in classroom.create(profile, names):
+        print(f"# {learner.name}\n" + "\n".join(f"export {key}={shlex.quote(value)}" for key, value in
+                                                  learner.settings(profile).items()))
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train the ranker on point-in-time-correct features and save it."""
     from course_lib.config import resolve_profile
@@ -193,6 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     train_p = verbs.add_parser("train", help="train and save the ranker")
     add_profile(train_p)
     train_p.set_defaults(handler=cmd_train)
+    class_p = verbs.add_parser("classroom", help="per-learner PostgreSQL roles and Redis users (instructors)")
+    add_profile(class_p)
+    class_p.add_argument("--count", type=int, help="learners learner_01 ... learner_N")
+    class_p.add_argument("--learners", help="comma-separated learner names (project names)")
+    class_p.add_argument("--drop", action="store_true", help="remove exactly what `course classroom` created")
+    class_p.set_defaults(handler=cmd_classroom)
     serve_p = verbs.add_parser("serve", help="run the feature / recommendation API")
     add_profile(serve_p)
     serve_p.add_argument("--host", default="127.0.0.1")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from course_lib.files import write_private
 from course_lib.settings import REPO_ROOT as REPO_ROOT  # re-exported: notebooks and modules import it from config
 from course_lib.settings import ConfigError as ConfigError  # re-exported: the error of a bad profile or setting
 from course_lib.settings import Settings, variables
@@ -151,6 +152,8 @@ class Profile:
         kwargs: dict[str, Any] = {"host": s.redis_host, "port": s.redis_port, "db": s.redis_db,
                                   "socket_timeout": s.redis_timeout_s, "socket_connect_timeout": s.redis_timeout_s,
                                   "retry": None, "max_connections": s.redis_max_connections}
+        if s.redis_username:
+            kwargs["username"] = s.redis_username
         if s.redis_password.get_secret_value():
             kwargs["password"] = s.redis_password.get_secret_value()
         return kwargs
@@ -303,11 +306,7 @@ def render(profile: Profile, tuned: bool = False) -> Path:
     config = profile.feature_store_config()
     text = yaml.safe_dump(tuned_config(config) if tuned else config, sort_keys=False)
     if not target.exists() or target.read_text() != text:
-        tmp = target.with_suffix(".yaml.tmp")
-        tmp.unlink(missing_ok=True)
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
-            handle.write(text)  # it holds the passwords: readable by its owner only
-        tmp.replace(target)
+        write_private(target, text.encode())  # it holds the passwords: readable by its owner only
     target.chmod(0o600)  # also a file an earlier version wrote with the default umask
     return profile.repo_dir
 

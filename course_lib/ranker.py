@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -32,6 +31,7 @@ from course_lib import datasets, scoring
 from course_lib.adapter import TRACKED_GENRES, table_dtypes
 from course_lib.config import Profile, load_store
 from course_lib.errors import CourseError
+from course_lib.files import write_private
 from course_lib.pit import historical_features_tuned
 from course_lib.serving import EntityFeatures, candidate_features, feature_refs
 from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS, join_keys
@@ -232,21 +232,6 @@ def digest_path(model_path: Path) -> Path:
     return model_path.with_name(model_path.name + ".sha256")
 
 
-def _write_private(target: Path, data: bytes) -> None:
-    """Write a file readable by its owner only (0600), fsynced, via a temp file and a rename."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, target)
-
-
 def save(ranker: Ranker, profile: Profile) -> Path:
     """Write the ranker to the profile's model path (0600) and its SHA-256 beside it (`load` checks it)."""
     target = profile.model_path
@@ -254,8 +239,8 @@ def save(ranker: Ranker, profile: Profile) -> Path:
     buffer = io.BytesIO()
     joblib.dump(ranker, buffer)
     data = buffer.getvalue()
-    _write_private(digest_path(target), hashlib.sha256(data).hexdigest().encode())
-    _write_private(target, data)
+    write_private(digest_path(target), hashlib.sha256(data).hexdigest().encode())
+    write_private(target, data)
     return target
 
 

@@ -52,6 +52,8 @@ class Settings(BaseModel):
     redis_host: str = _env("FEAST_REDIS_HOST", "127.0.0.1", "Redis host (online store)", min_length=1)
     redis_port: Port = _env("FEAST_REDIS_PORT", 6379, "Redis port")
     redis_db: int = _env("FEAST_REDIS_DB", 0, "Redis database number", ge=0)
+    redis_username: str = _env("FEAST_REDIS_USERNAME", "", "Redis ACL user (classroom mode); empty: the default user",
+                               pattern=r"^[^,\s]*$")
     redis_password: SecretStr = _env("FEAST_REDIS_PASSWORD", SecretStr(""),
                                      "Redis password, if the server requires one")
     redis_timeout_s: float = _env("FEAST_REDIS_TIMEOUT_S", 0.5, "Redis connect and socket timeout in seconds", gt=0)

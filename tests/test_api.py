@@ -276,6 +276,7 @@ def test_redis_outage_gives_503_and_the_api_recovers_without_restart(
     serving.apply(store, profile)
     serving.materialize(store, profile)
     shutil.copy(base.model_path, profile.model_path)
+    shutil.copy(ranker.digest_path(base.model_path), ranker.digest_path(profile.model_path))
     user, movies = known_ids()
     recommend = {"user_id": user, "movie_ids": movies[:5]}
 
