@@ -106,11 +106,12 @@ psql_cmd() {
 create_databases() {
   local db exists
   for db in "${DATABASES[@]}"; do
-    exists=$(psql_cmd -d postgres -Atqc "SELECT 1 FROM pg_database WHERE datname = '$db'")
+    # psql quotes the name itself (:'db' as a literal, :"db" as an identifier); -c would not interpolate
+    exists=$(psql_cmd -d postgres -Atq -v db="$db" <<< "SELECT 1 FROM pg_database WHERE datname = :'db'")
     if [[ $exists == 1 ]]; then
       say "database $db exists"
     else
-      psql_cmd -d postgres -qc "CREATE DATABASE \"$db\""
+      psql_cmd -d postgres -q -v db="$db" <<< 'CREATE DATABASE :"db"'
       say "database $db created"
     fi
   done

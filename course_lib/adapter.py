@@ -9,7 +9,6 @@ an event, query features at its timestamp minus a microsecond.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,10 +17,13 @@ import numpy as np
 import pandas as pd
 import psycopg
 from feast.types import Float32, Int64, String
+from psycopg import sql
 from tqdm.auto import tqdm
 
 from course_lib.config import Profile, resolve_profile
 from course_lib.errors import CourseError
+from course_lib.files import replace_all
+from course_lib.store_lock import writing
 from feature_repo.definitions import MOVIE_VIEW, PAIR_VIEW, TIMESTAMP_FIELD, USER_VIEW, VIEWS, join_keys
 
 if TYPE_CHECKING:
@@ -75,6 +77,9 @@ def _column_problems(table: str, df: pd.DataFrame, assume_timezone: str | None) 
                                 "(series.dt.tz_localize('UTC')) or pass assume_timezone='UTC'")
         elif kind in ("id", "int", "float") and not pd.api.types.is_numeric_dtype(series):
             problems.append(f"{table}.{column}: expected numbers, got {series.dtype}")
+        elif kind in ("int", "float") and (infinite := int(np.isinf(series.astype("float64")).sum())):
+            problems.append(f"{table}.{column}: {infinite} infinite values; values must be finite "
+                            "(use NaN when unknown)")
         elif kind == "id" and (series.isna().any() or not pd.api.types.is_integer_dtype(series)
                                or (series <= 0).any()):
             problems.append(f"{table}.{column}: ids must be positive integers without nulls")
@@ -314,27 +319,22 @@ def check_tables(tables: dict[str, pd.DataFrame]) -> None:
 
 
 def _write_parquet(tables: dict[str, pd.DataFrame], profile: Profile) -> None:
-    """Write every table to a temp file first, then rename them all into place."""
-    staged: list[tuple[Path, Path]] = []
-    try:
-        for view, df in tqdm(tables.items(), desc="parquet", unit="table", leave=False):
-            target = Path(profile.offline_location(view))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            df.to_parquet(tmp, index=False, **profile.parquet_write_options)
-            staged.append((tmp, target))
-    except BaseException:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
-        raise
-    for tmp, target in staged:
-        os.replace(tmp, target)
+    """Write every table to an fsynced temp file, then rename them all into place (`files.replace_all`)."""
+    frames = {Path(profile.offline_location(view)): df for view, df in tables.items()}
+    bar = tqdm(total=len(frames), desc="parquet", unit="table", leave=False)
+
+    def write(tmp: Path, target: Path) -> None:
+        frames[target].to_parquet(tmp, index=False, **profile.parquet_write_options)
+        bar.update()
+
+    with bar:
+        replace_all(frames, write)
 
 
-def copy_rows(cursor: psycopg.Cursor[Any], table: str, df: pd.DataFrame, chunk_rows: int = 200_000) -> None:
+def copy_rows(cursor: psycopg.Cursor[Any], table: sql.Identifier, df: pd.DataFrame, chunk_rows: int = 200_000) -> None:
     """Stream a DataFrame into a PostgreSQL table with COPY (CSV, empty = NULL)."""
-    columns = ", ".join(df.columns)
-    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
+    columns = sql.SQL(", ").join(map(sql.Identifier, df.columns))
+    with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(table, columns)) as copy:
         for start in range(0, len(df), chunk_rows):
             copy.write(df.iloc[start:start + chunk_rows].to_csv(index=False, header=False))
 
@@ -342,35 +342,42 @@ def copy_rows(cursor: psycopg.Cursor[Any], table: str, df: pd.DataFrame, chunk_r
 def _write_postgres(tables: dict[str, pd.DataFrame], profile: Profile) -> None:
     """Load every table in one transaction: new tables are swapped in only if all succeed."""
 
-    schema = profile.offline_schema
+    schema = sql.Identifier(profile.offline_schema)
     with psycopg.connect(profile.pg_conninfo()) as conn, conn.cursor() as cur:
-        cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [profile.offline_schema])
+        if cur.fetchone() is None:  # a classroom learner owns its schema but may not create schemas
+            cur.execute(sql.SQL("CREATE SCHEMA {}").format(schema))
         for view, df in tqdm(tables.items(), desc="postgres COPY", unit="table", leave=False):
-            columns = ", ".join(f"{c} {PG_TYPE[str(t)]}" for c, t in df.dtypes.items())
-            staging = f'"{schema}"."{view}__staging"'
-            cur.execute(f"DROP TABLE IF EXISTS {staging}")
-            cur.execute(f"CREATE TABLE {staging} ({columns})")
+            columns = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(PG_TYPE[str(t)]))
+                                         for c, t in df.dtypes.items())
+            staging, table = profile.offline_table(f"{view}__staging"), profile.offline_table(view)
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging))
+            cur.execute(sql.SQL("CREATE TABLE {} ({})").format(staging, columns))
             copy_rows(cur, staging, df)
-            cur.execute(f'DROP TABLE IF EXISTS "{schema}"."{view}"')
-            cur.execute(f'ALTER TABLE {staging} RENAME TO "{view}"')
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
+            cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(staging, sql.Identifier(view)))
             # Point-in-time lookups (pit.historical_features_tuned) read the newest row per
             # key at or before a time; the tables hold one row per key and time, so it is unique.
-            cur.execute(f'CREATE UNIQUE INDEX "{view}__pit" ON "{schema}"."{view}" '
-                        f'({", ".join([*join_keys(view), TIMESTAMP_FIELD])})')
+            cur.execute(sql.SQL("CREATE UNIQUE INDEX {} ON {} ({})").format(
+                sql.Identifier(f"{view}__pit"), table,
+                sql.SQL(", ").join(map(sql.Identifier, [*join_keys(view), TIMESTAMP_FIELD]))))
             # Monitoring reads the newest rows first (freshness.newest_offline), without a full-table sort.
-            cur.execute(f'CREATE INDEX "{view}__newest" ON "{schema}"."{view}" ({TIMESTAMP_FIELD})')
-            cur.execute(f'ANALYZE "{schema}"."{view}"')
+            cur.execute(sql.SQL("CREATE INDEX {} ON {} ({})").format(
+                sql.Identifier(f"{view}__newest"), table, sql.Identifier(TIMESTAMP_FIELD)))
+            cur.execute(sql.SQL("ANALYZE {}").format(table))
         # psycopg commits when the `with` block exits cleanly and rolls back on error.
 
 
 def write_offline(tables: dict[str, pd.DataFrame], profile: str | Profile | None = None) -> dict[str, str]:
-    """Write the tables where the profile's sources read them; returns view -> location."""
+    """Write the tables where the profile's sources read them, under the project's write lock;
+    returns view -> location."""
     resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
     check_tables(tables)
-    if resolved.offline_is_parquet:
-        _write_parquet(tables, resolved)
-    else:
-        _write_postgres(tables, resolved)
+    with writing(resolved, "write the offline tables"):
+        if resolved.offline_is_parquet:
+            _write_parquet(tables, resolved)
+        else:
+            _write_postgres(tables, resolved)
     return {view: resolved.offline_location(view) for view in tables}
 
 

@@ -47,22 +47,21 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 import orjson
 import psycopg
 import redis
 import sqlalchemy.exc
-from fastapi import FastAPI, Path, Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from feast import FeatureStore
 
-from course_lib import freshness, monitoring, ranker, recommender, scoring, serving
+from course_lib import freshness, monitoring, ranker, recommender, request_limits, scoring, serving
 from course_lib.api_models import (
     MAX_CANDIDATES,
-    MAX_ID,
     MAX_K,
     ErrorBody,
     FieldError,
@@ -83,6 +82,7 @@ from course_lib.monitoring import Metrics, RequestMetrics
 from course_lib.observer import Observer
 from course_lib.redis_reader import CandidateRedisReader, RawRedisReader, standalone_redis
 from course_lib.registry_state import RegistryState
+from course_lib.request_limits import PathId, public
 from course_lib.serving import EntityRows, Fetch, Rows, sdk_fetch
 from feature_repo.definitions import MOVIE_VIEW, USER_VIEW, join_keys
 
@@ -109,6 +109,7 @@ class Services:
     read: Callable[[list[str], EntityRows], Awaitable[Rows]]  # the fastest exact reader
     state: RegistryState  # what requests need from the registry, refreshed in the background
     recommender: recommender.Recommender
+    reader: RawRedisReader | None = None  # the raw feature reads' Redis clients, closed at shutdown
 
 
 def open_store(profile: Profile) -> FeatureStore:
@@ -147,6 +148,7 @@ def open_services(profile: Profile, now: Clock) -> Services:
     fetch: Fetch
     read: Callable[[list[str], EntityRows], Awaitable[Rows]]
     candidates: CandidateRedisReader | None = None
+    reader: RawRedisReader | None = None
     if standalone_redis(store):
         reader = RawRedisReader(store, profile)
         fetch, read = reader.online_rows, reader.online_rows_async
@@ -162,7 +164,8 @@ def open_services(profile: Profile, now: Clock) -> Services:
     return Services(profile=profile, store=store, ranker=model, model=info,
                     model_json=orjson.Fragment(info.model_dump_json()), read=read, state=state,
                     recommender=recommender.Recommender(movies, state.serving_moment, model.features, scorer, fetch,
-                                                        candidates))
+                                                        candidates),
+                    reader=reader)
 
 
 # --- handlers ---------------------------------------------------------------------------------
@@ -229,8 +232,9 @@ def invalid_request(request: Request, exc: Exception) -> JSONResponse:
 def online_store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     """503 when the online store cannot be read; nothing is cached, so the next call retries."""
     metrics_of(request).count_error("online_store_unavailable")
-    body = ErrorBody(error="online_store_unavailable", detail=reason(exc),
-                     hint=online_store_hint(services_of(request).profile))
+    profile = services_of(request).profile
+    body = ErrorBody(error="online_store_unavailable", detail=public(reason(exc), profile),
+                     hint=public(online_store_hint(profile), profile))
     return JSONResponse(body.model_dump(), status_code=503)
 
 
@@ -252,6 +256,7 @@ def internal_error(request: Request, exc: Exception) -> JSONResponse:
 # --- app ----------------------------------------------------------------------------------------
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    **request_limits.RESPONSES,
     422: {"model": ErrorBody, "description": "invalid ids or body; `fields` names them"},
     500: {"model": ErrorBody, "description": "an unexpected error; the server's log has the details"},
     503: {"model": ErrorBody, "description": "the online store cannot be reached"}}
@@ -273,12 +278,12 @@ def add_routes(app: FastAPI) -> None:
     # request. Feature reads await redis.asyncio (or the SDK in a worker thread); a recommendation
     # scores on the event loop (a fraction of a millisecond with the compiled trees).
     @app.get("/users/{user_id}/features", response_model=UserFeaturesResponse, responses=ERRORS)
-    async def get_user_features(request: Request, user_id: Annotated[int, Path(gt=0, le=MAX_ID)]) -> dict[str, Any]:
+    async def get_user_features(request: Request, user_id: PathId) -> dict[str, Any]:
         """A user's online profile features."""
         return await read_entity(request, USER_VIEW, user_id, "user_profile")
 
     @app.get("/movies/{movie_id}/features", response_model=MovieFeaturesResponse, responses=ERRORS)
-    async def get_movie_features(request: Request, movie_id: Annotated[int, Path(gt=0, le=MAX_ID)]) -> dict[str, Any]:
+    async def get_movie_features(request: Request, movie_id: PathId) -> dict[str, Any]:
         """A movie's online metadata features."""
         return await read_entity(request, MOVIE_VIEW, movie_id, "movie_metadata")
 
@@ -301,9 +306,9 @@ def add_routes(app: FastAPI) -> None:
         checked_at, observation = observer_of(request).latest
         response.status_code = 200 if observation.healthy else 503
         status = services.state.status()
-        return HealthResponse(**observation.health, checked_at=checked_at, model=services.model,
+        return HealthResponse(**public(observation.health, services.profile), checked_at=checked_at, model=services.model,
                               registry_state=RegistryStateInfo(last_refresh=status.last_success,
-                                                               failures=status.failures, last_error=status.last_error))
+                                                               failures=status.failures, last_error=public(status.last_error, services.profile)))
 
     @app.get("/freshness", response_model=FreshnessResponse,
              responses={503: {"model": ErrorBody, "description": "freshness could not be measured"}})
@@ -312,7 +317,8 @@ def add_routes(app: FastAPI) -> None:
         checked_at, observation = observer_of(request).latest
         if observation.freshness is None:
             body = ErrorBody(error="freshness_unavailable",
-                             detail=f"not measured at {checked_at.isoformat()}: {observation.freshness_error}",
+                             detail=public(f"not measured at {checked_at.isoformat()}: {observation.freshness_error}",
+                                           services_of(request).profile),
                              hint="freshness needs the registry, the offline store and the online store; "
                                   "GET /health names the one that failed and how to fix it")
             return JSONResponse(body.model_dump(), status_code=503)
@@ -343,6 +349,8 @@ def create_app(profile: Profile | str | None = None, now: Clock = freshness.utc_
         await asyncio.to_thread(app.state.observer.stop)
         await asyncio.to_thread(services.state.stop)
         await services.recommender.aclose()
+        if services.reader is not None:
+            await services.reader.aclose()
         await services.store.close()
 
     app = FastAPI(title="Movie recommendation feature API",
@@ -351,6 +359,7 @@ def create_app(profile: Profile | str | None = None, now: Clock = freshness.utc_
                   version="1.0", lifespan=lifespan)
     app.state.metrics = Metrics()
     app.add_exception_handler(RequestValidationError, invalid_request)
+    request_limits.install(app)
     for error_type in ONLINE_STORE_ERRORS:
         app.add_exception_handler(error_type, online_store_unavailable)
     for pg_error in POSTGRES_ERRORS:
@@ -379,8 +388,10 @@ def serve(profile: Profile | str | None = None, host: str = "127.0.0.1", port: i
     asyncio.run(services.store.close())
     # No access log: /metrics counts every request by route and status, and a log line per
     # request took about a tenth of the server's CPU under load (measured with py-spy).
+    limits: dict[str, Any] = {"limit_concurrency": resolved.settings.api_limit_concurrency,
+                              "timeout_graceful_shutdown": resolved.settings.api_shutdown_s, "access_log": False}
     if workers == 1:
-        uvicorn.run(create_app(resolved), host=host, port=port, access_log=False)
+        uvicorn.run(create_app(resolved), host=host, port=port, **limits)
         return
     os.environ.update({**resolved.settings.env(), "COURSE_PROFILE": resolved.name})
-    uvicorn.run("course_lib.api:create_app", factory=True, host=host, port=port, workers=workers, access_log=False)
+    uvicorn.run("course_lib.api:create_app", factory=True, host=host, port=port, workers=workers, **limits)

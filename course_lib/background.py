@@ -3,6 +3,7 @@ and private redis-servers for outage drills. Each object only ever stops what it
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -135,10 +136,12 @@ class RedisServer:
     With `workdir`, a `SAVE` writes its snapshot there and a restart loads it (an outage that loses nothing).
     """
 
-    def __init__(self, port: int | None = None, ready_s: float = 30, workdir: Path | None = None) -> None:
+    def __init__(self, port: int | None = None, ready_s: float = 30, workdir: Path | None = None,
+                 password: str = "") -> None:
         self.port = port or free_port()
         self.ready_s = ready_s
         self.workdir = workdir
+        self.password = password
         self.process: subprocess.Popen[bytes] | None = None
 
     @staticmethod
@@ -151,14 +154,21 @@ class RedisServer:
         if not self.available():
             raise ServerError("redis-server is not installed: `sudo apt-get install redis-server`, "
                                "`brew install redis` or `conda install -c conda-forge redis-server`")
-        self.process = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                                         "--save", "", "--appendonly", "no",
-                                         *(["--dir", str(self.workdir)] if self.workdir else [])],
+        # The configuration arrives on stdin (`redis-server -`), so a password never shows in process lists.
+        config = f'port {self.port}\nbind 127.0.0.1\nsave ""\nappendonly no\n'
+        if self.workdir:
+            config += f"dir {json.dumps(str(self.workdir))}\n"
+        if self.password:
+            config += f"requirepass {json.dumps(self.password)}\n"
+        self.process = subprocess.Popen(["redis-server", "-"], stdin=subprocess.PIPE,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert self.process.stdin is not None
+        self.process.stdin.write(config.encode())
+        self.process.stdin.close()
         deadline = time.monotonic() + self.ready_s
         while True:
             try:
-                if redis.Redis(port=self.port, socket_connect_timeout=1).ping():
+                if redis.Redis(port=self.port, password=self.password or None, socket_connect_timeout=1).ping():
                     return self
             except redis.ConnectionError:
                 if self.process.poll() is not None or time.monotonic() > deadline:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import time
 from dataclasses import asdict
 from datetime import datetime
@@ -50,9 +51,9 @@ def cmd_data(args: argparse.Namespace) -> int:
         size = {**datasets.SIZES[args.size], **{k: v for k, v in (
             ("n_users", args.users), ("n_movies", args.movies), ("n_events", args.events)) if v}}
         dataset = datasets.synthetic(seed=args.seed, days=args.days, **size)
-    dataset.save(profile.raw_dir)
     tables = build_feature_tables(dataset)
     locations = write_offline(tables, profile)
+    dataset.save(profile.raw_dir)
     for view, table in tables.items():
         ts = table["event_timestamp"]
         print(f"{view}: {len(table):,} rows, {ts.min():%Y-%m-%d} .. {ts.max():%Y-%m-%d} -> {locations[view]}")
@@ -78,7 +79,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
             print("schedule stopped")
         return 0
     outcome = materialize_once(store, profile, incremental=args.incremental,
-                               end=materialization_end(args.end, profile))
+                               end=materialization_end(args.end, profile), force=args.force)
     if outcome.exception is not None:  # retried and failed: one line naming the store and its fix
         raise outcome.exception
     print("\n".join(outcome.lines()))
@@ -100,6 +101,22 @@ def expired_note(profile: Profile, end: datetime) -> list[str]:
             f"{end:%Y-%m-%d %H:%M}: past every view's TTL, so the API will score with empty features. For the "
             f"course's replayed data, leave out --end: materialization then ends at the data's newest event "
             f"(docs/troubleshooting.md #17)."]
+
+
+def cmd_classroom(args: argparse.Namespace) -> int:
+    """Create (--drop: remove) per-learner PostgreSQL roles and Redis ACL users; print each learner's settings."""
+    from course_lib import classroom
+    from course_lib.config import resolve_profile
+
+    profile = resolve_profile(args.profile or "enterprise")
+    if args.drop:
+        print(f"removed learners: {', '.join(classroom.drop(profile)) or 'none'}")
+        return 0
+    names = classroom.learner_names(args.count, args.learners.split(",") if args.learners else None)
+    for learner in classroom.create(profile, names):
+        print(f"# {learner.name}\n" + "\n".join(f"export {key}={shlex.quote(value)}" for key, value in
+                                                  learner.settings(profile).items()))
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -203,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     mat_p.add_argument("--incremental", action="store_true", help="continue from each view's last end")
     mat_p.add_argument("--end", help="ISO 8601 end time (UTC if no offset), or `now` for the wall clock "
                                      "(default: one second after the newest event in the offline store)")
+    mat_p.add_argument("--force", action="store_true",
+                       help="let a --tuned run use an --end older than the last one (rolls online values back)")
     mat_p.add_argument("--every", metavar="INTERVAL",
                        help="repeat on a schedule, e.g. 5m, 90s, 1h (runs until interrupted)")
     mat_p.add_argument("--tuned", action="store_true",
@@ -211,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     train_p = verbs.add_parser("train", help="train and save the ranker")
     add_profile(train_p)
     train_p.set_defaults(handler=cmd_train)
+    class_p = verbs.add_parser("classroom", help="per-learner PostgreSQL roles and Redis users (instructors)")
+    add_profile(class_p)
+    class_p.add_argument("--count", type=int, help="learners learner_01 ... learner_N")
+    class_p.add_argument("--learners", help="comma-separated learner names (project names)")
+    class_p.add_argument("--drop", action="store_true", help="remove exactly what `course classroom` created")
+    class_p.set_defaults(handler=cmd_classroom)
     serve_p = verbs.add_parser("serve", help="run the feature / recommendation API")
     add_profile(serve_p)
     serve_p.add_argument("--host", default="127.0.0.1")

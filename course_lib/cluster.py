@@ -14,6 +14,7 @@ Node settings, and why:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -132,15 +133,21 @@ class LocalCluster:
             raise ClusterError(f"redis-server is not installed: {REDIS_FIX}")
         folder = self.folder(node)
         folder.mkdir(parents=True, exist_ok=True)
-        auth = ["--requirepass", self.password, "--masterauth", self.password] if self.password else []
-        command = ["redis-server", "--port", str(node[1]), "--bind", node[0], "--cluster-enabled", "yes",
+        # The password arrives on stdin (`redis-server -` reads configuration there first), never as an argument
+        # a process list would show.
+        quoted = json.dumps(self.password)
+        auth = f"requirepass {quoted}\nmasterauth {quoted}\n" if self.password else ""
+        command = ["redis-server", "-", "--port", str(node[1]), "--bind", node[0], "--cluster-enabled", "yes",
                    "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
                    "--cluster-require-full-coverage", "no", "--appendonly", "yes", "--save", "",
                    "--dir", str(folder), "--pidfile", str(self.pidfile(node)),
-                   "--logfile", str(folder / "redis.log"), *auth]
+                   "--logfile", str(folder / "redis.log")]
         # Own session: interrupting the notebook or `make` does not take the cluster down with it.
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL, start_new_session=True)
+        assert process.stdin is not None
+        process.stdin.write(auth.encode())
+        process.stdin.close()
         self._children[node[1]] = process
         deadline = time.monotonic() + READY_S
         while not (self.answers(node) and self.pidfile(node).exists()):

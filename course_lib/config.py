@@ -6,6 +6,7 @@ is decided here and nowhere else.
 """
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
@@ -13,16 +14,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import yaml
 
+from course_lib.files import write_private
 from course_lib.settings import REPO_ROOT as REPO_ROOT  # re-exported: notebooks and modules import it from config
 from course_lib.settings import ConfigError as ConfigError  # re-exported: the error of a bad profile or setting
 from course_lib.settings import Settings, variables
 
 if TYPE_CHECKING:
     from feast import FeatureStore
+    from psycopg import sql
 
 PROFILES = ("local", "enterprise")  # the base profiles; most tests run on both
 SCALEOUT = "scaleout"  # Redis Cluster + Spark; slow to start, so tested on its own (tests/test_scaleout.py)
@@ -148,14 +150,21 @@ class Profile:
             parts["options"] = self.pg_statement_options(lock_timeout=True)
         return make_conninfo("", **parts)
 
+    def offline_table(self, view: str) -> sql.Identifier:
+        """A view's PostgreSQL offline table as a quoted `schema.table` identifier."""
+        from psycopg import sql
+
+        return sql.Identifier(self.offline_schema, view)
+
     def registry_url(self) -> str:
-        """SQLAlchemy URL of the SQL registry (psycopg 3 driver, explicit sslmode and connect timeout)."""
+        """SQLAlchemy URL of the SQL registry (psycopg 3 driver, explicit sslmode and connect timeout), every part escaped."""
+        from sqlalchemy.engine import URL
+
         s = self.settings
-        auth = quote(s.pg_user, safe="")
-        if s.pg_password.get_secret_value():
-            auth += ":" + quote(s.pg_password.get_secret_value(), safe="")
-        return (f"postgresql+psycopg://{auth}@{s.pg_host}:{s.pg_port}/"
-                f"{self.registry_database}?sslmode={s.pg_sslmode}&connect_timeout={s.pg_connect_timeout_s}")
+        url = URL.create("postgresql+psycopg", username=s.pg_user, password=s.pg_password.get_secret_value() or None,
+                         host=s.pg_host, port=s.pg_port, database=self.registry_database,
+                         query={"sslmode": s.pg_sslmode, "connect_timeout": str(s.pg_connect_timeout_s)})
+        return url.render_as_string(hide_password=False)
 
     def registry_engine_options(self) -> dict[str, Any]:
         """SQLAlchemy `create_engine` options of the SQL registry: pre-ping pooled connections; TCP keepalives,
@@ -173,7 +182,9 @@ class Profile:
         s = self.settings
         kwargs: dict[str, Any] = {"host": s.redis_host, "port": s.redis_port, "db": s.redis_db,
                                   "socket_timeout": s.redis_timeout_s, "socket_connect_timeout": s.redis_timeout_s,
-                                  "retry": None}
+                                  "retry": None, "max_connections": s.redis_max_connections}
+        if s.redis_username:
+            kwargs["username"] = s.redis_username
         if s.redis_password.get_secret_value():
             kwargs["password"] = s.redis_password.get_secret_value()
         return kwargs
@@ -182,7 +193,7 @@ class Profile:
         """Feast's connection string for the same settings as `redis_client_kwargs` (`retry=null` is None)."""
         kwargs = self.redis_client_kwargs()
         host, port = kwargs.pop("host"), kwargs.pop("port")
-        options = ",".join(f"{key}={'null' if value is None else value}" for key, value in kwargs.items())
+        options = ",".join(f"{key}={_option(key, value)}" for key, value in kwargs.items())
         return f"{host}:{port},{options}"
 
     def redis_cluster_connection_string(self) -> str:
@@ -197,7 +208,7 @@ class Profile:
         conn = (f"{nodes},socket_timeout={s.redis_timeout_s},socket_connect_timeout={s.redis_timeout_s},"
                 "cluster_error_retry_attempts=0,require_full_coverage=false")
         if s.redis_password.get_secret_value():
-            conn += f",password={s.redis_password.get_secret_value()}"
+            conn += f",password={_option('password', s.redis_password.get_secret_value())}"
         return conn
 
     def spark_conf(self) -> dict[str, str]:
@@ -277,6 +288,15 @@ class Profile:
         return config
 
 
+def _option(key: str, value: Any) -> str:
+    """One `key=value` option of Feast's Redis connection string as Feast parses it back (JSON-decoded):
+    `null` for None, the password JSON-quoted so `true`, `12` or `"x"` stay that string (settings
+    refuse a comma, which Feast splits options on)."""
+    if value is None:
+        return "null"
+    return json.dumps(value) if key == "password" else str(value)
+
+
 def resolve_profile(profile: str | None = None, env: Mapping[str, str] | None = None) -> Profile:
     """Pick a profile from the argument, then `COURSE_PROFILE`, then the `local` default; validate every setting."""
     env = os.environ if env is None else env
@@ -314,15 +334,14 @@ def tuned_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def render(profile: Profile, tuned: bool = False) -> Path:
-    """Write the profile's `feature_store.yaml` (or `TUNED_YAML`) if it changed; return its folder."""
+    """Write the profile's `feature_store.yaml` (or `TUNED_YAML`, mode 0600) if it changed; return its folder."""
     profile.data_dir.mkdir(parents=True, exist_ok=True)
     target = profile.repo_dir / (TUNED_YAML if tuned else "feature_store.yaml")
     config = profile.feature_store_config()
     text = yaml.safe_dump(tuned_config(config) if tuned else config, sort_keys=False)
     if not target.exists() or target.read_text() != text:
-        tmp = target.with_suffix(".yaml.tmp")
-        tmp.write_text(text)
-        tmp.replace(target)
+        write_private(target, text.encode())  # it holds the passwords: readable by its owner only
+    target.chmod(0o600)  # also a file an earlier version wrote with the default umask
     return profile.repo_dir
 
 

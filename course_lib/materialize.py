@@ -4,20 +4,19 @@ scheduled runs under a lock with retries.
 - `ParallelLocalComputeEngine` (the tuned `batch_engine`): Feast's local engine with each
   feature view in its own thread, whose plan ends in `RedisBulkOutputNode`, writing whole arrow
   columns as one RESP stream (`course_lib.redis_format`) where that is exactly Feast's write;
-- `materialize_once`: `serving.materialize` under the profile's lock (`exclusive_lock`),
+- `materialize_once`: `serving.materialize` under the project's write lock (`exclusive_lock`,
+  `course_lib.store_lock`: a PostgreSQL advisory lock, or a file lock on `local`),
   retrying transient store failures with backoff (`RetryPolicy`);
 - `materialize_every`: that on a fixed-rate schedule (`course materialize --every 5m`).
 """
 from __future__ import annotations
 
-import fcntl
 import math
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -38,6 +37,7 @@ from course_lib.compat import ComputeEngine, PlanBuilder, context_online_client
 from course_lib.config import ConfigError, Profile
 from course_lib.redis_format import BATCH_ROWS, UnsupportedColumns, ViewLayout, hset_commands, send_commands
 from course_lib.serving import MaterializeReport, latest_interval, materialize
+from course_lib.store_lock import project_lock
 from feature_repo.definitions import VIEWS
 
 Clock = Callable[[], float]
@@ -128,28 +128,13 @@ class ParallelLocalComputeEngine(ComputeEngine):
 
 # --- lock, retries and schedule ----------------------------------------------------------------
 
-LOCK_FILE = "materialize.lock"
 # Failures worth retrying: the stores were unreachable or busy, not misconfigured.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, psycopg.OperationalError,
     sqlalchemy.exc.OperationalError, sqlite3.OperationalError, ConnectionError, TimeoutError)
 
 
-@contextmanager
-def exclusive_lock(profile: Profile) -> Iterator[bool]:
-    """Hold the profile's materialization lock (fcntl.flock, non-blocking); yields whether we got it."""
-    path = profile.repo_dir / LOCK_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+exclusive_lock = project_lock  # the project's write lock, shared with `course data` and `course reset`
 
 
 @dataclass(frozen=True)
@@ -194,8 +179,9 @@ class RunOutcome:
 
 def materialize_once(store: FeatureStore, profile: Profile, incremental: bool = True, end: datetime | None = None,
                      retry: RetryPolicy = RetryPolicy(), sleep: Callable[[float], None] = time.sleep,
-                     clock: Clock = time.monotonic) -> RunOutcome:
-    """`serving.materialize` under the profile's lock, retrying transient failures with backoff."""
+                     clock: Clock = time.monotonic, force: bool = False) -> RunOutcome:
+    """`serving.materialize` under the project's write lock, retrying transient failures with backoff;
+    `force` lets a tuned run move the online store back to an older `end` (`serving.check_end`)."""
     started = clock()
     with exclusive_lock(profile) as acquired:
         if not acquired:
@@ -205,7 +191,7 @@ def materialize_once(store: FeatureStore, profile: Profile, incremental: bool = 
                 # Full while any view was never materialized: a first run loads all history,
                 # not only the last TTL as Feast's incremental default would.
                 ready = incremental and all(latest_interval(store, view) for view in VIEWS)
-                report = materialize(store, profile, end=end, incremental=ready)
+                report = materialize(store, profile, end=end, incremental=ready, force=force, lock=False)
                 return RunOutcome(status="ok", attempts=attempt, seconds=clock() - started, report=report)
             except TRANSIENT_ERRORS as exc:
                 error, failure = f"{type(exc).__name__}: {exc}", exc

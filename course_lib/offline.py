@@ -1,13 +1,15 @@
 """Reading the offline store: whole tables, and aggregate queries over them (2.7.2).
 
 The same SQL runs on every profile: duckdb over the parquet files (`local`, `scaleout`) or
-PostgreSQL (`enterprise`); `table_expr` names a view's table in either engine and `?`
-placeholders become psycopg's `%s`.
+PostgreSQL (`enterprise`); `table_expr` names a view's table in either engine (a quoted
+identifier: duckdb sees each parquet file as a view created from its path, never a path spliced
+into SQL) and `?` placeholders become psycopg's `%s`.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -23,11 +25,12 @@ def read_offline(profile: str | Profile | None = None,
     if resolved.offline_is_parquet:
         return {v: pd.read_parquet(resolved.offline_location(v)) for v in views}
     import psycopg
+    from psycopg import sql
 
     with psycopg.connect(resolved.pg_conninfo()) as conn, conn.cursor() as cur:
         out = {}
         for view in views:
-            cur.execute(f"SELECT * FROM {resolved.offline_location(view)}")
+            cur.execute(sql.SQL("SELECT * FROM {}").format(resolved.offline_table(view)))
             out[view] = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description or []])
         return out
 
@@ -42,6 +45,9 @@ def offline_query(profile: Profile, sql: str, params: list[Any], bounded: bool =
         import duckdb
 
         with duckdb.connect() as conn:
+            for view in VIEWS:  # each parquet file as a view named after it; its path never enters the SQL
+                if Path(path := profile.offline_location(view)).exists():
+                    conn.read_parquet(path).create_view(view)
             (row,) = conn.execute(sql, params).fetchall()  # an aggregate: exactly one row
             return row
     import psycopg
@@ -53,8 +59,10 @@ def offline_query(profile: Profile, sql: str, params: list[Any], bounded: bool =
 
 def table_expr(profile: Profile, view: str) -> str:
     """SQL expression reading a view's offline table in the profile's engine."""
-    location = profile.offline_location(view)
-    return f"read_parquet('{location}')" if profile.offline_is_parquet else location
+    from psycopg import sql
+
+    name = sql.Identifier(view) if profile.offline_is_parquet else profile.offline_table(view)
+    return name.as_string(None)
 
 
 def offline_time_range(profile: Profile, view: str) -> tuple[pd.Timestamp, pd.Timestamp]:

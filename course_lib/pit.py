@@ -22,6 +22,7 @@ from feast.infra.offline_stores.contrib.postgres_offline_store.postgres import P
 from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
 from feast.infra.offline_stores.offline_utils import FeatureViewQueryContext
 from feast.type_map import pg_type_code_to_arrow
+from psycopg.sql import Identifier
 from tqdm.auto import tqdm
 
 from course_lib.compat import resolve_features
@@ -59,6 +60,11 @@ def historical_features_chunked(store: FeatureStore, entity_df: pd.DataFrame, fe
     return normalize_frame(pd.concat(parts, ignore_index=True))
 
 
+def q(name: str) -> str:
+    """A SQL identifier quoted by psycopg (`sql.Identifier`): entity columns come from the caller's frame."""
+    return Identifier(name).as_string(None)
+
+
 def _pg_type(column: str, dtype: Any) -> str:
     """The PostgreSQL type Feast's own upload gives an entity-frame column (floats become DOUBLE PRECISION)."""
     if pd.api.types.is_bool_dtype(dtype):
@@ -77,7 +83,7 @@ def _pg_type(column: str, dtype: Any) -> str:
 
 def _entity_table_columns(entity_df: pd.DataFrame) -> str:
     """Column definitions of the uploaded entity table."""
-    return ", ".join(f'"{c}" {_pg_type(c, t)}' for c, t in entity_df.dtypes.items())
+    return ", ".join(f'{q(c)} {_pg_type(c, t)}' for c, t in entity_df.dtypes.items())
 
 
 def _query_contexts(store: FeatureStore, features: list[str] | FeatureService,
@@ -137,17 +143,17 @@ def _lateral_join(view: FeatureViewQueryContext, alias: str, unique: bool) -> st
     repeat the entity row, as Feast's rejoin does. An index on (join keys, event_timestamp) turns
     this into one short backward index scan per entity row.
     """
-    event_ts, entity_ts = f'sub."{view.timestamp_field}"', f'e."{TIMESTAMP_FIELD}"'
-    where = [f'sub."{column}" = e."{key}"' for column, key in zip(_source_columns(view), view.entities)]
+    event_ts, entity_ts = f'sub.{q(view.timestamp_field)}', f'e.{q(TIMESTAMP_FIELD)}'
+    where = [f'sub.{q(column)} = e.{q(key)}' for column, key in zip(_source_columns(view), view.entities)]
     where.append(f"{event_ts} <= {entity_ts}")
     if view.ttl:
         where.append(f"{event_ts} >= {entity_ts} - {view.ttl} * interval '1' second")
     order = [f"{event_ts} DESC"]
     if view.created_timestamp_column:
-        created = f'sub."{view.created_timestamp_column}"'
+        created = f'sub.{q(view.created_timestamp_column)}'
         where.append(f"{created} IS NOT NULL")  # Feast's MAX(created) rejoin never matches a NULL
         order.append(f"{created} DESC")
-    columns = ", ".join(f'sub."{f}" AS "{view.field_mapping.get(f, f)}"' for f in view.features)
+    columns = ", ".join(f'sub.{q(f)} AS {q(view.field_mapping.get(f, f))}' for f in view.features)
     return (f"LEFT JOIN LATERAL (SELECT {columns} FROM {view.table_subquery} AS sub "
             f"WHERE {' AND '.join(where)} ORDER BY {', '.join(order)} "
             f"{'LIMIT 1' if unique else 'FETCH FIRST 1 ROWS WITH TIES'}) AS {alias} ON true")
@@ -161,9 +167,9 @@ def point_in_time_sql(views: list[FeatureViewQueryContext], entity_table: str, e
     Entity rows are visited in join-key order, so consecutive index lookups touch neighbouring pages.
     """
     keys = list(dict.fromkeys(key for view in views for key in view.entities))
-    order = ", ".join(f'"{c}"' for c in [*keys, TIMESTAMP_FIELD])
-    selected = [f'e."{c}"' for c in entity_columns]
-    selected += [f'f{i}."{view.field_mapping.get(f, f)}"' for i, view in enumerate(views) for f in view.features]
+    order = ", ".join(q(c) for c in [*keys, TIMESTAMP_FIELD])
+    selected = [f'e.{q(c)}' for c in entity_columns]
+    selected += [f'f{i}.{q(view.field_mapping.get(f, f))}' for i, view in enumerate(views) for f in view.features]
     joins = "\n".join(_lateral_join(view, f"f{i}", once) for i, (view, once) in enumerate(zip(views, unique)))
     return f"SELECT {', '.join(selected)}\nFROM (SELECT * FROM {entity_table} ORDER BY {order}) AS e\n{joins}"
 
@@ -173,7 +179,7 @@ def _copy_in(cursor: Cursor, table: str, frame: pd.DataFrame) -> None:
     buffer = pa.BufferOutputStream()
     pa_csv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), buffer,
                      pa_csv.WriteOptions(include_header=False))
-    columns = ", ".join(f'"{c}"' for c in frame.columns)
+    columns = ", ".join(q(c) for c in frame.columns)
     with cursor.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
         copy.write(buffer.getvalue())
 
@@ -215,7 +221,7 @@ def connect(offline: PostgreSQLOfflineStoreConfig) -> psycopg.Connection:
     schema = (offline.db_schema or offline.user).strip()
     return psycopg.connect(host=offline.host, port=int(offline.port), dbname=offline.database, user=offline.user,
                            password=offline.password or None, sslmode=offline.sslmode, connect_timeout=10,
-                           options=f"-c search_path={schema}" + (",public" if schema != "public" else ""))
+                           options=f"-c search_path={q(schema)}" + (",public" if schema != "public" else ""))
 
 
 def historical_features_tuned(store: FeatureStore, entity_df: pd.DataFrame,

@@ -10,7 +10,8 @@ The same `design_matrix` builds the model input at training and at serving time.
 """
 from __future__ import annotations
 
-import os
+import hashlib
+import io
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -30,6 +31,7 @@ from course_lib import datasets, scoring
 from course_lib.adapter import TRACKED_GENRES, table_dtypes
 from course_lib.config import Profile, load_store
 from course_lib.errors import CourseError
+from course_lib.files import write_private
 from course_lib.pit import historical_features_tuned
 from course_lib.serving import EntityFeatures, candidate_features, feature_refs
 from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS, join_keys
@@ -225,26 +227,35 @@ def train(frame: pd.DataFrame, test_fraction: float = 0.2) -> Ranker:
 
 # --- persistence --------------------------------------------------------------------------
 
+def digest_path(model_path: Path) -> Path:
+    """Where the model file's SHA-256, recorded when it was saved, lives."""
+    return model_path.with_name(model_path.name + ".sha256")
+
+
 def save(ranker: Ranker, profile: Profile) -> Path:
-    """Write the ranker to the profile's model path (temp file, then rename)."""
+    """Write the ranker to the profile's model path (0600) and its SHA-256 beside it (`load` checks it)."""
     target = profile.model_path
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        joblib.dump(ranker, tmp)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, target)
+    buffer = io.BytesIO()
+    joblib.dump(ranker, buffer)
+    data = buffer.getvalue()
+    write_private(digest_path(target), hashlib.sha256(data).hexdigest().encode())
+    write_private(target, data)
     return target
 
 
 def load(profile: Profile) -> Ranker:
-    """The profile's saved ranker, or a RankerError saying to run `course train`."""
+    """The profile's saved ranker, verified against the hash recorded at training before it is unpickled,
+    or a RankerError saying to run `course train`."""
     path = profile.model_path
+    retrain = f"run `course train --profile {profile.name}`"
     if not path.is_file():
-        raise RankerError(f"no trained ranker at {path}; run `course train --profile {profile.name}` first")
-    ranker = joblib.load(path)
+        raise RankerError(f"no trained ranker at {path}; {retrain} first")
+    data, recorded = path.read_bytes(), digest_path(path)
+    if not recorded.is_file() or recorded.read_text().strip() != hashlib.sha256(data).hexdigest():
+        raise RankerError(f"{path} does not match the SHA-256 recorded when it was trained ({recorded.name}), so it "
+                          f"was not loaded (a model file is code: it is unpickled); {retrain} to replace it")
+    ranker = joblib.load(io.BytesIO(data))
     if not isinstance(ranker, Ranker) or not set(ranker.features) <= set(FEATURES):
         raise RankerError(f"{path} was saved with different model features; retrain it with "
                           f"`course train --profile {profile.name}`")

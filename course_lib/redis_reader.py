@@ -135,6 +135,12 @@ class RawRedisReader:
             replies = await pipe.execute()
         return self._rows(keys, unique, entities, replies)
 
+    async def aclose(self) -> None:
+        """Close both clients' connections (the app's shutdown)."""
+        self._client.close()
+        if self._async_client is not None:
+            await self._async_client.aclose()
+
 
 class CandidateRedisReader:
     """A recommendation's reads as raw HMGET replies, in one round trip on one pooled connection."""

@@ -14,10 +14,12 @@ from typing import Any, cast
 
 import psycopg
 from feast import FeatureStore
+from psycopg import sql
 
 from course_lib.compat import drop_online_tables, online_client
 from course_lib.config import Profile, load_store, resolve_profile
 from course_lib.redis_format import project_keys
+from course_lib.store_lock import writing
 from feature_repo.definitions import VIEWS, build
 
 
@@ -97,8 +99,9 @@ def _drop_offline(store: FeatureStore, profile: Profile) -> list[str]:
     schema, removed = profile.offline_schema, []
     with psycopg.connect(profile.pg_conninfo()) as conn:
         for table in [name for view in VIEWS for name in (view, f"{view}__staging")]:
-            if conn.execute("SELECT to_regclass(%s)", [f'"{schema}"."{table}"']).fetchone() != (None,):
-                conn.execute(f'DROP TABLE "{schema}"."{table}"')
+            name = sql.Identifier(schema, table)
+            if conn.execute("SELECT to_regclass(%s)", [name.as_string(conn)]).fetchone() != (None,):
+                conn.execute(sql.SQL("DROP TABLE {}").format(name))
                 removed.append(f"{schema}.{table}")
     return removed
 
@@ -111,7 +114,12 @@ def reset_course(profile: Profile | str | None = None) -> ResetReport:
     Never `FeatureStore.teardown()`: on a SQL registry it deletes every project in the database.
     """
     resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
-    store = load_store(resolved)
+    with writing(resolved, "reset the project"):
+        return _reset(load_store(resolved), resolved)
+
+
+def _reset(store: FeatureStore, resolved: Profile) -> ResetReport:
+    """`reset_course`'s work, under the lock."""
     objects = _registered(store)
     online = _drop_online(store, objects["feature views"])
     for view in objects["feature views"]:  # the SQL registry also drops their version history here

@@ -25,7 +25,9 @@ from feast.repo_contents import RepoContents
 
 from course_lib.adapter import PANDAS_DTYPE
 from course_lib.config import Profile, resolve_profile
+from course_lib.errors import CourseError
 from course_lib.offline import offline_entity_count, offline_time_range
+from course_lib.store_lock import writing
 from feature_repo.definitions import MOVIE_VIEW, TIMESTAMP_FIELD, USER_VIEW, VIEWS, Definitions, build, join_keys
 
 
@@ -136,15 +138,40 @@ def latest_interval(store: FeatureStore, view: str) -> tuple[datetime, datetime]
     return _utc(start), _utc(end)
 
 
+class MaterializeError(CourseError):
+    """A materialization was refused; the message says why and how to proceed."""
+
+
+def check_end(store: FeatureStore, end: datetime, force: bool = False) -> None:
+    """Refuse a tuned run (`skip_dedup`: rows are overwritten, not compared by timestamp) whose `end`
+    is older than a view's last recorded end: it would replace newer online values while the
+    registry, and so the serving clock, still reports the newer end."""
+    if force or not getattr(store.config.online_store, "skip_dedup", False):
+        return
+    newer = {view: interval[1] for view in VIEWS if (interval := latest_interval(store, view)) and interval[1] > end}
+    if newer:
+        view, last = max(newer.items(), key=lambda item: item[1])
+        raise MaterializeError(f"--end {end:%Y-%m-%d %H:%M:%S%z} is older than the last materialization end "
+                               f"{last:%Y-%m-%d %H:%M:%S%z} of {view}: a tuned run overwrites online rows without "
+                               "comparing timestamps, so newer values would be replaced by older ones. Use an end at "
+                               "or after it, or pass --force to roll the online store back on purpose")
+
+
 def materialize(store: FeatureStore, profile: Profile, end: datetime | None = None,
-                incremental: bool = False) -> MaterializeReport:
-    """Load the latest feature values up to `end` into the online store.
+                incremental: bool = False, force: bool = False, lock: bool = True) -> MaterializeReport:
+    """Load the latest feature values up to `end` into the online store, under the project's write lock
+    (`lock=False`: the caller holds it).
 
     A full run starts at the oldest offline row (Feast's own incremental default for a
     never-materialized view is `now - ttl`, which would skip most history); an incremental
-    run continues each view from the end of its last materialization.
+    run continues each view from the end of its last materialization. A tuned run refuses an
+    `end` older than the last one unless `force` (`check_end`).
     """
+    if lock:
+        with writing(profile, "materialize"):
+            return materialize(store, profile, end, incremental, force, lock=False)
     end = _utc(end or datetime.now(timezone.utc))
+    check_end(store, end, force)
     starts: dict[str, datetime | None] = {}
     for view in VIEWS:
         previous = latest_interval(store, view)

@@ -18,7 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from course_lib.errors import CourseError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-IDENTIFIER = r"^[A-Za-z0-9_]+$"  # Feast project names and PostgreSQL schemas the course creates
+# Feast project names and PostgreSQL schemas the course creates: lower case, so a name means the
+# same table quoted or not (PostgreSQL folds unquoted names to lower case, and Feast's own SQL
+# does not quote them), without quotes, spaces or `;`.
+IDENTIFIER = r"^[a-z][a-z0-9_]{0,62}$"
+IDENTIFIER_RULE = ("must start with a lower-case letter and hold only lower-case letters, digits and _ "
+                   "(at most 63 characters, PostgreSQL's limit), e.g. 'alice_01'")
+IDENTIFIER_FIELDS = ("project", "offline_schema", "bench_project")
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
@@ -39,12 +45,15 @@ class Settings(BaseModel):
     profile: str = _env(
         "COURSE_PROFILE", "local", "Profile: `local`, `enterprise` or `scaleout`")
     workdir: Path = _env("COURSE_WORKDIR", REPO_ROOT / "var", "Folder for rendered configuration and local data")
-    project: str = _env("FEAST_PROJECT", "movie_recommendation", "Feast project name", pattern=IDENTIFIER)
+    project: str = _env("FEAST_PROJECT", "movie_recommendation",
+                        "Feast project name (lower-case letters, digits and _, starting with a letter)")
     registry_cache_ttl: int = _env("FEAST_REGISTRY_CACHE_TTL", 10,
                                    "Seconds the registry is cached by a `FeatureStore`", ge=0)
     redis_host: str = _env("FEAST_REDIS_HOST", "127.0.0.1", "Redis host (online store)", min_length=1)
     redis_port: Port = _env("FEAST_REDIS_PORT", 6379, "Redis port")
     redis_db: int = _env("FEAST_REDIS_DB", 0, "Redis database number", ge=0)
+    redis_username: str = _env("FEAST_REDIS_USERNAME", "", "Redis ACL user (classroom mode); empty: the default user",
+                               pattern=r"^[^,\s]*$")
     redis_password: SecretStr = _env("FEAST_REDIS_PASSWORD", SecretStr(""),
                                      "Redis password, if the server requires one")
     redis_timeout_s: float = _env("FEAST_REDIS_TIMEOUT_S", 0.5, "Redis connect and socket timeout in seconds", gt=0)
@@ -70,7 +79,16 @@ class Settings(BaseModel):
                                      "check a PostgreSQL connection (then every 2 s, 3 probes)", ge=1)
     registry_db: str = _env("FEAST_REGISTRY_DB", "feast_registry", "Database of the SQL registry", min_length=1)
     offline_db: str = _env("FEAST_OFFLINE_DB", "feast_offline", "Database of the offline store", min_length=1)
-    offline_schema: str = _env("FEAST_OFFLINE_SCHEMA", "course", "Schema of the offline tables", pattern=IDENTIFIER)
+    offline_schema: str = _env("FEAST_OFFLINE_SCHEMA", "course",
+                               "Schema of the offline tables (same rule as FEAST_PROJECT)")
+    api_debug: bool = _env("COURSE_API_DEBUG", False, "Show hosts, ports, paths and database names in the API's "
+                           "error bodies and `/health` (off: callers see what failed and how to fix it only)")
+    api_limit_concurrency: int = _env("COURSE_API_LIMIT_CONCURRENCY", 200, "Requests a `course serve` worker "
+                                      "handles at once; more get a 503 at once", ge=1)
+    api_shutdown_s: int = _env("COURSE_API_SHUTDOWN_S", 10, "Seconds `course serve` lets running requests "
+                                 "finish after SIGTERM", ge=1)
+    redis_max_connections: int = _env("FEAST_REDIS_MAX_CONNECTIONS", 256, "Connections each Redis client pool may "
+                                      "open (above COURSE_API_LIMIT_CONCURRENCY, so a pool never runs dry)", ge=1)
     pipeline_stale_s: float = _env(
         "COURSE_PIPELINE_STALE_S", 3600.0, "Seconds since the last materialization end after which a feature "
         "view's pipeline counts as stale (monitoring)", gt=0)
@@ -83,7 +101,7 @@ class Settings(BaseModel):
     health_timeout_s: float = _env("COURSE_HEALTH_TIMEOUT_S", 1.0, "Seconds a component health check may take "
                                    "before it counts as failed (a hung PostgreSQL)", gt=0)
     bench_project: str = _env("COURSE_BENCH_PROJECT", "course_bench", "Feast project and offline schema of "
-                              "`course bench` (the tests use their own)", pattern=IDENTIFIER)
+                              "`course bench` (the tests use their own)")
     redis_cluster_nodes: str = _env(
         "FEAST_REDIS_CLUSTER_NODES", "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003",
         "Redis Cluster masters, `host:port,...` (scaleout online store)")
@@ -95,6 +113,23 @@ class Settings(BaseModel):
                                     pattern=r"^\d+[kmgtKMGT]?$")
     spark_shuffle_partitions: int = _env("FEAST_SPARK_SHUFFLE_PARTITIONS", 2,
                                          "`spark.sql.shuffle.partitions` (small data: few partitions)", ge=1)
+
+    @field_validator(*IDENTIFIER_FIELDS)
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        """Project and schema names: one strict pattern, so they are safe and unambiguous in SQL and Redis keys."""
+        if not re.fullmatch(IDENTIFIER, value):
+            raise ValueError(IDENTIFIER_RULE)
+        return value
+
+    @field_validator("redis_password")
+    @classmethod
+    def _one_connection_string_option(cls, value: SecretStr) -> SecretStr:
+        """Feast reads the Redis password from a comma-separated connection string, so it cannot hold a comma."""
+        if "," in value.get_secret_value():
+            raise ValueError("must not contain ',' (Feast's Redis connection string separates options with it); "
+                             "choose a password without a comma")
+        return value
 
     @field_validator("redis_cluster_nodes")
     @classmethod
@@ -116,7 +151,8 @@ class Settings(BaseModel):
             error = exc.errors()[0]
             name = str(error["loc"][0])
             shown = "****" if "PASSWORD" in name else repr(values.get(name))
-            raise ConfigError(f"{name}={shown} is invalid: {error['msg']}; fix the environment variable "
+            message = error["msg"].removeprefix("Value error, ")
+            raise ConfigError(f"{name}={shown} is invalid: {message}; fix the environment variable "
                               f"(default: {variables()[name]!r})") from None
 
     def env(self) -> dict[str, str]:

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 from feast.repo_config import RepoConfig, load_repo_config
+from sqlalchemy.engine import make_url
 from support import isolated_env
 
 from course_lib.config import PROFILES, ConfigError, own_project_env, render, resolve_profile
@@ -40,7 +41,7 @@ def test_registry_cache_ttl_comes_from_the_environment(name: str, tmp_path: Path
 def test_enterprise_uses_psycopg3_and_explicit_sslmode(tmp_path: Path) -> None:
     raw, config = rendered("enterprise", tmp_path, FEAST_PG_SSLMODE="require")
     assert config.registry.path.startswith("postgresql+psycopg://")
-    assert "?sslmode=require&" in config.registry.path and config.registry.path.endswith("connect_timeout=3")
+    assert make_url(config.registry.path).query == {"sslmode": "require", "connect_timeout": "3"}
     assert raw["offline_store"]["sslmode"] == "require"
     assert config.offline_store.sslmode == "require"
 
@@ -56,7 +57,7 @@ def test_a_set_password_reaches_every_store_url_quoted(tmp_path: Path) -> None:
     raw, _ = rendered("enterprise", tmp_path, FEAST_PG_PASSWORD="p@ss:w/rd", FEAST_REDIS_PASSWORD="r3dis")
     assert raw["registry"]["path"].startswith("postgresql+psycopg://postgres:p%40ss%3Aw%2Frd@")
     assert raw["offline_store"]["password"] == "p@ss:w/rd"
-    assert raw["online_store"]["connection_string"].endswith(",password=r3dis")
+    assert raw["online_store"]["connection_string"].endswith(",password=\"r3dis\"")
 
 
 def test_unknown_profile_is_a_helpful_config_error() -> None:

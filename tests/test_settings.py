@@ -21,8 +21,8 @@ from course_lib.settings import ConfigError, Settings, described, variables
     ("COURSE_PIPELINE_STALE_S", "an hour", "valid number"),
     ("FEAST_REGISTRY_CACHE_TTL", "1.5", "valid integer"),
     ("FEAST_PG_SSLMODE", "maybe", "'disable'"),
-    ("FEAST_PROJECT", "my-project", "pattern"),
-    ("FEAST_OFFLINE_SCHEMA", "a;drop", "pattern"),
+    ("FEAST_PROJECT", "my-project", "lower-case letter"),
+    ("FEAST_OFFLINE_SCHEMA", "a;drop", "lower-case letter"),
     ("FEAST_SPARK_SHUFFLE_PARTITIONS", "0", "greater than or equal to 1"),
     ("FEAST_REDIS_CLUSTER_NODES", "127.0.0.1", "not host:port"),
 ])
