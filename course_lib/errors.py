@@ -1,7 +1,7 @@
 """The course's one error base: an expected failure whose message says what is wrong and how to fix it.
 
-The `course` command line prints a `CourseError` as one line; anything else is a bug and keeps
-its traceback.
+The `course` command line prints a `CourseError` as one line (`course_lib.diagnose`, which also
+recognises the service errors of the libraries); `--debug` or `COURSE_DEBUG=1` shows the traceback.
 """
 from __future__ import annotations
 
