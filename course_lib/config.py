@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import yaml
 
@@ -138,9 +139,9 @@ class Profile:
 
         s = self.settings
         url = URL.create("postgresql+psycopg", username=s.pg_user, password=s.pg_password.get_secret_value() or None,
-                         host=s.pg_host, port=s.pg_port, database=self.registry_database,
-                         query={"sslmode": s.pg_sslmode, "connect_timeout": "3"})
-        return url.render_as_string(hide_password=False)
+                         host=s.pg_host, port=s.pg_port, database=self.registry_database)
+        return url.render_as_string(hide_password=False) + "?" + urlencode({"sslmode": s.pg_sslmode,
+                                                                           "connect_timeout": 3})
 
     def redis_client_kwargs(self) -> dict[str, Any]:
         """redis-py client settings of the single Redis server: socket timeouts and no retries, so outages fail fast.
