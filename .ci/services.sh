@@ -45,7 +45,21 @@ pg_up() {
 
 both_up() { redis_up && pg_up; }
 
+ensure_pg_password() {
+  # The Compose PostgreSQL uses password authentication: reuse .env's password, or generate one there (0600).
+  if [[ -z ${FEAST_PG_PASSWORD:-} && -f .env ]]; then
+    FEAST_PG_PASSWORD=$(sed -n 's/^FEAST_PG_PASSWORD=//p' .env)
+  fi
+  if [[ -z ${FEAST_PG_PASSWORD:-} ]]; then
+    FEAST_PG_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+    (umask 077 && echo "FEAST_PG_PASSWORD=$FEAST_PG_PASSWORD" >> .env)
+    say "generated a PostgreSQL password into .env; run: export \$(grep FEAST_PG_PASSWORD .env)"
+  fi
+  export FEAST_PG_PASSWORD PGPASSWORD=$FEAST_PG_PASSWORD
+}
+
 start_with_docker() {
+  ensure_pg_password
   say "starting Redis and PostgreSQL with ${COMPOSE[*]} up -d --wait"
   "${COMPOSE[@]}" up -d --wait
 }

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import yaml
 
@@ -162,9 +163,9 @@ class Profile:
 
         s = self.settings
         url = URL.create("postgresql+psycopg", username=s.pg_user, password=s.pg_password.get_secret_value() or None,
-                         host=s.pg_host, port=s.pg_port, database=self.registry_database,
-                         query={"sslmode": s.pg_sslmode, "connect_timeout": str(s.pg_connect_timeout_s)})
-        return url.render_as_string(hide_password=False)
+                         host=s.pg_host, port=s.pg_port, database=self.registry_database)
+        return url.render_as_string(hide_password=False) + "?" + urlencode({"sslmode": s.pg_sslmode,
+                                                                           "connect_timeout": s.pg_connect_timeout_s})
 
     def registry_engine_options(self) -> dict[str, Any]:
         """SQLAlchemy `create_engine` options of the SQL registry: pre-ping pooled connections; TCP keepalives,

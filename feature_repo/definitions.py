@@ -105,9 +105,9 @@ def batch_source(view: str, profile: Profile) -> DataSource:
         return FileSource(name=name, path=location, timestamp_field=TIMESTAMP_FIELD)
     if profile.offline_is_parquet:  # scaleout: the same parquet layout, read by Spark
         return SparkSource(name=name, path=location, file_format="parquet", timestamp_field=TIMESTAMP_FIELD)
-    # quoted by psycopg: Feast splices the table into its SQL as given
-    return PostgreSQLSource(name=name, table=profile.offline_table(view).as_string(None),
-                            timestamp_field=TIMESTAMP_FIELD)
+    # Feast splices `schema.table` into its SQL unquoted; the schema is a validated lower-case name
+    # (settings.IDENTIFIER), so this is the very table the course creates as a quoted identifier.
+    return PostgreSQLSource(name=name, table=location, timestamp_field=TIMESTAMP_FIELD)
 
 
 def feature_view(view: str, profile: Profile) -> FeatureView:

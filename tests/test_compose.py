@@ -71,7 +71,9 @@ def test_postgres_login_has_no_committed_password(services: dict) -> None:
     env = services["postgres"]["environment"]
     assert env["POSTGRES_USER"] == "${FEAST_PG_USER:-postgres}"
     assert env["POSTGRES_PASSWORD"] == "${FEAST_PG_PASSWORD:-}"
-    assert env["POSTGRES_HOST_AUTH_METHOD"] == "trust"
+    assert env["POSTGRES_HOST_AUTH_METHOD"] == "scram-sha-256", "never trust: anyone reaching it is a superuser"
+    assert "--auth-host=scram-sha-256" in env["POSTGRES_INITDB_ARGS"]
+    assert "trust" not in COMPOSE_FILE.read_text().replace("never `trust`", "").replace("trusting", "")
 
 
 def test_init_script_creates_both_profile_databases(services: dict) -> None:

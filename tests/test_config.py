@@ -42,6 +42,7 @@ def test_enterprise_uses_psycopg3_and_explicit_sslmode(tmp_path: Path) -> None:
     raw, config = rendered("enterprise", tmp_path, FEAST_PG_SSLMODE="require")
     assert config.registry.path.startswith("postgresql+psycopg://")
     assert make_url(config.registry.path).query == {"sslmode": "require", "connect_timeout": "3"}
+    assert config.registry.path.endswith("?sslmode=require&connect_timeout=3")
     assert raw["offline_store"]["sslmode"] == "require"
     assert config.offline_store.sslmode == "require"
 
