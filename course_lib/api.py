@@ -241,7 +241,9 @@ def online_store_unavailable(request: Request, exc: Exception) -> JSONResponse:
 def postgres_unavailable(request: Request, exc: Exception) -> JSONResponse:
     """503 when a request could not do without PostgreSQL (the registry or the offline store) and it failed."""
     metrics_of(request).count_error("postgres_unavailable")
-    body = ErrorBody(error="postgres_unavailable", detail=reason(exc), hint=registry_hint(services_of(request).profile))
+    profile = services_of(request).profile
+    body = ErrorBody(error="postgres_unavailable", detail=public(reason(exc), profile),
+                     hint=public(registry_hint(profile), profile))
     return JSONResponse(body.model_dump(), status_code=503)
 
 
@@ -306,9 +308,10 @@ def add_routes(app: FastAPI) -> None:
         checked_at, observation = observer_of(request).latest
         response.status_code = 200 if observation.healthy else 503
         status = services.state.status()
-        return HealthResponse(**public(observation.health, services.profile), checked_at=checked_at, model=services.model,
-                              registry_state=RegistryStateInfo(last_refresh=status.last_success,
-                                                               failures=status.failures, last_error=public(status.last_error, services.profile)))
+        state = RegistryStateInfo(last_refresh=status.last_success, failures=status.failures,
+                                  last_error=public(status.last_error, services.profile))
+        return HealthResponse(**public(observation.health, services.profile), checked_at=checked_at,
+                              model=services.model, registry_state=state)
 
     @app.get("/freshness", response_model=FreshnessResponse,
              responses={503: {"model": ErrorBody, "description": "freshness could not be measured"}})

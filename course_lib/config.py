@@ -158,7 +158,7 @@ class Profile:
         return sql.Identifier(self.offline_schema, view)
 
     def registry_url(self) -> str:
-        """SQLAlchemy URL of the SQL registry (psycopg 3 driver, explicit sslmode and connect timeout), every part escaped."""
+        """SQLAlchemy URL of the SQL registry (psycopg 3 driver, sslmode, connect timeout), every part escaped."""
         from sqlalchemy.engine import URL
 
         s = self.settings

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from course_lib.config import Profile, resolve_profile
+from course_lib.errors import CourseError
 from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS, join_keys
 
 
@@ -35,6 +36,10 @@ def read_offline(profile: str | Profile | None = None,
         return out
 
 
+class MissingOfflineData(CourseError):
+    """A view's parquet file is not there yet: `course data` writes it."""
+
+
 def offline_query(profile: Profile, sql: str, params: list[Any], bounded: bool = False) -> tuple[Any, ...]:
     """Run one aggregate query over the profile's offline tables ({view} placeholders resolved).
 
@@ -46,8 +51,12 @@ def offline_query(profile: Profile, sql: str, params: list[Any], bounded: bool =
 
         with duckdb.connect() as conn:
             for view in VIEWS:  # each parquet file as a view named after it; its path never enters the SQL
-                if Path(path := profile.offline_location(view)).exists():
-                    conn.read_parquet(path).create_view(view)
+                if not Path(path := profile.offline_location(view)).exists():
+                    if f'"{view}"' in sql or view in sql.split():
+                        raise MissingOfflineData(f"no offline data at {path}: `course data --profile "
+                                                 f"{profile.name}` writes it")
+                    continue
+                conn.read_parquet(path).create_view(view)
             (row,) = conn.execute(sql, params).fetchall()  # an aggregate: exactly one row
             return row
     import psycopg
