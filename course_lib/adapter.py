@@ -17,19 +17,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import psycopg
-from feast.types import Float32, Int64, String
+from feast.types import Float32, Float64, Int64, String
 from tqdm.auto import tqdm
 
 from course_lib.config import Profile, resolve_profile
 from course_lib.errors import CourseError
-from feature_repo.definitions import MOVIE_VIEW, PAIR_VIEW, TIMESTAMP_FIELD, USER_VIEW, VIEWS, join_keys
+from feature_repo.definitions import MOVIE_VIEW, PAIR_VIEW, STATE_VIEWS, TIMESTAMP_FIELD, USER_VIEW, VIEWS, join_keys
+from feature_repo.names import TRACKED_GENRES
 
 if TYPE_CHECKING:
     from course_lib.datasets import Dataset
 
 DAY = pd.Timedelta(days=1)
 SNAPSHOT_EVERY = DAY
-TRACKED_GENRES = ("action", "comedy", "drama", "horror", "romance")
 POPULARITY_WINDOW = pd.Timedelta(days=7)
 
 # table -> {column: kind}; kinds: id (positive integer), int, float, str, ts (tz-aware)
@@ -39,7 +39,8 @@ INPUT_SCHEMA: dict[str, dict[str, str]] = {
     "watch_events": {"user_id": "id", "movie_id": "id", TIMESTAMP_FIELD: "ts",
                      "rating": "float", "watch_seconds": "float"},
 }
-PANDAS_DTYPE: dict[Any, str] = {Int64: "Int64", Float32: "float32", String: "string"}  # Feast dtype -> pandas
+PANDAS_DTYPE: dict[Any, str] = {Int64: "Int64", Float32: "float32", Float64: "float64",
+                                String: "string"}  # Feast dtype -> pandas
 
 
 class AdapterError(CourseError):
@@ -260,7 +261,7 @@ def table_dtypes(view: str) -> dict[str, str]:
     """Column -> pandas dtype of a feature view's offline table, in order."""
     dtypes = dict.fromkeys(join_keys(view), "int64")
     dtypes[TIMESTAMP_FIELD] = "datetime64[ns, UTC]"
-    dtypes.update({field.name: PANDAS_DTYPE[field.dtype] for field in VIEWS[view][2]})
+    dtypes.update({field.name: PANDAS_DTYPE[field.dtype] for field in {**VIEWS, **STATE_VIEWS}[view][2]})
     return dtypes
 
 
@@ -284,7 +285,7 @@ def build_feature_tables(dataset: Dataset, assume_timezone: str | None = None) -
 
 # --- offline writes ---------------------------------------------------------------------
 
-PG_TYPE = {"int64": "BIGINT", "Int64": "BIGINT", "float32": "REAL", "string": "TEXT",
+PG_TYPE = {"int64": "BIGINT", "Int64": "BIGINT", "float32": "REAL", "float64": "DOUBLE PRECISION", "string": "TEXT",
            "datetime64[ns, UTC]": "TIMESTAMPTZ"}
 
 
@@ -363,12 +364,14 @@ def _write_postgres(tables: dict[str, pd.DataFrame], profile: Profile) -> None:
 
 def write_offline(tables: dict[str, pd.DataFrame], profile: str | Profile | None = None) -> dict[str, str]:
     """Write the tables where the profile's sources read them; returns view -> location."""
-    resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
     check_tables(tables)
-    if resolved.offline_is_parquet:
-        _write_parquet(tables, resolved)
-    else:
-        _write_postgres(tables, resolved)
+    return write_tables(tables, profile)
+
+
+def write_tables(tables: dict[str, pd.DataFrame], profile: str | Profile | None = None) -> dict[str, str]:
+    """`write_offline` for tables already typed for their views, unchecked (the state views' tables)."""
+    resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
+    (_write_parquet if resolved.offline_is_parquet else _write_postgres)(tables, resolved)
     return {view: resolved.offline_location(view) for view in tables}
 
 

@@ -27,16 +27,17 @@ from sklearn.metrics import ndcg_score, roc_auc_score
 from threadpoolctl import ThreadpoolController
 
 from course_lib import datasets, scoring
-from course_lib.adapter import TRACKED_GENRES, table_dtypes
+from course_lib.adapter import table_dtypes
 from course_lib.config import Profile, load_store
 from course_lib.errors import CourseError
 from course_lib.pit import historical_features_tuned
-from course_lib.serving import EntityFeatures, candidate_features, feature_refs
-from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS, join_keys
+from course_lib.serving import EntityFeatures, candidate_features, feature_refs, with_on_demand
+from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS, genre_match_udf, join_keys
+from feature_repo.names import GENRE_MATCH, GENRE_MATCH_VIEW, TRACKED_GENRES
 
 # Every view feature that is a number; favorite_genre (text) only enters through a derived feature.
 VIEW_FEATURES: list[str] = [f.name for _, _, schema in VIEWS.values() for f in schema if f.dtype != String]
-DERIVED_FEATURES: list[str] = ["favorite_genre_match"]
+DERIVED_FEATURES: list[str] = [GENRE_MATCH]  # on-demand view outputs
 FEATURES: list[str] = VIEW_FEATURES + DERIVED_FEATURES
 POSITIVE_RATING = 4.0  # label = rating >= this
 BEFORE_EVENT = pd.Timedelta(microseconds=1)  # features are read this long before the event they predict
@@ -66,14 +67,11 @@ class RankerError(CourseError):
 # --- model input ------------------------------------------------------------------------
 
 def favorite_genre_match(frame: pd.DataFrame) -> pd.Series:
-    """1.0 if the movie has the user's favourite genre, 0.0 if not; NaN when unknown
-    (no favourite yet, a favourite outside the five tracked genre flags, or no movie row)."""
-    favorite = frame["favorite_genre"].astype("string").str.lower().to_numpy(dtype=object, na_value=None)
-    match = np.full(len(frame), np.nan)
-    for genre in TRACKED_GENRES:
-        rows = favorite == genre
-        match[rows] = frame[f"genre_{genre}"].to_numpy(dtype="float64", na_value=np.nan)[rows]
-    return pd.Series(match, index=frame.index)
+    """The on-demand view's favorite_genre_match for a frame that lacks it: Feast's own function
+    (`definitions.genre_match_udf`), applied to the frame's columns; NaN where unknown."""
+    columns = ["favorite_genre", *(f"genre_{genre}" for genre in TRACKED_GENRES)]
+    inputs = {c: frame[c].astype(object).where(frame[c].notna(), None).tolist() for c in columns}
+    return pd.Series(genre_match_udf(inputs)[GENRE_MATCH], index=frame.index, dtype="float64")
 
 
 def design_matrix(frame: pd.DataFrame) -> pd.DataFrame:
@@ -83,7 +81,9 @@ def design_matrix(frame: pd.DataFrame) -> pd.DataFrame:
         raise RankerError(f"frame lacks feature columns {missing}; build it with training_frame() "
                           "or candidate_frame()")
     columns = {c: frame[c].to_numpy(dtype="float64", na_value=np.nan) for c in VIEW_FEATURES}
-    columns["favorite_genre_match"] = favorite_genre_match(frame).to_numpy()
+    # Computed by Feast's on-demand view when the frame comes from the ranker service.
+    match = frame[GENRE_MATCH] if GENRE_MATCH in frame.columns else favorite_genre_match(frame)
+    columns[GENRE_MATCH] = match.to_numpy(dtype="float64", na_value=np.nan)
     return pd.DataFrame(columns, index=frame.index)[FEATURES]
 
 
@@ -100,9 +100,11 @@ def training_entities(dataset: datasets.Dataset) -> pd.DataFrame:
 
 
 def training_frame(store: FeatureStore, dataset: datasets.Dataset) -> pd.DataFrame:
-    """Point-in-time-correct features of every view for each training entity, label kept."""
+    """The ranker service's features for each training entity, point-in-time correct, label kept:
+    every view feature, then the on-demand views computed by Feast on the joined rows."""
     # On PostgreSQL the tuned join (tested identical to Feast's): Feast's own SQL is quadratic there.
     frame = historical_features_tuned(store, training_entities(dataset), feature_refs())
+    frame = with_on_demand(store, frame, [GENRE_MATCH_VIEW])
     return frame.assign(label=frame["label"].astype("int64"))
 
 
