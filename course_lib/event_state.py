@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from course_lib.adapter import Canonical
-from feature_repo.definitions import TIMESTAMP_FIELD
+from course_lib.adapter import Canonical, table_dtypes
+from feature_repo.definitions import TIMESTAMP_FIELD, join_keys
 from feature_repo.names import PAIR_STATE_VIEW, USER_STATE_VIEW
 
 DAY_US = 86_400_000_000
@@ -62,6 +62,7 @@ class PairState:
     count: int = 0
     rating: float | None = None
     watch_seconds: float | None = None
+    seen: tuple[int, ...] = ()  # every event time of the pair: a retried event is recognised exactly
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class Movie:
 
 def is_duplicate(pair: PairState, event: Event) -> bool:
     """A retried event: the pair already holds an event at exactly this time."""
-    return event.at_us in (pair.latest_us, pair.previous_us, pair.rated_us)
+    return event.at_us in pair.seen
 
 
 def apply_event(user: UserState, pair: PairState, event: Event, movie: Movie) -> tuple[UserState, PairState]:
@@ -92,7 +93,7 @@ def apply_event(user: UserState, pair: PairState, event: Event, movie: Movie) ->
         pair = replace(pair, previous_us=max(pair.previous_us or event.at_us, event.at_us))
     if rated and (pair.rated_us is None or event.at_us > pair.rated_us):  # the newest rating is in force
         pair = replace(pair, rated_us=event.at_us, rating=event.rating)
-    pair = replace(pair, count=pair.count + 1)
+    pair = replace(pair, count=pair.count + 1, seen=(*pair.seen, event.at_us))
     return user, pair
 
 
@@ -158,7 +159,8 @@ def user_state_of(row: dict[str, Any] | None) -> UserState:
 def pair_state_row(pair: PairState) -> dict[str, Any]:
     """The user_movie_event_state features of a state."""
     return {"latest_us": pair.latest_us, "previous_us": pair.previous_us, "rated_us": pair.rated_us,
-            "watch_count": pair.count, "rating": pair.rating, "watch_seconds": pair.watch_seconds}
+            "watch_count": pair.count, "rating": pair.rating, "watch_seconds": pair.watch_seconds,
+            "seen": json.dumps(sorted(pair.seen))}
 
 
 def pair_state_of(row: dict[str, Any] | None) -> PairState:
@@ -167,7 +169,8 @@ def pair_state_of(row: dict[str, Any] | None) -> PairState:
     if row.get("latest_us") is None:
         return PairState()
     return PairState(latest_us=row["latest_us"], previous_us=row["previous_us"], rated_us=row["rated_us"],
-                     count=int(row["watch_count"]), rating=row["rating"], watch_seconds=row["watch_seconds"])
+                     count=int(row["watch_count"]), rating=row["rating"], watch_seconds=row["watch_seconds"],
+                     seen=tuple(json.loads(row["seen"] or "[]")))
 
 
 # --- batch: the state tables from the canonical logs ----------------------------------------------
@@ -212,16 +215,11 @@ def state_tables(data: Canonical) -> dict[str, pd.DataFrame]:
         user_rows.append({"user_id": event.user_id, "at": event.at_us, **user_state_row(user)})
         pair_rows.append({"user_id": event.user_id, "movie_id": event.movie_id, "at": event.at_us,
                           **pair_state_row(pair)})
-    return {USER_STATE_VIEW: _table(user_rows, ["user_id"]),
-            PAIR_STATE_VIEW: _table(pair_rows, ["user_id", "movie_id"])}
+    return {USER_STATE_VIEW: _table(user_rows, USER_STATE_VIEW), PAIR_STATE_VIEW: _table(pair_rows, PAIR_STATE_VIEW)}
 
 
-def _table(rows: list[dict[str, Any]], keys: list[str]) -> pd.DataFrame:
-    """Rows as a table typed for the state view: the last state per key and time."""
-    frame = pd.DataFrame(rows).drop_duplicates([*keys, "at"], keep="last")
-    stamps = pd.to_datetime(frame.pop("at"), unit="us", utc=True).astype("datetime64[ns, UTC]")
-    frame.insert(len(keys), TIMESTAMP_FIELD, stamps)
-    for column in frame.columns:
-        if column.endswith("_us") or column in ("age", "rating_count", "movies_watched", "watch_count"):
-            frame[column] = frame[column].astype("Int64")
-    return frame.reset_index(drop=True)
+def _table(rows: list[dict[str, Any]], view: str) -> pd.DataFrame:
+    """Rows as the state view's table, typed as it declares: the last state per key and time."""
+    frame = pd.DataFrame(rows).drop_duplicates([*join_keys(view), "at"], keep="last")
+    frame[TIMESTAMP_FIELD] = pd.to_datetime(frame.pop("at"), unit="us", utc=True)
+    return pd.DataFrame({c: frame[c].astype(t) for c, t in table_dtypes(view).items()}).reset_index(drop=True)

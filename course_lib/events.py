@@ -113,7 +113,8 @@ class EventIngestor:
         # Feast's SQLite online store shares one connection between threads, and a second thread's
         # write fails ("cannot start a transaction within a transaction"): one batch at a time there.
         sqlite = store.config.online_store.type == "sqlite"
-        self.store_lock: contextlib.AbstractContextManager[Any] = threading.Lock() if sqlite else contextlib.nullcontext()
+        self.store_lock: contextlib.AbstractContextManager[Any] = (threading.Lock() if sqlite
+                                                                   else contextlib.nullcontext())
         self.refs = ([f"{USER_STATE_VIEW}:{f.name}" for f in STATE_VIEWS[USER_STATE_VIEW][2]]
                      + [f"{PAIR_STATE_VIEW}:{f.name}" for f in STATE_VIEWS[PAIR_STATE_VIEW][2]]
                      + [f"{USER_VIEW}:age", f"{PAIR_VIEW}:watch_count"])  # the last two for their row times

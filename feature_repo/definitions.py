@@ -113,6 +113,7 @@ STATE_VIEWS: dict[str, tuple[list[Entity], timedelta, list[Field]]] = {
         Field(name="watch_count", dtype=Int64),
         Field(name="rating", dtype=Float64),  # the rating in force (of the latest rated event)
         Field(name="watch_seconds", dtype=Float64),  # of the latest event
+        Field(name="seen", dtype=String),  # JSON list of every event time: retries are recognised
     ]),
 }
 

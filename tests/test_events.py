@@ -70,7 +70,8 @@ def reference(pushed: list[Event]) -> dict[str, pd.DataFrame]:
     extended = dataclasses.replace(log, watch_events=pd.concat([log.watch_events, as_frame(pushed)],
                                                                ignore_index=True))
     tables = build_feature_tables(extended)
-    return {view: tables[view].groupby(join_keys(view), as_index=False).last() for view in (USER_VIEW, PAIR_VIEW)}
+    # Tables are sorted by time: each key's last row (groupby().last() would skip nulls column by column).
+    return {view: tables[view].drop_duplicates(join_keys(view), keep="last") for view in (USER_VIEW, PAIR_VIEW)}
 
 
 def mismatches(store, want: dict[str, pd.DataFrame], keys: dict[str, pd.DataFrame]) -> list[str]:
