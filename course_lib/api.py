@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -50,12 +51,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from feast import FeatureStore
 
-from course_lib import freshness, monitoring, ranker, recommender, scoring, serving
+from course_lib import events, freshness, monitoring, ranker, recommender, scoring, serving
 from course_lib.api_models import (
     MAX_CANDIDATES,
     MAX_ID,
     MAX_K,
     ErrorBody,
+    EventBatch,
+    EventsResponse,
     FieldError,
     FreshnessResponse,
     HealthResponse,
@@ -65,8 +68,10 @@ from course_lib.api_models import (
     RecommendationResponse,
     UserFeaturesResponse,
 )
+from course_lib.candidate_matrix import micros
 from course_lib.config import ConfigError, Profile, load_store, resolve_profile
 from course_lib.errors import CourseError, reason
+from course_lib.event_state import Event
 from course_lib.freshness import Clock
 from course_lib.health import health, missing_views, ms_since, online_store_hint, registry_hint, registry_location
 from course_lib.monitoring import Metrics, RequestMetrics
@@ -75,6 +80,8 @@ from course_lib.serving import EntityRows, Fetch, Rows, sdk_fetch
 from feature_repo.definitions import MOVIE_VIEW, USER_VIEW, join_keys
 
 ONLINE_STORE_ERRORS = (redis.RedisError, sqlite3.Error)
+INGESTOR_LOCK = threading.Lock()
+OFFLINE_FLUSH_ROWS = 2_000  # queued rows that trigger an offline append (a parquet append rewrites the file)
 
 
 
@@ -150,6 +157,16 @@ def open_services(profile: Profile, now: Clock) -> Services:
 
 
 # --- handlers ---------------------------------------------------------------------------------
+
+def ingestor_of(request: Request) -> events.EventIngestor:
+    """The app's event ingestor, opened on the first `POST /events` (it loads the movie catalogue)."""
+    state = request.app.state
+    with INGESTOR_LOCK:
+        if getattr(state, "ingestor", None) is None:
+            services = services_of(request)
+            state.ingestor = events.EventIngestor(services.store, services.profile)
+    return state.ingestor
+
 
 def services_of(request: Request) -> Services:
     """The services the app opened at start-up."""
@@ -254,6 +271,23 @@ def add_routes(app: FastAPI, now: Clock) -> None:
         found = await services.recommender.recommend(body.user_id, body.movie_ids, body.k)
         observe_candidates(metrics_of(request), found)
         return Response(found.body(services.model_json), media_type="application/json")
+
+    @app.post("/events", response_model=EventsResponse, responses=ERRORS)
+    async def post_events(request: Request, body: EventBatch) -> EventsResponse | JSONResponse:
+        """Apply watch events to the online features (see course_lib/events.py)."""
+        batch = [Event(e.user_id, e.movie_id, micros(e.event_timestamp), e.rating, e.watch_seconds)
+                 for e in body.events]
+        try:
+            done = await asyncio.to_thread(ingestor_of(request).ingest, batch)
+        except events.EventError as exc:
+            field, message = str(exc).split(": ", 1)
+            return JSONResponse(status_code=422, content={
+                "error": "invalid_request", "detail": str(exc), "hint": "fix that event and send the batch again",
+                "fields": [{"field": field, "location": "body", "message": message}]})
+        if ingestor_of(request).offline.pending() >= OFFLINE_FLUSH_ROWS:  # the offline append, in batches
+            await asyncio.to_thread(ingestor_of(request).flush_offline)
+        return EventsResponse(accepted=done.accepted, duplicates=done.duplicates, users=done.users,
+                              online_ms=done.online_ms)
 
     @app.get("/health", response_model=HealthResponse,
              responses={503: {"model": HealthResponse, "description": "a component failed"}})

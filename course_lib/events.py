@@ -88,6 +88,11 @@ class OfflineQueue:
         with self.lock:
             self.rows[view].append(frame)
 
+    def pending(self) -> int:
+        """Rows queued."""
+        with self.lock:
+            return sum(len(frame) for frames in self.rows.values() for frame in frames)
+
     def take(self) -> dict[str, pd.DataFrame]:
         """Every queued row, per view, leaving the queue empty."""
         with self.lock:
