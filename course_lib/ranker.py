@@ -11,6 +11,7 @@ The same `design_matrix` builds the model input at training and at serving time.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -74,8 +75,9 @@ def favorite_genre_match(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(genre_match_udf(inputs)[GENRE_MATCH], index=frame.index, dtype="float64")
 
 
-def design_matrix(frame: pd.DataFrame) -> pd.DataFrame:
-    """The model input: exactly FEATURES as float64, NaN where missing (training and serving alike)."""
+def design_matrix(frame: pd.DataFrame, features: Sequence[str] = tuple(FEATURES)) -> pd.DataFrame:
+    """The model input: exactly `features` (FEATURES, or for an evaluation FEATURES plus on-demand
+    outputs the frame holds) as float64, NaN where missing (training and serving alike)."""
     missing = [c for c in [*VIEW_FEATURES, "favorite_genre"] if c not in frame.columns]
     if missing:
         raise RankerError(f"frame lacks feature columns {missing}; build it with training_frame() "
@@ -84,7 +86,11 @@ def design_matrix(frame: pd.DataFrame) -> pd.DataFrame:
     # Computed by Feast's on-demand view when the frame comes from the ranker service.
     match = frame[GENRE_MATCH] if GENRE_MATCH in frame.columns else favorite_genre_match(frame)
     columns[GENRE_MATCH] = match.to_numpy(dtype="float64", na_value=np.nan)
-    return pd.DataFrame(columns, index=frame.index)[FEATURES]
+    for name in set(features) - set(columns):
+        if name not in frame.columns:
+            raise RankerError(f"frame lacks the on-demand feature {name!r}; add it with serving.with_on_demand()")
+        columns[name] = frame[name].to_numpy(dtype="float64", na_value=np.nan)
+    return pd.DataFrame(columns, index=frame.index)[list(features)]
 
 
 def training_entities(dataset: datasets.Dataset) -> pd.DataFrame:
@@ -156,7 +162,7 @@ class Ranker:
 
     def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The model's input columns for a frame with the view feature columns."""
-        return design_matrix(frame)[self.features]
+        return design_matrix(frame, self.features)
 
     def score(self, frame: pd.DataFrame) -> np.ndarray:
         """P(rating >= 4) for each row of a frame with the view feature columns."""
@@ -204,8 +210,9 @@ def evaluate(ranker: Ranker, test: pd.DataFrame) -> dict[str, Any]:
     return {**metrics, "rows": len(test), "split": ranker.trained_until.isoformat()}
 
 
-def train(frame: pd.DataFrame, test_fraction: float = 0.2) -> Ranker:
-    """Fit on all but the last `test_fraction` of the time range and evaluate on that last part."""
+def train(frame: pd.DataFrame, test_fraction: float = 0.2, features: Sequence[str] = tuple(FEATURES)) -> Ranker:
+    """Fit on all but the last `test_fraction` of the time range and evaluate on that last part;
+    `features` other than FEATURES are for evaluations (the request path serves FEATURES)."""
     if not 0 < test_fraction < 1:
         raise RankerError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
     times = frame[TIMESTAMP_FIELD]
@@ -214,13 +221,13 @@ def train(frame: pd.DataFrame, test_fraction: float = 0.2) -> Ranker:
     if fit["label"].nunique() < 2:
         raise RankerError(f"the {len(fit)} training rows before {split} need both labels; "
                           "use more data or a smaller test_fraction")
-    inputs = design_matrix(fit)
+    inputs = design_matrix(fit, features)
     # A feature the source never fills (MovieLens has no watch times) is left out: it carries
     # no signal, and HistGradientBoosting fails on an all-NaN column.
-    features = [c for c in FEATURES if inputs[c].notna().any()]
+    used = [c for c in features if inputs[c].notna().any()]
     with openmp_threads():
-        model = HistGradientBoostingClassifier(**MODEL_PARAMS).fit(inputs[features], fit["label"])
-    ranker = Ranker(model=model, features=features, trained_until=split, metrics={})
+        model = HistGradientBoostingClassifier(**MODEL_PARAMS).fit(inputs[used], fit["label"])
+    ranker = Ranker(model=model, features=used, trained_until=split, metrics={})
     ranker.metrics = evaluate(ranker, test)
     return ranker
 

@@ -234,10 +234,8 @@ def build(profile: Profile) -> Definitions:
         description="Features the movie recommender reads: user taste and movie metadata",
     )
     match = genre_match_view(by_name[USER_VIEW], by_name[MOVIE_VIEW])
-    ranker = FeatureService(name=RANKER_SERVICE, features=[*views, match],
-                            description="The ranker's input: every view feature and the favourite-genre match")
     return Definitions(entities=[user, movie], sources=_sources(views), feature_views=views,
-                       on_demand_views=[match], feature_services=[service, ranker])
+                       on_demand_views=[match], feature_services=[service])
 
 
 def _sources(views: list[FeatureView]) -> list[DataSource]:
@@ -246,13 +244,16 @@ def _sources(views: list[FeatureView]) -> list[DataSource]:
 
 
 def build_realtime(profile: Profile) -> Definitions:
-    """The real-time additions: the state views, the request-time on-demand view and the service
-    with every feature the ranker can read (the recommendation service's and the recency)."""
+    """The real-time additions (notebook 08): the state views, the request-time on-demand view, the
+    ranker's service (every view feature and the genre match: what the ranker reads) and that
+    service plus the request-time recency."""
     base = build(profile)
     states = [feature_view(name, profile) for name in STATE_VIEWS]
     recency = recency_view(states[0])
-    service = FeatureService(
+    ranker = FeatureService(name=RANKER_SERVICE, features=[*base.feature_views, *base.on_demand_views],
+                            description="The ranker's input: every view feature and the favourite-genre match")
+    realtime = FeatureService(
         name=REALTIME_SERVICE, features=[*base.feature_views, *base.on_demand_views, recency],
         description="The ranker service's features and the hours since the user's last watch at request time")
     return Definitions(entities=[], sources=_sources(states), feature_views=states,
-                       on_demand_views=[recency], feature_services=[service])
+                       on_demand_views=[recency], feature_services=[ranker, realtime])

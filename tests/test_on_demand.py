@@ -32,25 +32,27 @@ from feature_repo.names import (
     TRACKED_GENRES,
 )
 
+RANKER_REFS = [*feature_refs(), f"{GENRE_MATCH_VIEW}:{GENRE_MATCH}"]  # the ranker service's references
+
 
 def served(ranker_dataset, ranker_stores, name: str):
-    """The store materialized up to SERVE_AT, the sample pairs, and Feast's training frame at SERVE_AT."""
+    """The store materialized up to SERVE_AT, the sample pairs, and Feast's training frame at SERVE_AT
+    (the ranker service's references: its views and the on-demand view)."""
     profile, store = ranker_stores(name)
     materialize(store, profile, end=SERVE_AT.to_pydatetime())
     pairs = serving_sample(ranker_dataset)
-    service = store.get_feature_service(RANKER_SERVICE)
-    offline = historical_features(store, pairs.assign(event_timestamp=SERVE_AT), service)
+    offline = historical_features(store, pairs.assign(event_timestamp=SERVE_AT), RANKER_REFS)
     return store, pairs, offline.sort_values(["user_id", "movie_id"], ignore_index=True)
 
 
 def test_the_ranker_service_holds_every_model_input() -> None:
     """The service the ranker trains on: every view feature and the on-demand view."""
     from course_lib.config import resolve_profile
-    from feature_repo.definitions import build
+    from feature_repo.definitions import build_realtime
 
-    service = next(s for s in build(resolve_profile("local")).feature_services if s.name == RANKER_SERVICE)
+    service = next(s for s in build_realtime(resolve_profile("local")).feature_services if s.name == RANKER_SERVICE)
     refs = {f"{p.name}:{f.name}" for p in service.feature_view_projections for f in p.features}
-    assert refs == {*feature_refs(), f"{GENRE_MATCH_VIEW}:{GENRE_MATCH}"}
+    assert refs == set(RANKER_REFS)
     assert set(ranker.FEATURES) <= {ref.split(":")[1] for ref in refs}
 
 
@@ -81,8 +83,7 @@ def test_training_and_serving_compute_the_on_demand_view_identically(ranker_data
 
     # Feast's online read of the same service computes it too: equal wherever the user's row is
     # inside its TTL (online reads ignore TTLs; training and the matrix apply them).
-    service = store.get_feature_service(RANKER_SERVICE)
-    response = store.get_online_features(features=service, entity_rows=pairs.to_dict("records")).to_df()
+    response = store.get_online_features(features=RANKER_REFS, entity_rows=pairs.to_dict("records")).to_df()
     online = response[GENRE_MATCH].to_numpy(dtype="float64", na_value=np.nan)
     fresh = offline["favorite_genre"].notna().to_numpy()
     np.testing.assert_array_equal(online[fresh], expected[fresh])
