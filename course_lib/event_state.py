@@ -207,7 +207,8 @@ def state_tables(data: Canonical) -> dict[str, pd.DataFrame]:
     pair_states: dict[tuple[int, int], PairState] = {}
     user_rows, pair_rows = [], []
     for event in events_of(data.events):
-        user = user_states.get(event.user_id) or UserState(age=int(users.at[event.user_id, "age"]),
+        age = users.at[event.user_id, "age"]
+        user = user_states.get(event.user_id) or UserState(age=None if pd.isna(age) else int(age),
                                                            signup_us=int(signup[event.user_id]))
         pair = pair_states.get((event.user_id, event.movie_id), PairState())
         user, pair = apply_event(user, pair, event, movies[event.movie_id])
