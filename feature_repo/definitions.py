@@ -60,8 +60,9 @@ movie = Entity(name="movie_id", join_keys=["movie_id"], value_type=ValueType.INT
                description="A title in the catalogue")
 
 __all__ = ["FEATURE_SERVICE", "FEATURE_VIEWS", "GENRE_MATCH_VIEW", "MOVIE_VIEW", "PAIR_VIEW", "RECOMMENDATION_FEATURES",
-           "STATE_VIEWS",           "TIMESTAMP_FIELD", "USER_VIEW", "VIEWS", "Definitions", "batch_source", "build", "build_realtime",
-           "feature_view", "genre_match_udf", "hours_since_last_watch_udf", "join_keys", "movie", "user"]
+           "STATE_VIEWS", "TIMESTAMP_FIELD", "USER_VIEW", "VIEWS", "Definitions", "batch_source", "build",
+           "build_realtime", "feature_view", "genre_match_udf", "hours_since_last_watch_udf", "join_keys", "movie",
+           "user"]
 
 # view name -> (entities, TTL, schema). TTL only bounds point-in-time joins, never online reads.
 VIEWS: dict[str, tuple[list[Entity], timedelta, list[Field]]] = {
