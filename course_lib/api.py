@@ -41,6 +41,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import numpy as np
@@ -277,13 +278,21 @@ def add_routes(app: FastAPI, now: Clock) -> None:
         """Apply watch events to the online features (see course_lib/events.py)."""
         batch = [Event(e.user_id, e.movie_id, micros(e.event_timestamp), e.rating, e.watch_seconds)
                  for e in body.events]
+        metrics = metrics_of(request)
         try:
             done = await asyncio.to_thread(ingestor_of(request).ingest, batch)
         except events.EventError as exc:
+            metrics.count_event_failure(len(batch), rejected=True)
             field, message = str(exc).split(": ", 1)
             return JSONResponse(status_code=422, content={
                 "error": "invalid_request", "detail": str(exc), "hint": "fix that event and send the batch again",
                 "fields": [{"field": field, "location": "body", "message": message}]})
+        except Exception:
+            metrics.count_event_failure(len(batch), rejected=False)
+            raise
+        online_at = micros(datetime.now(timezone.utc))
+        metrics.observe_events(done.accepted, done.duplicates, done.online_ms / 1000,
+                               [(online_at - at) / 1e6 for at in done.accepted_us])
         if ingestor_of(request).offline.pending() >= OFFLINE_FLUSH_ROWS:  # the offline append, in batches
             await asyncio.to_thread(ingestor_of(request).flush_offline)
         return EventsResponse(accepted=done.accepted, duplicates=done.duplicates, users=done.users,

@@ -73,6 +73,7 @@ class IngestResult:
     duplicates: int
     users: int
     online_ms: float
+    accepted_us: list[int]  # event time of each accepted event
 
 
 @dataclass
@@ -139,13 +140,13 @@ class EventIngestor:
             self.locks[stripe].acquire()
         try:
             with self.store_lock:
-                duplicates = self._apply(events)
+                accepted = self._apply(events)
         finally:
             for stripe in reversed(stripes):
                 self.locks[stripe].release()
-        return IngestResult(accepted=len(events) - duplicates, duplicates=duplicates,
+        return IngestResult(accepted=len(accepted), duplicates=len(events) - len(accepted),
                             users=len({e.user_id for e in events}),
-                            online_ms=(time.perf_counter() - started) * 1000)
+                            online_ms=(time.perf_counter() - started) * 1000, accepted_us=accepted)
 
     def _read(self, pairs: list[tuple[int, int]]) -> tuple[dict[int, tuple[UserState, int]],
                                                          dict[tuple[int, int], tuple[PairState, int]]]:
@@ -166,19 +167,19 @@ class EventIngestor:
                                                                  _micros(stamps[f"{PAIR_STATE_VIEW}__latest_us"][i])))
         return users, found
 
-    def _apply(self, events: Sequence[Event]) -> int:
-        """Read, apply and push under the locks; returns the number of duplicate events skipped."""
+    def _apply(self, events: Sequence[Event]) -> list[int]:
+        """Read, apply and push under the locks; returns the times of the events applied (duplicates skipped)."""
         pairs = list(dict.fromkeys((e.user_id, e.movie_id) for e in events))
         users, found = self._read(pairs)
         user_states = {u: state for u, (state, _) in users.items()}
         pair_states = {p: state for p, (state, _) in found.items()}
         newest: dict[Any, int] = {}
-        duplicates = 0
+        accepted = []
         for event in events:
             key = (event.user_id, event.movie_id)
             if is_duplicate(pair_states[key], event):
-                duplicates += 1
                 continue
+            accepted.append(event.at_us)
             user_states[event.user_id], pair_states[key] = apply_event(
                 user_states[event.user_id], pair_states[key], event, self.movies[event.movie_id])
             newest[event.user_id] = max(newest.get(event.user_id, 0), event.at_us)
@@ -201,7 +202,7 @@ class EventIngestor:
                 frame = typed_rows(view, rows)
                 self.store.push(PUSHES[view], frame, to=PushMode.ONLINE)
                 self.offline.add(view, frame)
-        return duplicates
+        return accepted
 
     def flush_offline(self) -> int:
         """Write every queued row to the offline store; returns the number of rows written."""

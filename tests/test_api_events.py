@@ -62,3 +62,24 @@ def test_an_event_is_visible_online_when_the_request_returns(client: TestClient)
     assert after == before + 1
     again = client.post("/events", json={"events": [event(user_id=user, movie_id=int(movie))]}).json()
     assert again["duplicates"] == 1 and again["accepted"] == 0
+
+
+def test_event_outcomes_and_lag_are_exported(client: TestClient) -> None:
+    """Accepted, duplicate and rejected events are counted; each accepted event's lag is observed."""
+    def counts() -> dict[str, float]:
+        text = client.get("/metrics").text
+        return {outcome: sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                             if line.startswith(f'course_events_total{{outcome="{outcome}"}}'))
+                for outcome in ("accepted", "duplicate", "rejected")} | {
+            "lags": sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                        if line.startswith("course_event_lag_seconds_count"))}
+    before = counts()
+    user = int(api_dataset().watch_events["user_id"].iloc[1])
+    sent = [event(user_id=user, movie_id=int(api_dataset().movies["movie_id"].iloc[2]),
+                  event_timestamp="2025-03-04T10:00:00+00:00")]
+    client.post("/events", json={"events": sent})
+    client.post("/events", json={"events": sent})
+    client.post("/events", json={"events": [event(), event(movie_id=987_654)]})
+    after = counts()
+    assert after["accepted"] - before["accepted"] == 1 and after["duplicate"] - before["duplicate"] == 1
+    assert after["rejected"] - before["rejected"] == 2 and after["lags"] - before["lags"] == 1
