@@ -6,6 +6,7 @@ the ranker, and how long an event takes to become readable online.
   written at each event (what `POST /events` serves).
 - `realtime_training_frame` / `compare_rankers`: the ranker with and without the on-demand
   features, on the same held-out rows.
+- `batch_reference` / `online_mismatches`: pushed features against the batch adapter's.
 - `event_to_online`: from `POST /events` sent to the new value read through
   `GET /users/{id}/features`, per event: the figure `course bench` reports and a verify check can call.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -25,7 +26,7 @@ from course_lib import datasets, ranker
 from course_lib.adapter import build_feature_tables
 from course_lib.pit import historical_features_tuned
 from course_lib.serving import feature_refs, with_on_demand
-from feature_repo.definitions import TIMESTAMP_FIELD, USER_VIEW, VIEWS
+from feature_repo.definitions import PAIR_VIEW, TIMESTAMP_FIELD, USER_VIEW, VIEWS, join_keys
 from feature_repo.names import GENRE_MATCH_VIEW, HOURS_SINCE_LAST_WATCH, RECENCY_VIEW, REQUEST_TIME, USER_STATE_VIEW
 
 LOOKUP_HOURS = 36
@@ -127,3 +128,30 @@ def event_to_online(base_url: str, events: Sequence[dict[str, Any]], timeout_s: 
             own.close()
     return np.array(out)
 
+
+
+# --- pushed features against the batch adapter ---------------------------------------------------
+
+def batch_reference(dataset: datasets.Dataset, pushed: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The adapter's user and interaction tables over the log plus the pushed events: each key's last row."""
+    extended = replace(dataset, watch_events=pd.concat([dataset.watch_events, pushed], ignore_index=True))
+    tables = build_feature_tables(extended)
+    # Tables are sorted by time: each key's last row (groupby().last() would skip nulls column by column).
+    return {view: tables[view].drop_duplicates(join_keys(view), keep="last") for view in (USER_VIEW, PAIR_VIEW)}
+
+
+def online_mismatches(store: FeatureStore, reference: dict[str, pd.DataFrame], pushed: pd.DataFrame) -> list[str]:
+    """Every (key, feature) of the users and pairs in `pushed` whose online value differs from the reference."""
+    found = []
+    for view, wanted in reference.items():
+        keys = pushed[join_keys(view)].drop_duplicates(ignore_index=True)
+        expected = keys.merge(wanted, on=join_keys(view), how="left")
+        names = [f.name for f in VIEWS[view][2]]
+        online = store.get_online_features(features=[f"{view}:{n}" for n in names],
+                                           entity_rows=keys.to_dict("records")).to_dict()
+        for name in names:
+            for i, (got, want) in enumerate(zip(online[name], expected[name])):
+                want = None if pd.isna(want) else want.item() if hasattr(want, "item") else want
+                if got != want:
+                    found.append(f"{view} {keys.iloc[i].to_dict()} {name}: online {got!r}, batch {want!r}")
+    return found
