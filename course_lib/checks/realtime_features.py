@@ -19,7 +19,7 @@ def _two_latest(times: list[int]) -> tuple[int, int | None]:
 def merge_watch_times(fn: Callable[..., Any]) -> None:
     """Exercise 8.1: (latest, previous) after one more watch, whatever order the watches arrive in."""
     rng = np.random.default_rng(8)
-    for trial in range(200):
+    for _ in range(200):
         times = [int(t) for t in rng.choice(10_000, int(rng.integers(1, 6)), replace=False)]
         latest = previous = None
         for at in times:
