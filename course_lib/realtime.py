@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -22,9 +23,11 @@ import numpy as np
 import pandas as pd
 from feast import FeatureStore
 
-from course_lib import datasets, ranker
-from course_lib.adapter import build_feature_tables
+from course_lib import datasets, events, ranker, serving
+from course_lib.adapter import build_feature_tables, write_offline
+from course_lib.config import Profile, load_store, resolve_profile
 from course_lib.pit import historical_features_tuned
+from course_lib.reset import reset_online
 from course_lib.serving import feature_refs, with_on_demand
 from feature_repo.definitions import PAIR_VIEW, TIMESTAMP_FIELD, USER_VIEW, VIEWS, join_keys
 from feature_repo.names import GENRE_MATCH_VIEW, HOURS_SINCE_LAST_WATCH, RECENCY_VIEW, REQUEST_TIME, USER_STATE_VIEW
@@ -155,3 +158,22 @@ def online_mismatches(store: FeatureStore, reference: dict[str, pd.DataFrame], p
                 if got != want:
                     found.append(f"{view} {keys.iloc[i].to_dict()} {name}: online {got!r}, batch {want!r}")
     return found
+
+
+# --- notebook 08's own project -------------------------------------------------------------------
+
+def prepare_project(profile: Profile, dataset: datasets.Dataset) -> tuple[Profile, FeatureStore]:
+    """The profile in its own Feast project (`<project>_realtime`, so notebooks 01-06 keep theirs):
+    the log offline and online as of its last event, the real-time definitions and a trained ranker."""
+    name = f"{profile.project}_realtime"
+    own = resolve_profile(profile.name, {**profile.env(), "FEAST_PROJECT": name, "FEAST_OFFLINE_SCHEMA": name})
+    dataset.save(own.raw_dir)
+    write_offline(build_feature_tables(dataset), own)
+    store = load_store(own)
+    serving.apply(store, own)
+    reset_online(store, own)
+    end = dataset.watch_events[TIMESTAMP_FIELD].max().to_pydatetime() + timedelta(seconds=1)
+    serving.materialize(store, own, end=end)
+    events.enable(store, own, dataset, end)
+    ranker.train_and_save(own)
+    return own, store
