@@ -18,21 +18,29 @@ def _two_latest(times: list[int]) -> tuple[int, int | None]:
 
 def merge_watch_times(fn: Callable[..., Any]) -> None:
     """Exercise 8.1: (latest, previous) after one more watch, whatever order the watches arrive in."""
+    def merged(latest: int | None, previous: int | None, at: int) -> Any:
+        got = answer(fn, "merge_watch_times", latest, previous, at)
+        if not (isinstance(got, tuple) and len(got) == 2):
+            raise CheckFailed(f"merge_watch_times returned {got!r}; return a tuple (latest, previous)")
+        return got
+
+    # The two situations learners get wrong, named first; then random arrival orders.
+    for (latest, previous, at), want, hint in (
+            ((5, None, 9), (9, 5), "a newer watch makes the old latest the previous one"),
+            ((9, 2, 5), (9, 5), "an older watch can still become the previous one: compare it with `previous`"),
+            ((9, 5, 2), (9, 5), "a watch older than both changes neither")):
+        got = merged(latest, previous, at)
+        if got != want:
+            raise CheckFailed(f"merge_watch_times({latest}, {previous}, {at}) returned {got}, expected {want}: {hint}")
     rng = np.random.default_rng(8)
     for _ in range(200):
         times = [int(t) for t in rng.choice(10_000, int(rng.integers(1, 6)), replace=False)]
-        latest = previous = None
+        state: tuple[Any, Any] = (None, None)
         for at in times:
-            got = answer(fn, "merge_watch_times", latest, previous, at)
-            if not (isinstance(got, tuple) and len(got) == 2):
-                raise CheckFailed(f"merge_watch_times returned {got!r}; return a tuple (latest, previous)")
-            latest, previous = got
-        want = _two_latest(times)
-        if (latest, previous) != want:
-            hint = ("an older watch can still become the previous one: compare it with `previous` too"
-                    if latest == want[0] else "a newer watch makes the old latest the previous one")
-            raise CheckFailed(f"watches arriving in the order {times} gave (latest, previous) = "
-                              f"{(latest, previous)}, expected {want}: {hint}")
+            state = merged(*state, at)
+        if state != _two_latest(times):
+            raise CheckFailed(f"watches arriving in the order {times} gave (latest, previous) = {state}, "
+                              f"expected {_two_latest(times)}")
     passed("merge_watch_times", "200 random arrival orders give the two newest watch times")
 
 
