@@ -16,22 +16,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import psycopg
-from feast.types import Float32, Int64, String
+from feast.types import Float32, Float64, Int64, String
 from psycopg import sql
 from tqdm.auto import tqdm
 
 from course_lib.config import Profile, resolve_profile
 from course_lib.errors import CourseError
 from course_lib.files import replace_all
+from course_lib.leakage import future_value_share, latest_value_join  # noqa: F401 - notebook 02 calls adapter.*
 from course_lib.store_lock import writing
-from feature_repo.definitions import MOVIE_VIEW, PAIR_VIEW, TIMESTAMP_FIELD, USER_VIEW, VIEWS, join_keys
+from feature_repo.definitions import MOVIE_VIEW, PAIR_VIEW, STATE_VIEWS, TIMESTAMP_FIELD, USER_VIEW, VIEWS, join_keys
+from feature_repo.names import TRACKED_GENRES
 
 if TYPE_CHECKING:
     from course_lib.datasets import Dataset
 
 DAY = pd.Timedelta(days=1)
 SNAPSHOT_EVERY = DAY
-TRACKED_GENRES = ("action", "comedy", "drama", "horror", "romance")
 POPULARITY_WINDOW = pd.Timedelta(days=7)
 
 # table -> {column: kind}; kinds: id (positive integer), int, float, str, ts (tz-aware)
@@ -41,7 +42,8 @@ INPUT_SCHEMA: dict[str, dict[str, str]] = {
     "watch_events": {"user_id": "id", "movie_id": "id", TIMESTAMP_FIELD: "ts",
                      "rating": "float", "watch_seconds": "float"},
 }
-PANDAS_DTYPE: dict[Any, str] = {Int64: "Int64", Float32: "float32", String: "string"}  # Feast dtype -> pandas
+PANDAS_DTYPE: dict[Any, str] = {Int64: "Int64", Float32: "float32", Float64: "float64",
+                                String: "string"}  # Feast dtype -> pandas
 
 
 class AdapterError(CourseError):
@@ -265,7 +267,7 @@ def table_dtypes(view: str) -> dict[str, str]:
     """Column -> pandas dtype of a feature view's offline table, in order."""
     dtypes = dict.fromkeys(join_keys(view), "int64")
     dtypes[TIMESTAMP_FIELD] = "datetime64[ns, UTC]"
-    dtypes.update({field.name: PANDAS_DTYPE[field.dtype] for field in VIEWS[view][2]})
+    dtypes.update({field.name: PANDAS_DTYPE[field.dtype] for field in {**VIEWS, **STATE_VIEWS}[view][2]})
     return dtypes
 
 
@@ -289,7 +291,7 @@ def build_feature_tables(dataset: Dataset, assume_timezone: str | None = None) -
 
 # --- offline writes ---------------------------------------------------------------------
 
-PG_TYPE = {"int64": "BIGINT", "Int64": "BIGINT", "float32": "REAL", "string": "TEXT",
+PG_TYPE = {"int64": "BIGINT", "Int64": "BIGINT", "float32": "REAL", "float64": "DOUBLE PRECISION", "string": "TEXT",
            "datetime64[ns, UTC]": "TIMESTAMPTZ"}
 
 
@@ -368,34 +370,15 @@ def _write_postgres(tables: dict[str, pd.DataFrame], profile: Profile) -> None:
         # psycopg commits when the `with` block exits cleanly and rolls back on error.
 
 
-def write_offline(tables: dict[str, pd.DataFrame], profile: str | Profile | None = None) -> dict[str, str]:
-    """Write the tables where the profile's sources read them, under the project's write lock;
-    returns view -> location."""
-    resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
-    check_tables(tables)
-    with writing(resolved, "write the offline tables"):
-        if resolved.offline_is_parquet:
-            _write_parquet(tables, resolved)
-        else:
-            _write_postgres(tables, resolved)
-    return {view: resolved.offline_location(view) for view in tables}
+def write_offline(tables: dict[str, pd.DataFrame], profile: str | Profile | None = None,
+                  checked: bool = True) -> dict[str, str]:
+    """Write the tables where the profile's sources read them, under the project's write lock; view -> location.
 
-
-def latest_value_join(tables: dict[str, pd.DataFrame], entity_df: pd.DataFrame) -> pd.DataFrame:
-    """The naive join this course warns about: each entity's *newest* row, whatever its time.
-
-    Adds a `<view>__feature_ts` column per view so the leakage can be measured.
+    `checked=False`: tables already typed for their views, not checked against the course views (the state views').
     """
-    out = entity_df.copy()
-    for view, table in tables.items():
-        keys = join_keys(view)
-        latest = table.sort_values(TIMESTAMP_FIELD).groupby(keys, as_index=False).last()
-        latest = latest.rename(columns={TIMESTAMP_FIELD: f"{view}__feature_ts"})
-        out = out.merge(latest, on=keys, how="left")
-    return out
-
-
-def future_value_share(joined: pd.DataFrame) -> dict[str, float]:
-    """Per view, the share of rows whose joined value is timestamped after the row's own time."""
-    return {column.removesuffix("__feature_ts"): float((joined[column] > joined[TIMESTAMP_FIELD]).mean())
-            for column in joined.columns if column.endswith("__feature_ts")}
+    if checked:
+        check_tables(tables)
+    resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
+    with writing(resolved, "write the offline tables"):
+        (_write_parquet if resolved.offline_is_parquet else _write_postgres)(tables, resolved)
+    return {view: resolved.offline_location(view) for view in tables}

@@ -42,29 +42,25 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 import orjson
-import psycopg
-import redis
-import sqlalchemy.exc
 from fastapi import FastAPI, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from feast import FeatureStore
 
-from course_lib import freshness, monitoring, ranker, recommender, request_limits, scoring, serving
+from course_lib import api_errors, events, freshness, monitoring, ranker, recommender, request_limits, scoring, serving
 from course_lib.api_models import (
-    MAX_CANDIDATES,
-    MAX_K,
     ErrorBody,
-    FieldError,
+    EventBatch,
+    EventsResponse,
     FreshnessResponse,
     HealthResponse,
     ModelInfo,
@@ -74,10 +70,12 @@ from course_lib.api_models import (
     RegistryStateInfo,
     UserFeaturesResponse,
 )
+from course_lib.candidate_matrix import micros
 from course_lib.config import ConfigError, Profile, load_store, resolve_profile
 from course_lib.errors import CourseError, reason
+from course_lib.event_state import Event
 from course_lib.freshness import Clock
-from course_lib.health import missing_views, ms_since, online_store_hint, registry_hint, registry_location
+from course_lib.health import missing_views, ms_since, registry_hint, registry_location
 from course_lib.monitoring import Metrics, RequestMetrics
 from course_lib.observer import Observer
 from course_lib.redis_reader import CandidateRedisReader, RawRedisReader, standalone_redis
@@ -86,8 +84,8 @@ from course_lib.request_limits import PathId, public
 from course_lib.serving import EntityRows, Fetch, Rows, sdk_fetch
 from feature_repo.definitions import MOVIE_VIEW, USER_VIEW, join_keys
 
-ONLINE_STORE_ERRORS = (redis.RedisError, sqlite3.Error)
-POSTGRES_ERRORS = (psycopg.Error, sqlalchemy.exc.SQLAlchemyError)  # the registry and the offline store
+INGESTOR_LOCK = threading.Lock()
+OFFLINE_FLUSH_ROWS = 2_000  # queued rows that trigger an offline append (a parquet append rewrites the file)
 
 
 
@@ -170,6 +168,16 @@ def open_services(profile: Profile, now: Clock) -> Services:
 
 # --- handlers ---------------------------------------------------------------------------------
 
+def ingestor_of(request: Request) -> events.EventIngestor:
+    """The app's event ingestor, opened on the first `POST /events` (it loads the movie catalogue)."""
+    state = request.app.state
+    with INGESTOR_LOCK:
+        if getattr(state, "ingestor", None) is None:
+            services = services_of(request)
+            state.ingestor = events.EventIngestor(services.store, services.profile)
+    return state.ingestor
+
+
 def services_of(request: Request) -> Services:
     """The services the app opened at start-up."""
     return request.app.state.services
@@ -205,64 +213,7 @@ def observe_candidates(metrics: Metrics, found: recommender.Recommendations) -> 
     metrics.observe_entities("recommendation", "movie", len(found.movie_ids), int((~found.movie_found).sum()))
 
 
-def field_errors(exc: RequestValidationError) -> list[FieldError]:
-    """FastAPI's validation errors as named fields (`movie_ids[3]`, `user_id`, `body`)."""
-    out = []
-    for error in exc.errors():
-        location, *path = [str(part) for part in error["loc"]] or ["body"]
-        if error["type"] == "json_invalid":
-            path = []
-        name = "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in path).lstrip(".") or location
-        out.append(FieldError(field=name, location=location, message=error["msg"], type=error["type"]))
-    return out
-
-
-def invalid_request(request: Request, exc: Exception) -> JSONResponse:
-    """422 naming every invalid field (registered for RequestValidationError)."""
-    assert isinstance(exc, RequestValidationError), exc
-    metrics_of(request).count_error("invalid_request")
-    fields = field_errors(exc)
-    body = ErrorBody(error="invalid_request", detail="; ".join(f"{f.field}: {f.message}" for f in fields),
-                     hint=(f"ids are positive integers; POST /recommendations takes {{user_id, movie_ids "
-                           f"(1-{MAX_CANDIDATES} distinct ids), k (1-{MAX_K}, default 10)}}; see /docs"),
-                     fields=fields)
-    return JSONResponse(body.model_dump(), status_code=422)
-
-
-def online_store_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    """503 when the online store cannot be read; nothing is cached, so the next call retries."""
-    metrics_of(request).count_error("online_store_unavailable")
-    profile = services_of(request).profile
-    body = ErrorBody(error="online_store_unavailable", detail=public(reason(exc), profile),
-                     hint=public(online_store_hint(profile), profile))
-    return JSONResponse(body.model_dump(), status_code=503)
-
-
-def postgres_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    """503 when a request could not do without PostgreSQL (the registry or the offline store) and it failed."""
-    metrics_of(request).count_error("postgres_unavailable")
-    profile = services_of(request).profile
-    body = ErrorBody(error="postgres_unavailable", detail=public(reason(exc), profile),
-                     hint=public(registry_hint(profile), profile))
-    return JSONResponse(body.model_dump(), status_code=503)
-
-
-def internal_error(request: Request, exc: Exception) -> JSONResponse:
-    """500 for anything unexpected: a JSON `ErrorBody`, never a traceback (the server logs it)."""
-    body = ErrorBody(error="internal_error", detail=type(exc).__name__,
-                     hint="an unexpected error in the API; the server's log has the details. GET /health shows "
-                          "whether a component is down")
-    return JSONResponse(body.model_dump(), status_code=500)
-
-
 # --- app ----------------------------------------------------------------------------------------
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    **request_limits.RESPONSES,
-    422: {"model": ErrorBody, "description": "invalid ids or body; `fields` names them"},
-    500: {"model": ErrorBody, "description": "an unexpected error; the server's log has the details"},
-    503: {"model": ErrorBody, "description": "the online store cannot be reached"}}
-
 
 async def read_entity(request: Request, view: str, entity_id: int, label: str) -> dict[str, Any]:
     """One entity's online features, timed and recorded in the metrics under `label`."""
@@ -279,25 +230,50 @@ def add_routes(app: FastAPI) -> None:
     # The hot endpoints are `async def`: a plain `def` endpoint costs FastAPI thread hand-offs per
     # request. Feature reads await redis.asyncio (or the SDK in a worker thread); a recommendation
     # scores on the event loop (a fraction of a millisecond with the compiled trees).
-    @app.get("/users/{user_id}/features", response_model=UserFeaturesResponse, responses=ERRORS)
+    @app.get("/users/{user_id}/features", response_model=UserFeaturesResponse, responses=api_errors.ERRORS)
     async def get_user_features(request: Request, user_id: PathId) -> dict[str, Any]:
         """A user's online profile features."""
         return await read_entity(request, USER_VIEW, user_id, "user_profile")
 
-    @app.get("/movies/{movie_id}/features", response_model=MovieFeaturesResponse, responses=ERRORS)
+    @app.get("/movies/{movie_id}/features", response_model=MovieFeaturesResponse, responses=api_errors.ERRORS)
     async def get_movie_features(request: Request, movie_id: PathId) -> dict[str, Any]:
         """A movie's online metadata features."""
         return await read_entity(request, MOVIE_VIEW, movie_id, "movie_metadata")
 
     # The body is built by `recommender.Recommendations.body` (orjson, no response-model
     # validation per request); `response_model` still documents it, and the tests validate it.
-    @app.post("/recommendations", response_model=RecommendationResponse, responses=ERRORS)
+    @app.post("/recommendations", response_model=RecommendationResponse, responses=api_errors.ERRORS)
     async def post_recommendations(request: Request, body: RecommendationRequest) -> Response:
         """Rank candidate movies for a user with the trained model."""
         services = services_of(request)
         found = await services.recommender.recommend(body.user_id, body.movie_ids, body.k)
         observe_candidates(metrics_of(request), found)
         return Response(found.body(services.model_json), media_type="application/json")
+
+    @app.post("/events", response_model=EventsResponse, responses=api_errors.ERRORS)
+    async def post_events(request: Request, body: EventBatch) -> EventsResponse | JSONResponse:
+        """Apply watch events to the online features (see course_lib/events.py)."""
+        batch = [Event(e.user_id, e.movie_id, micros(e.event_timestamp), e.rating, e.watch_seconds)
+                 for e in body.events]
+        metrics = metrics_of(request)
+        try:
+            done = await asyncio.to_thread(ingestor_of(request).ingest, batch)
+        except events.EventError as exc:
+            metrics.count_event_failure(len(batch), rejected=True)
+            field, message = str(exc).split(": ", 1)
+            return JSONResponse(status_code=422, content={
+                "error": "invalid_request", "detail": str(exc), "hint": "fix that event and send the batch again",
+                "fields": [{"field": field, "location": "body", "message": message}]})
+        except Exception:
+            metrics.count_event_failure(len(batch), rejected=False)
+            raise
+        online_at = micros(datetime.now(timezone.utc))
+        metrics.observe_events(done.accepted, done.duplicates, done.online_ms / 1000,
+                               [(online_at - at) / 1e6 for at in done.accepted_us])
+        if ingestor_of(request).offline.pending() >= OFFLINE_FLUSH_ROWS:  # the offline append, in batches
+            await asyncio.to_thread(ingestor_of(request).flush_offline)
+        return EventsResponse(accepted=done.accepted, duplicates=done.duplicates, users=done.users,
+                              online_ms=done.online_ms)
 
     @app.get("/health", response_model=HealthResponse,
              responses={503: {"model": HealthResponse, "description": "a component failed"}})
@@ -361,13 +337,8 @@ def create_app(profile: Profile | str | None = None, now: Clock = freshness.utc_
                               f"project `{resolved.project}`). Every timing is measured per request.",
                   version="1.0", lifespan=lifespan)
     app.state.metrics = Metrics()
-    app.add_exception_handler(RequestValidationError, invalid_request)
+    api_errors.install(app)
     request_limits.install(app)
-    for error_type in ONLINE_STORE_ERRORS:
-        app.add_exception_handler(error_type, online_store_unavailable)
-    for pg_error in POSTGRES_ERRORS:
-        app.add_exception_handler(pg_error, postgres_unavailable)
-    app.add_exception_handler(Exception, internal_error)
     add_routes(app)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     return app

@@ -6,7 +6,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from course_lib.health import Check
 
@@ -163,3 +163,31 @@ class FreshnessResponse(BaseModel):
 
     checked_at: datetime
     views: dict[str, ViewFreshness]
+
+
+MAX_EVENTS = 1_000  # events per POST /events request
+
+
+class WatchEventIn(BaseModel):
+    """One watch event as `POST /events` accepts it."""
+
+    user_id: EntityId = Field(description="who watched (positive integer)")
+    movie_id: EntityId = Field(description="what was watched (positive integer, in the catalogue)")
+    event_timestamp: AwareDatetime = Field(description="when, with a timezone (ISO 8601)")
+    rating: float | None = Field(None, ge=0.5, le=5.0, multiple_of=0.5, description="half stars 0.5..5, or null")
+    watch_seconds: float | None = Field(None, ge=0, description="seconds watched, or null when unknown")
+
+
+class EventBatch(BaseModel):
+    """`POST /events`' body: up to MAX_EVENTS watch events."""
+
+    events: list[WatchEventIn] = Field(min_length=1, max_length=MAX_EVENTS)
+
+
+class EventsResponse(BaseModel):
+    """What `POST /events` did."""
+
+    accepted: int = Field(description="events applied to the online features")
+    duplicates: int = Field(description="retried events already applied (same user, movie and time), skipped")
+    users: int = Field(description="distinct users in the batch")
+    online_ms: float = Field(description="measured time from the locks taken to the pushes done")

@@ -21,7 +21,7 @@ import pandas as pd
 import redis
 from feast import FeatureStore
 
-from course_lib import datasets, ranker, serving
+from course_lib import datasets, ranker, realtime_bench, serving
 from course_lib.adapter import build_feature_tables, write_offline
 from course_lib.background import start_course_api, start_feast_serve
 from course_lib.caches import RecommendationFeatures
@@ -208,6 +208,8 @@ def run(profile_name: str, size: str = "small", workdir: str | None = None) -> d
         "http": http_figures(bench, size, Path(profile.repo_dir) / "logs"),
         "historical": {name: historical_figures(name, size, bench, workdir) for name in PROFILES},
     }
+    _, _, requests, seconds = SIZES[size]
+    result["realtime"] = realtime_bench.figures(bench, requests, seconds, Path(profile.repo_dir) / "logs")
     result["seconds"] = time.perf_counter() - started
     return result
 
@@ -253,6 +255,10 @@ def goals(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "materialize: tuned >= 3x faster": (result["materialize"]["speedup"], 3.0, ">="),
         "historical enterprise: tuned >= 50k rows/s": (result["historical"]["enterprise"]["tuned_rows_per_s"],
                                                          50_000.0, ">="),
+        "ingest: POST /events events/s >= 2x feast serve POST /push": (
+            result["realtime"]["course_api_events"].rps / result["realtime"]["feast_serve_push"].rps, 2.0, ">="),
+        "event to online (under recommendation load): p99 < 10 ms":
+            (result["realtime"]["event_to_online"].p99_ms, 10.0, "<="),
     }
     return {name: {"measured": value, "goal": goal, "met": None if goal is None else
                    (value <= goal if op == "<=" else value >= goal)}

@@ -24,12 +24,12 @@ from feast import ValueType
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.type_map import feast_value_type_to_python_type
 
-from course_lib.adapter import TRACKED_GENRES
 from course_lib.ranker import FEATURES, RankerError
 from course_lib.redis_format import VALUE_TAG, event_seconds
 from course_lib.redis_reader import Reply
 from course_lib.serving import EntityFeatures
 from feature_repo.definitions import MOVIE_VIEW, VIEWS
+from feature_repo.names import TRACKED_GENRES
 
 FAVORITE, MATCH = "favorite_genre", "favorite_genre_match"
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

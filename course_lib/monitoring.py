@@ -39,6 +39,7 @@ FEATURE_SERVICES = {"user_profile": "user", "movie_metadata": "movie", "recommen
 ENTITY_TYPES = ("user", "movie", "user_movie")
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 ENTITY_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+LAG_BUCKETS = (0.01, 0.1, 1.0, 10.0, 60.0, 300.0, 3600.0, 86_400.0)
 
 
 # --- metrics ------------------------------------------------------------------------------
@@ -75,6 +76,13 @@ FAMILIES = (
            ("feature_view", "kind")),
     Family("course_freshness_status", "gauge", "1 for the view's current freshness status, else 0",
            ("feature_view", "kind", "status")),
+    Family("course_events_total", "counter", "Watch events by outcome of POST /events (accepted, duplicate, rejected)",
+           ("outcome",)),
+    Family("course_event_push_failures_total", "counter", "POST /events batches whose state read or push failed", ()),
+    Family("course_event_online_seconds", "histogram", "POST /events: request received to every push done",
+           (), LATENCY_BUCKETS),
+    Family("course_event_lag_seconds", "histogram", "Event timestamp to its features online, per accepted event",
+           (), LAG_BUCKETS),
     Family("course_component_up", "gauge", "1 when the component's last health check passed", ("component",)),
     Family("course_component_check_seconds", "gauge", "Duration of the component's last health check",
            ("component",)),
@@ -171,6 +179,21 @@ class Metrics:
                              f"use {sorted(FEATURE_SERVICES)} and {ENTITY_TYPES}")
         self._observe("course_entities_per_request", (feature_service, entity_type), requested)
         self._inc("course_entities_not_found_total", (entity_type,), not_found)
+
+    def observe_events(self, accepted: int, duplicates: int, seconds: float, lags_s: Iterable[float]) -> None:
+        """Record one POST /events batch: outcomes, its online time and each accepted event's lag."""
+        self._inc("course_events_total", ("accepted",), accepted)
+        self._inc("course_events_total", ("duplicate",), duplicates)
+        self._observe("course_event_online_seconds", (), seconds)
+        for lag in lags_s:
+            self._observe("course_event_lag_seconds", (), lag)
+
+    def count_event_failure(self, events: int, rejected: bool) -> None:
+        """Record a batch refused (invalid events) or failed (the state read or a push raised)."""
+        if rejected:
+            self._inc("course_events_total", ("rejected",), events)
+        else:
+            self._inc("course_event_push_failures_total", ())
 
     def count_error(self, kind: str) -> None:
         """Count one error of a kind (e.g. online_store_unavailable, invalid_request)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -28,17 +29,18 @@ from sklearn.metrics import ndcg_score, roc_auc_score
 from threadpoolctl import ThreadpoolController
 
 from course_lib import datasets, scoring
-from course_lib.adapter import TRACKED_GENRES, table_dtypes
+from course_lib.adapter import table_dtypes
 from course_lib.config import Profile, load_store
 from course_lib.errors import CourseError
 from course_lib.files import write_private
 from course_lib.pit import historical_features_tuned
-from course_lib.serving import EntityFeatures, candidate_features, feature_refs
-from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS, join_keys
+from course_lib.serving import EntityFeatures, candidate_features, feature_refs, with_on_demand
+from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS, genre_match_udf, join_keys
+from feature_repo.names import GENRE_MATCH, GENRE_MATCH_VIEW, TRACKED_GENRES
 
 # Every view feature that is a number; favorite_genre (text) only enters through a derived feature.
 VIEW_FEATURES: list[str] = [f.name for _, _, schema in VIEWS.values() for f in schema if f.dtype != String]
-DERIVED_FEATURES: list[str] = ["favorite_genre_match"]
+DERIVED_FEATURES: list[str] = [GENRE_MATCH]  # on-demand view outputs
 FEATURES: list[str] = VIEW_FEATURES + DERIVED_FEATURES
 POSITIVE_RATING = 4.0  # label = rating >= this
 BEFORE_EVENT = pd.Timedelta(microseconds=1)  # features are read this long before the event they predict
@@ -68,25 +70,29 @@ class RankerError(CourseError):
 # --- model input ------------------------------------------------------------------------
 
 def favorite_genre_match(frame: pd.DataFrame) -> pd.Series:
-    """1.0 if the movie has the user's favourite genre, 0.0 if not; NaN when unknown
-    (no favourite yet, a favourite outside the five tracked genre flags, or no movie row)."""
-    favorite = frame["favorite_genre"].astype("string").str.lower().to_numpy(dtype=object, na_value=None)
-    match = np.full(len(frame), np.nan)
-    for genre in TRACKED_GENRES:
-        rows = favorite == genre
-        match[rows] = frame[f"genre_{genre}"].to_numpy(dtype="float64", na_value=np.nan)[rows]
-    return pd.Series(match, index=frame.index)
+    """The on-demand view's favorite_genre_match for a frame that lacks it: Feast's own function
+    (`definitions.genre_match_udf`), applied to the frame's columns; NaN where unknown."""
+    columns = ["favorite_genre", *(f"genre_{genre}" for genre in TRACKED_GENRES)]
+    inputs = {c: frame[c].astype(object).where(frame[c].notna(), None).tolist() for c in columns}
+    return pd.Series(genre_match_udf(inputs)[GENRE_MATCH], index=frame.index, dtype="float64")
 
 
-def design_matrix(frame: pd.DataFrame) -> pd.DataFrame:
-    """The model input: exactly FEATURES as float64, NaN where missing (training and serving alike)."""
+def design_matrix(frame: pd.DataFrame, features: Sequence[str] = tuple(FEATURES)) -> pd.DataFrame:
+    """The model input: exactly `features` (FEATURES, or for an evaluation FEATURES plus on-demand
+    outputs the frame holds) as float64, NaN where missing (training and serving alike)."""
     missing = [c for c in [*VIEW_FEATURES, "favorite_genre"] if c not in frame.columns]
     if missing:
         raise RankerError(f"frame lacks feature columns {missing}; build it with training_frame() "
                           "or candidate_frame()")
     columns = {c: frame[c].to_numpy(dtype="float64", na_value=np.nan) for c in VIEW_FEATURES}
-    columns["favorite_genre_match"] = favorite_genre_match(frame).to_numpy()
-    return pd.DataFrame(columns, index=frame.index)[FEATURES]
+    # Computed by Feast's on-demand view when the frame comes from the ranker service.
+    match = frame[GENRE_MATCH] if GENRE_MATCH in frame.columns else favorite_genre_match(frame)
+    columns[GENRE_MATCH] = match.to_numpy(dtype="float64", na_value=np.nan)
+    for name in set(features) - set(columns):
+        if name not in frame.columns:
+            raise RankerError(f"frame lacks the on-demand feature {name!r}; add it with serving.with_on_demand()")
+        columns[name] = frame[name].to_numpy(dtype="float64", na_value=np.nan)
+    return pd.DataFrame(columns, index=frame.index)[list(features)]
 
 
 def training_entities(dataset: datasets.Dataset) -> pd.DataFrame:
@@ -102,9 +108,11 @@ def training_entities(dataset: datasets.Dataset) -> pd.DataFrame:
 
 
 def training_frame(store: FeatureStore, dataset: datasets.Dataset) -> pd.DataFrame:
-    """Point-in-time-correct features of every view for each training entity, label kept."""
+    """The ranker service's features for each training entity, point-in-time correct, label kept:
+    every view feature, then the on-demand views computed by Feast on the joined rows."""
     # On PostgreSQL the tuned join (tested identical to Feast's): Feast's own SQL is quadratic there.
     frame = historical_features_tuned(store, training_entities(dataset), feature_refs())
+    frame = with_on_demand(store, frame, [GENRE_MATCH_VIEW])
     return frame.assign(label=frame["label"].astype("int64"))
 
 
@@ -156,7 +164,7 @@ class Ranker:
 
     def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The model's input columns for a frame with the view feature columns."""
-        return design_matrix(frame)[self.features]
+        return design_matrix(frame, self.features)
 
     def score(self, frame: pd.DataFrame) -> np.ndarray:
         """P(rating >= 4) for each row of a frame with the view feature columns."""
@@ -204,8 +212,9 @@ def evaluate(ranker: Ranker, test: pd.DataFrame) -> dict[str, Any]:
     return {**metrics, "rows": len(test), "split": ranker.trained_until.isoformat()}
 
 
-def train(frame: pd.DataFrame, test_fraction: float = 0.2) -> Ranker:
-    """Fit on all but the last `test_fraction` of the time range and evaluate on that last part."""
+def train(frame: pd.DataFrame, test_fraction: float = 0.2, features: Sequence[str] = tuple(FEATURES)) -> Ranker:
+    """Fit on all but the last `test_fraction` of the time range and evaluate on that last part;
+    `features` other than FEATURES are for evaluations (the request path serves FEATURES)."""
     if not 0 < test_fraction < 1:
         raise RankerError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
     times = frame[TIMESTAMP_FIELD]
@@ -214,13 +223,13 @@ def train(frame: pd.DataFrame, test_fraction: float = 0.2) -> Ranker:
     if fit["label"].nunique() < 2:
         raise RankerError(f"the {len(fit)} training rows before {split} need both labels; "
                           "use more data or a smaller test_fraction")
-    inputs = design_matrix(fit)
+    inputs = design_matrix(fit, features)
     # A feature the source never fills (MovieLens has no watch times) is left out: it carries
     # no signal, and HistGradientBoosting fails on an all-NaN column.
-    features = [c for c in FEATURES if inputs[c].notna().any()]
+    used = [c for c in features if inputs[c].notna().any()]
     with openmp_threads():
-        model = HistGradientBoostingClassifier(**MODEL_PARAMS).fit(inputs[features], fit["label"])
-    ranker = Ranker(model=model, features=features, trained_until=split, metrics={})
+        model = HistGradientBoostingClassifier(**MODEL_PARAMS).fit(inputs[used], fit["label"])
+    ranker = Ranker(model=model, features=used, trained_until=split, metrics={})
     ranker.metrics = evaluate(ranker, test)
     return ranker
 

@@ -20,7 +20,7 @@ from course_lib.compat import drop_online_tables, online_client
 from course_lib.config import Profile, load_store, resolve_profile
 from course_lib.redis_format import project_keys
 from course_lib.store_lock import writing
-from feature_repo.definitions import VIEWS, build
+from feature_repo.definitions import STATE_VIEWS, VIEWS, build
 
 
 def reset_online(store: FeatureStore, profile: Profile) -> None:
@@ -89,16 +89,19 @@ def _drop_online(store: FeatureStore, views: list[Any]) -> str:
     return f"dropped the {store.config.online_store.type} tables of {len(views)} feature views"
 
 
+TABLES = [*VIEWS, *STATE_VIEWS]  # every offline table the course writes (the state views' from notebook 08)
+
+
 def _drop_offline(store: FeatureStore, profile: Profile) -> list[str]:
     """Remove the course's offline tables (parquet files or PostgreSQL tables) and nothing else."""
     if store.config.offline_store.type != "postgres":
-        files = [path for path in (Path(profile.offline_location(view)) for view in VIEWS) if path.exists()]
+        files = [path for path in (Path(profile.offline_location(view)) for view in TABLES) if path.exists()]
         for path in files:
             path.unlink()
         return [str(path) for path in files]
     schema, removed = profile.offline_schema, []
     with psycopg.connect(profile.pg_conninfo()) as conn:
-        for table in [name for view in VIEWS for name in (view, f"{view}__staging")]:
+        for table in [name for view in TABLES for name in (view, f"{view}__staging")]:
             name = sql.Identifier(schema, table)
             if conn.execute("SELECT to_regclass(%s)", [name.as_string(conn)]).fetchone() != (None,):
                 conn.execute(sql.SQL("DROP TABLE {}").format(name))

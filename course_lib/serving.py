@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import click
 import pandas as pd
+import pyarrow as pa
 from feast import FeatureService, FeatureStore, Project
 from feast.diff.property_diff import TransitionType
 from feast.diff.registry_diff import RegistryDiff
@@ -34,18 +35,21 @@ from feature_repo.definitions import MOVIE_VIEW, TIMESTAMP_FIELD, USER_VIEW, VIE
 def repo_contents(project: str, definitions: Definitions) -> RepoContents:
     """Wrap definitions in the structure Feast's planner expects."""
     return RepoContents(projects=[Project(name=project)], data_sources=definitions.sources,
-                        feature_views=definitions.feature_views, on_demand_feature_views=[],
+                        feature_views=definitions.feature_views, on_demand_feature_views=definitions.on_demand_views,
                         stream_feature_views=[], label_views=[], entities=definitions.entities,
                         feature_services=definitions.feature_services, permissions=[])
 
 
 def _without_meta(value: Any) -> Any:
-    """A data source proto minus its created/updated timestamps; other values unchanged."""
+    """A data source proto minus its created/updated timestamps (a push source's batch source's too);
+    other values unchanged."""
     if not isinstance(value, DataSourceProto):
         return value
     copy = DataSourceProto()
     copy.CopyFrom(value)
     copy.ClearField("meta")
+    if copy.HasField("batch_source"):
+        copy.batch_source.ClearField("meta")
     return copy
 
 
@@ -101,6 +105,18 @@ def historical_features(store: FeatureStore, entity_df: pd.DataFrame,
                         features: list[str] | FeatureService) -> pd.DataFrame:
     """A point-in-time-correct training frame, normalised with `normalize_frame`."""
     return normalize_frame(store.get_historical_features(entity_df=entity_df, features=features).to_df())
+
+
+def with_on_demand(store: FeatureStore, frame: pd.DataFrame, views: Iterable[str]) -> pd.DataFrame:
+    """A joined frame plus the outputs of the named on-demand views, computed by Feast's own
+    transformation (what `get_historical_features` does after its join; the tuned join cannot)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    added = {}
+    for name in views:
+        view = store.get_on_demand_feature_view(name)
+        out = view.transform_arrow(table, full_feature_names=False)
+        added.update({f.name: out[f.name].to_pandas().astype("float64") for f in view.features})
+    return frame.assign(**added)
 
 
 # --- materialization --------------------------------------------------------------------

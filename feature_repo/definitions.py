@@ -1,4 +1,4 @@
-"""The course's Feast objects, defined once: entities, three feature views and the service.
+"""The course's Feast objects, defined once: entities, three feature views, on-demand views and the services.
 
 Only the batch *source* differs between profiles (parquet read by duckdb, parquet read by
 Spark, or a PostgreSQL table); `build(profile)` attaches the right one. Fixes to the guide's code:
@@ -6,20 +6,49 @@ Spark, or a PostgreSQL table); `build(profile)` attaches the right one. Fixes to
   (and `join_keys`), while `feast.types.Int64` is for `Field`s.
 - `source=None` cannot be applied: every batch feature view needs a real source.
 - `entity_key_serialization_version: 2` was removed; the profiles render version 3.
+
+Real time (notebook 08): the user and interaction views take pushed rows through a `PushSource`
+(same batch source, so materialization is unchanged); `favorite_genre_match` is an on-demand view
+Feast computes at training and serving alike. `build_realtime(profile)` adds the aggregate state
+the event ingestion updates (two views with their own push sources, tables written by
+`course_lib.event_state`) and the request-time `hours_since_last_watch`.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from types import FunctionType
 from typing import TYPE_CHECKING, Any
 
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, RequestSource, ValueType
 from feast.data_source import DataSource
 from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
 from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
-from feast.types import Float32, Int64, String
+from feast.on_demand_feature_view import OnDemandFeatureView, on_demand_feature_view
+from feast.types import Float32, Float64, Int64, String
 
-from feature_repo.names import FEATURE_SERVICE, FEATURE_VIEWS, MOVIE_VIEW, PAIR_VIEW, TIMESTAMP_FIELD, USER_VIEW
+from feature_repo.names import (
+    FEATURE_SERVICE,
+    FEATURE_VIEWS,
+    GENRE_MATCH,
+    GENRE_MATCH_VIEW,
+    HOURS_SINCE_LAST_WATCH,
+    MOVIE_VIEW,
+    PAIR_STATE_VIEW,
+    PAIR_VIEW,
+    PUSH_SOURCES,
+    RANKER_SERVICE,
+    REALTIME_SERVICE,
+    RECENCY_VIEW,
+    REQUEST_SOURCE,
+    REQUEST_TIME,
+    STATE_PUSH_SOURCES,
+    TIMESTAMP_FIELD,
+    TRACKED_GENRES,
+    USER_STATE_VIEW,
+    USER_VIEW,
+)
 
 if TYPE_CHECKING:
     from course_lib.config import Profile
@@ -30,8 +59,10 @@ user = Entity(name="user_id", join_keys=["user_id"], value_type=ValueType.INT64,
 movie = Entity(name="movie_id", join_keys=["movie_id"], value_type=ValueType.INT64,
                description="A title in the catalogue")
 
-__all__ = ["FEATURE_SERVICE", "FEATURE_VIEWS", "MOVIE_VIEW", "PAIR_VIEW", "RECOMMENDATION_FEATURES", "TIMESTAMP_FIELD",
-           "USER_VIEW", "VIEWS", "Definitions", "batch_source", "build", "feature_view", "join_keys", "movie", "user"]
+__all__ = ["FEATURE_SERVICE", "FEATURE_VIEWS", "GENRE_MATCH_VIEW", "MOVIE_VIEW", "PAIR_VIEW", "RECOMMENDATION_FEATURES",
+           "STATE_VIEWS", "TIMESTAMP_FIELD", "USER_VIEW", "VIEWS", "Definitions", "batch_source", "build",
+           "build_realtime", "feature_view", "genre_match_udf", "hours_since_last_watch_udf", "join_keys", "movie",
+           "user"]
 
 # view name -> (entities, TTL, schema). TTL only bounds point-in-time joins, never online reads.
 VIEWS: dict[str, tuple[list[Entity], timedelta, list[Field]]] = {
@@ -63,6 +94,30 @@ VIEWS: dict[str, tuple[list[Entity], timedelta, list[Field]]] = {
     ]),
 }
 
+# The aggregate state behind the pushed user and interaction rows (`course_lib.event_state`), exact
+# under any arrival order: sums and counts, every genre's count, and the times an update depends on
+# (microseconds since the epoch). Apart from last_watch_us, the model reads none of it.
+STATE_VIEWS: dict[str, tuple[list[Entity], timedelta, list[Field]]] = {
+    USER_STATE_VIEW: ([user], timedelta(days=3650), [
+        Field(name="age", dtype=Int64),
+        Field(name="signup_us", dtype=Int64),
+        Field(name="rating_sum", dtype=Float64),
+        Field(name="rating_count", dtype=Int64),
+        Field(name="movies_watched", dtype=Int64),
+        Field(name="genre_counts", dtype=String),  # JSON object genre -> watches, keys sorted
+        Field(name="last_watch_us", dtype=Int64),
+    ]),
+    PAIR_STATE_VIEW: ([user, movie], timedelta(days=3650), [
+        Field(name="latest_us", dtype=Int64),
+        Field(name="previous_us", dtype=Int64),
+        Field(name="rated_us", dtype=Int64),
+        Field(name="watch_count", dtype=Int64),
+        Field(name="rating", dtype=Float64),  # the rating in force (of the latest rated event)
+        Field(name="watch_seconds", dtype=Float64),  # of the latest event
+        Field(name="seen", dtype=String),  # JSON list of every event time: retries are recognised
+    ]),
+}
+
 # The ten features the guide's `movie_recommendation_service` names.
 RECOMMENDATION_FEATURES = [
     f"{USER_VIEW}:avg_rating",
@@ -79,8 +134,8 @@ RECOMMENDATION_FEATURES = [
 
 
 def join_keys(view: str) -> list[str]:
-    """The entity columns (join keys) of a feature view."""
-    return [entity.join_key for entity in VIEWS[view][0]]
+    """The entity columns (join keys) of a feature view or a state view."""
+    return [entity.join_key for entity in {**VIEWS, **STATE_VIEWS}[view][0]]
 
 
 @dataclass(frozen=True)
@@ -90,11 +145,12 @@ class Definitions:
     entities: list[Entity]
     sources: list[DataSource]
     feature_views: list[FeatureView]
+    on_demand_views: list[OnDemandFeatureView]
     feature_services: list[FeatureService]
 
     def objects(self) -> list[Any]:
         """All objects, in the order Feast applies them."""
-        return [*self.entities, *self.sources, *self.feature_views, *self.feature_services]
+        return [*self.entities, *self.sources, *self.feature_views, *self.on_demand_views, *self.feature_services]
 
 
 def batch_source(view: str, profile: Profile) -> DataSource:
@@ -111,10 +167,60 @@ def batch_source(view: str, profile: Profile) -> DataSource:
 
 
 def feature_view(view: str, profile: Profile) -> FeatureView:
-    """One of the three feature views, bound to this profile's source."""
-    entities, ttl, schema = VIEWS[view]
-    return FeatureView(name=view, entities=entities, ttl=ttl, schema=schema,
-                       source=batch_source(view, profile), online=True)
+    """One of the three feature views (or a state view), bound to this profile's source; the views
+    watch events change take pushed rows through their push source."""
+    entities, ttl, schema = {**VIEWS, **STATE_VIEWS}[view]
+    batch = batch_source(view, profile)
+    push = {**PUSH_SOURCES, **STATE_PUSH_SOURCES}.get(view)
+    source = PushSource(name=push, batch_source=batch) if push else batch
+    return FeatureView(name=view, entities=entities, ttl=ttl, schema=schema, source=source, online=True)
+
+
+# Feast re-creates an on-demand view's function from its source text alone (`udf_string`, run
+# without this module's globals), so the two functions below name their constants inline;
+# tests/test_on_demand.py checks them against feature_repo.names.
+
+def genre_match_udf(inputs: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """favorite_genre_match: 1.0 if the movie has the user's favourite genre, 0.0 if not; NaN when
+    unknown (no favourite yet, a favourite outside the tracked genre flags, or no movie row).
+    NaN rather than None: Feast infers the output type from a trial run, and None has none."""
+    out: list[float] = []
+    for row, favorite in enumerate(inputs["favorite_genre"]):
+        genre = favorite.lower() if isinstance(favorite, str) else None
+        flag = inputs[f"genre_{genre}"][row] if genre in ("action", "comedy", "drama", "horror", "romance") else None
+        out.append(float("nan") if flag is None else float(flag))  # a NaN flag stays NaN
+    return {"favorite_genre_match": out}
+
+
+def hours_since_last_watch_udf(inputs: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """Hours from the user's last watch to the request time; NaN without a watch or a request time."""
+    return {"hours_since_last_watch": [
+        float("nan") if last is None or now is None else (now - last) / 3_600_000_000
+        for last, now in zip(inputs["last_watch_us"], inputs["request_time_us"])]}
+
+
+def _copy(udf: Callable[..., Any]) -> Callable[..., Any]:
+    """A fresh copy of a module-level function: Feast's decorator renames its function's module to
+    `__main__` (so dill stores it by value), which would break every later build with the original."""
+    return FunctionType(udf.__code__, udf.__globals__, udf.__name__, udf.__defaults__, udf.__closure__)
+
+
+def genre_match_view(users: FeatureView, movies: FeatureView) -> OnDemandFeatureView:
+    """The on-demand view of favorite_genre_match over the user's favourite and the movie's genre flags."""
+    flags = [f"genre_{genre}" for genre in TRACKED_GENRES]
+    return on_demand_feature_view(
+        name=GENRE_MATCH_VIEW, sources=[users[["favorite_genre"]], movies[flags]],
+        schema=[Field(name=GENRE_MATCH, dtype=Float64)], mode="python",
+        description="Whether the candidate has the user's favourite genre, at read time")(_copy(genre_match_udf))
+
+
+def recency_view(state: FeatureView) -> OnDemandFeatureView:
+    """The on-demand view of hours_since_last_watch: the user's last watch against the request time."""
+    request = RequestSource(name=REQUEST_SOURCE, schema=[Field(name=REQUEST_TIME, dtype=Int64)])
+    return on_demand_feature_view(
+        name=RECENCY_VIEW, sources=[state[["last_watch_us"]], request],
+        schema=[Field(name=HOURS_SINCE_LAST_WATCH, dtype=Float64)], mode="python",
+        description="Hours since the user's last watch at request time")(_copy(hours_since_last_watch_udf))
 
 
 def build(profile: Profile) -> Definitions:
@@ -130,5 +236,27 @@ def build(profile: Profile) -> Definitions:
         features=[by_name[v][names] for v, names in selected.items()],
         description="Features the movie recommender reads: user taste and movie metadata",
     )
-    return Definitions(entities=[user, movie], sources=[fv.batch_source for fv in views if fv.batch_source is not None],
-                       feature_views=views, feature_services=[service])
+    match = genre_match_view(by_name[USER_VIEW], by_name[MOVIE_VIEW])
+    return Definitions(entities=[user, movie], sources=_sources(views), feature_views=views,
+                       on_demand_views=[match], feature_services=[service])
+
+
+def _sources(views: list[FeatureView]) -> list[DataSource]:
+    """Each view's batch source, then its push source if it has one."""
+    return [s for fv in views for s in (fv.batch_source, fv.stream_source) if s is not None]
+
+
+def build_realtime(profile: Profile) -> Definitions:
+    """The real-time additions (notebook 08): the state views, the request-time on-demand view, the
+    ranker's service (every view feature and the genre match: what the ranker reads) and that
+    service plus the request-time recency."""
+    base = build(profile)
+    states = [feature_view(name, profile) for name in STATE_VIEWS]
+    recency = recency_view(states[0])
+    ranker = FeatureService(name=RANKER_SERVICE, features=[*base.feature_views, *base.on_demand_views],
+                            description="The ranker's input: every view feature and the favourite-genre match")
+    realtime = FeatureService(
+        name=REALTIME_SERVICE, features=[*base.feature_views, *base.on_demand_views, recency],
+        description="The ranker service's features and the hours since the user's last watch at request time")
+    return Definitions(entities=[], sources=_sources(states), feature_views=states,
+                       on_demand_views=[recency], feature_services=[ranker, realtime])

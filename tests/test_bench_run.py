@@ -43,6 +43,12 @@ def test_small_benchmark_writes_every_figure(tmp_path, monkeypatch) -> None:
     assert doc["materialize"]["identical_online_values"] is True and doc["materialize"]["rows"] > 0
     assert set(doc["goals"]) and all("measured" in goal for goal in doc["goals"].values())
     assert doc["model"]["scoring"].startswith("tl2cgen"), doc["model"]  # the CI machine has a C compiler
+    live = doc["realtime"]
+    for case in ("course_api_events", "feast_serve_push"):
+        assert FIGURE | {"rps", "errors"} <= set(live[case]) and live[case]["errors"] == 0, live[case]
+    assert set(live["events_per_s"]) == {"course_api_events", "feast_serve_push"}
+    assert FIGURE <= set(live["event_to_online"]) and live["event_to_online"]["n"] > 0
+    assert {"added_p50_ms_per_100", "added_p99_ms_per_100"} <= set(live["on_demand"])
     assert (tmp_path / "bench" / "latency_cdf.png").stat().st_size > 0
 
 
@@ -58,7 +64,9 @@ def test_goals_compare_in_the_right_direction() -> None:
               "http": {"course_api_user_1": load(2.0, 1.0), "feast_serve_user_1": load(2.0, 4.0),
                        "course_api_recommendations": load(12.0, 3.0, cpu=2.5),  # 10/3 rps: vs 10 and 1 rps
                        "feast_serve_user_x_100": load(90.0, 10.0)},
-              "materialize": {"speedup": 2.0}, "historical": {"enterprise": {"tuned_rows_per_s": 60_000.0}}}
+              "materialize": {"speedup": 2.0}, "historical": {"enterprise": {"tuned_rows_per_s": 60_000.0}},
+              "realtime": {"course_api_events": load(5.0, 2.0), "feast_serve_push": load(5.0, 5.0),  # 5 vs 2 rps
+                           "event_to_online": lat(12.0)}}
     met = {name: goal["met"] for name, goal in bench.goals(result).items()}
     assert met == {"online user_x_100: optimized p99 <= raw Redis p99": True,
                    "online user_x_100: sdk p99 >= 4x optimized p99": True,
@@ -69,7 +77,9 @@ def test_goals_compare_in_the_right_direction() -> None:
                    "http recommendations: rps >= 3x feast serve user_x_100 rps": True,
                    "http recommendations: rps >= 0.25x course API user_1 rps": True,
                    "materialize: tuned >= 3x faster": False,
-                   "historical enterprise: tuned >= 50k rows/s": True}
+                   "historical enterprise: tuned >= 50k rows/s": True,
+                   "ingest: POST /events events/s >= 2x feast serve POST /push": True,
+                   "event to online (under recommendation load): p99 < 10 ms": False}
     result["http"]["course_api_recommendations"] = load(8.0, 5.0, cpu=3.5)  # 2 rps: 2x and 0.2x
     met = {name: goal["met"] for name, goal in bench.goals(result).items() if "recommendations" in name}
     assert list(met.values()) == [True, False, False, False]

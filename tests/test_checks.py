@@ -169,3 +169,25 @@ def test_latency_cases_separate_interpolation_from_the_usual_mistakes() -> None:
     for name, values in mistakes.items():
         assert values != right, f"no case catches the {name} mistake"
     assert any(s != sorted(s) for s in cases) and any(len(s) == 1 for s in cases)
+
+
+# --- notebook 08 -----------------------------------------------------------------------------------
+
+def test_merge_watch_times_accepts_the_solution_and_catches_an_in_order_only_answer(capsys) -> None:
+    def right(latest, previous, at):
+        if latest is None or at > latest:
+            return at, latest
+        return latest, at if previous is None or at > previous else previous
+
+    checks.merge_watch_times(right)
+    assert "✓ merge_watch_times" in capsys.readouterr().out
+    with pytest.raises(checks.CheckFailed, match="older watch can still become the previous"):
+        checks.merge_watch_times(lambda latest, previous, at: (at, latest) if latest is None or at > latest
+                                 else (latest, previous))
+
+
+def test_favorite_genre_accepts_the_solution_and_catches_wrong_tie_breaks(capsys) -> None:
+    checks.favorite_genre(lambda counts: min(counts, key=lambda g: (-counts[g], g)) if counts else None)
+    assert "✓ favorite_genre" in capsys.readouterr().out
+    with pytest.raises(checks.CheckFailed, match="ties go to the alphabetically first"):
+        checks.favorite_genre(lambda counts: max(counts, key=lambda g: (counts[g], g)) if counts else None)

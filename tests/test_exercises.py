@@ -420,6 +420,21 @@ WRONG_ANSWERS: dict[str, list[tuple[str, object, str]]] = {
         ("CRC32", lambda key: zlib.crc32(_tagged(key)) % 16384, "not CRC32"),
         ("a string", lambda key: str(_crc(_tagged(key))), "return the slot as an int"),
     ],
+    "merge_watch_times": [
+        ("in order only", lambda latest, previous, at: (at, latest) if latest is None or at > latest
+         else (latest, previous), "an older watch can still become the previous"),
+        ("old latest dropped", lambda latest, previous, at: (at, previous) if latest is None or at > latest
+         else (latest, max(previous or at, at)), "a newer watch makes the old latest the previous one"),
+        ("a list", lambda latest, previous, at: [at, latest], "return a tuple (latest, previous)"),
+    ],
+    "favorite_genre": [
+        ("ties to the last", lambda counts: max(counts, key=lambda g: (counts[g], g)) if counts else None,
+         "ties go to the alphabetically first genre"),
+        ("least watched", lambda counts: min(counts, key=lambda g: (counts[g], g)) if counts else None,
+         "pick the genre with the highest count"),
+        ("empty string", lambda counts: min(counts, key=lambda g: (-counts[g], g)) if counts else "",
+         "return None"),
+    ],
     "redis_masters": [
         ("utilization ignored", lambda *case: _masters(*case, utilization=False), "at the target utilization"),
         ("all memory for data", lambda *case: _masters(*case, fill=False), "only memory_fill"),

@@ -19,6 +19,7 @@ from course_lib.offline import read_offline
 from course_lib.reset import reset_course
 from course_lib.serving import apply, latest_interval, materialize, user_features
 from feature_repo.definitions import VIEWS
+from feature_repo.names import GENRE_MATCH_VIEW
 
 COURSE = "course_test_rc"
 # The foreign project's name ends with the course's: Feast's own Redis deletion scans
@@ -138,7 +139,7 @@ def test_reset_removes_the_course_state_and_nothing_else(profile: Profile, table
         after = load_store(course)
         assert COURSE not in {p.name for p in after.registry.list_projects(allow_cache=False)}
         assert after.registry.list_feature_views(COURSE, allow_cache=False) == []
-        assert sorted(report.registry["feature views"]) == sorted(VIEWS)
+        assert sorted(report.registry["feature views"]) == sorted([*VIEWS, GENRE_MATCH_VIEW])  # on-demand too
         assert sorted(report.offline) == sorted(course.offline_location(view) for view in VIEWS)
         if profile.name == "local":
             assert not any(Path(course.offline_location(view)).exists() for view in VIEWS)
@@ -184,7 +185,7 @@ def test_reset_report_lines_say_what_was_removed(profile: Profile, tables) -> No
     assert report.registry["entities"] == ["__dummy", "movie_id", "user_id"]  # Feast registers __dummy itself
     lines = report.lines()
     assert lines[0] == (f"registry: deleted project '{course.project}' "
-                        "(1 feature services, 3 feature views, 3 data sources, 3 entities)")
+                        "(1 feature services, 4 feature views, 5 data sources, 3 entities)")  # + on-demand, pushes
     assert all(course.offline_location(view) in lines[2] for view in VIEWS)
     again = reset_course(course).lines()
     assert again[0] == (f"registry: deleted project '{course.project}' "

@@ -14,9 +14,11 @@ from course_lib.checks.data_sources import avg_rating_as_of, pit_join
 from course_lib.checks.feast_setup import interaction_view, taste_service
 from course_lib.checks.monitoring import pipeline_age, request_count
 from course_lib.checks.optimization import latency_percentiles, views_to_invalidate
+from course_lib.checks.realtime_features import favorite_genre, merge_watch_times
 from course_lib.checks.realtime_serving import candidate_features, ndcg_at_k
 from course_lib.checks.scale_out import key_slot, redis_masters
 
-__all__ = ["CheckFailed", "availability_outside", "avg_rating_as_of", "candidate_features", "interaction_view",
-           "keep_going", "key_slot", "latency_percentiles", "ndcg_at_k", "pipeline_age", "pit_join", "redis_masters",
-           "recovery_time", "request_count", "taste_service", "views_to_invalidate"]
+__all__ = ["CheckFailed", "availability_outside", "avg_rating_as_of", "candidate_features", "favorite_genre",
+           "interaction_view", "keep_going", "key_slot", "latency_percentiles", "merge_watch_times", "ndcg_at_k",
+           "pipeline_age", "pit_join", "redis_masters", "recovery_time", "request_count", "taste_service",
+           "views_to_invalidate"]

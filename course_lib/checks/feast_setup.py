@@ -12,7 +12,7 @@ import pandas as pd
 from feast import FeatureService, FeatureStore, FeatureView
 
 from course_lib import registry_view
-from course_lib.adapter import TRACKED_GENRES, conform
+from course_lib.adapter import conform
 from course_lib.checks.common import (
     HOUR,
     INTERACTIONS,
@@ -30,6 +30,7 @@ from course_lib.checks.common import (
 from course_lib.config import Profile, resolve_profile
 from course_lib.serving import feature_refs, historical_features
 from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS, batch_source, build
+from feature_repo.names import TRACKED_GENRES
 
 # Tiny feature tables for a scratch store: every key has a row at T0 and at T0 + 2 days.
 TINY_KEYS: dict[str, list[dict[str, int]]] = {

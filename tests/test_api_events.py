@@ -1,0 +1,85 @@
+"""`POST /events` in process: validation (a 422 naming the field, a bounded batch) and an event
+visible through `GET /users/{id}/features` when the request returns."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from support import DATA_END, api_dataset
+
+from course_lib import events
+from course_lib.api import create_app
+from course_lib.api_models import MAX_EVENTS
+from course_lib.config import Profile, load_store
+
+
+@pytest.fixture(scope="module")
+def client(ready: Profile) -> Iterator[TestClient]:
+    """The API with the real-time definitions registered and the state online."""
+    events.enable(load_store(ready), ready, api_dataset(), DATA_END)
+    with TestClient(create_app(ready)) as test_client:
+        yield test_client
+
+
+def event(**change) -> dict:
+    """A valid event, with fields changed."""
+    return {"user_id": 1, "movie_id": 1, "event_timestamp": "2025-03-03T10:00:00+00:00", "rating": 4.5,
+            "watch_seconds": 1200.0, **change}
+
+
+BAD = {
+    "user 0": ([event(user_id=0)], "events[0].user_id"),
+    "naive time": ([event(event_timestamp="2025-03-03T10:00:00")], "events[0].event_timestamp"),
+    "rating 7": ([event(), event(rating=7)], "events[1].rating"),
+    "rating 4.2": ([event(rating=4.2)], "events[0].rating"),
+    "negative watch": ([event(watch_seconds=-1)], "events[0].watch_seconds"),
+    "empty batch": ([], "events"),
+    "too many": ([event()] * (MAX_EVENTS + 1), "events"),
+    "unknown movie": ([event(), event(movie_id=987_654)], "events[1].movie_id"),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_invalid_events_are_a_422_naming_the_field(client: TestClient, case: str) -> None:
+    batch, field = BAD[case]
+    response = client.post("/events", json={"events": batch})
+    body = response.json()
+    assert response.status_code == 422, body
+    assert field in [f["field"] for f in body["fields"]], body
+
+
+def test_an_event_is_visible_online_when_the_request_returns(client: TestClient) -> None:
+    user = int(api_dataset().watch_events["user_id"].iloc[0])
+    before = client.get(f"/users/{user}/features").json()["features"]["total_movies_watched"]
+    fresh = int(api_dataset().movies["movie_id"].max())
+    watched = set(api_dataset().watch_events.query("user_id == @user")["movie_id"])
+    movie = next(m for m in api_dataset().movies["movie_id"] if m not in watched) if fresh in watched else fresh
+    response = client.post("/events", json={"events": [event(user_id=user, movie_id=int(movie))]})
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == 1
+    after = client.get(f"/users/{user}/features").json()["features"]["total_movies_watched"]
+    assert after == before + 1
+    again = client.post("/events", json={"events": [event(user_id=user, movie_id=int(movie))]}).json()
+    assert again["duplicates"] == 1 and again["accepted"] == 0
+
+
+def test_event_outcomes_and_lag_are_exported(client: TestClient) -> None:
+    """Accepted, duplicate and rejected events are counted; each accepted event's lag is observed."""
+    def counts() -> dict[str, float]:
+        text = client.get("/metrics").text
+        return {outcome: sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                             if line.startswith(f'course_events_total{{outcome="{outcome}"}}'))
+                for outcome in ("accepted", "duplicate", "rejected")} | {
+            "lags": sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                        if line.startswith("course_event_lag_seconds_count"))}
+    before = counts()
+    user = int(api_dataset().watch_events["user_id"].iloc[1])
+    sent = [event(user_id=user, movie_id=int(api_dataset().movies["movie_id"].iloc[2]),
+                  event_timestamp="2025-03-04T10:00:00+00:00")]
+    client.post("/events", json={"events": sent})
+    client.post("/events", json={"events": sent})
+    client.post("/events", json={"events": [event(), event(movie_id=987_654)]})
+    after = counts()
+    assert after["accepted"] - before["accepted"] == 1 and after["duplicate"] - before["duplicate"] == 1
+    assert after["rejected"] - before["rejected"] == 2 and after["lags"] - before["lags"] == 1
