@@ -92,7 +92,12 @@ def test_an_unexpected_error_is_one_line_that_points_at_debug(monkeypatch: pytes
 @pytest.mark.enterprise
 def test_missing_databases_name_the_database_and_make_services(env: dict[str, str]) -> None:
     missing = {**env, "FEAST_REGISTRY_DB": "course_test_no_registry", "FEAST_OFFLINE_DB": "course_test_no_offline"}
+    # `course data` first takes the project's write lock in the registry database, then writes the offline one:
+    # the first missing database it meets is named.
     line = one_line(course(missing, "data", "--profile", "enterprise", *TINY), "data")
+    assert "database course_test_no_registry does not exist" in line and "`make services`" in line
+    only_offline = {**env, "FEAST_OFFLINE_DB": "course_test_no_offline"}
+    line = one_line(course(only_offline, "data", "--profile", "enterprise", *TINY), "data")
     assert "database course_test_no_offline does not exist" in line and "`make services`" in line
     line = one_line(course(missing, "apply", "--profile", "enterprise"), "apply")
     assert "database course_test_no_registry does not exist" in line and "createdb" in line
