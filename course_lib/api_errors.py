@@ -15,6 +15,7 @@ import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from feast.errors import FeastObjectNotFoundException
 
 from course_lib import request_limits
 from course_lib.api_models import MAX_CANDIDATES, MAX_K, ErrorBody, FieldError
@@ -28,6 +29,7 @@ POSTGRES_ERRORS = (psycopg.Error, sqlalchemy.exc.SQLAlchemyError)  # the registr
 ERRORS: dict[int | str, dict[str, Any]] = {
     **request_limits.RESPONSES,
     422: {"model": ErrorBody, "description": "invalid ids or body; `fields` names them"},
+    409: {"model": ErrorBody, "description": "a Feast definition the request needs is not registered"},
     500: {"model": ErrorBody, "description": "an unexpected error; the server's log has the details"},
     503: {"model": ErrorBody, "description": "the online store cannot be reached"}}
 
@@ -75,6 +77,16 @@ def postgres_unavailable(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=503)
 
 
+def definitions_missing(request: Request, exc: Exception) -> JSONResponse:
+    """409 when a request needs a Feast object the registry does not hold (e.g. `POST /events` before notebook 08)."""
+    request.app.state.metrics.count_error("definitions_missing")
+    profile = request.app.state.services.profile
+    body = ErrorBody(error="definitions_missing", detail=public(reason(exc), profile),
+                     hint="`course apply` registers the course's views; POST /events also needs the real-time "
+                          "views that notebook 08 registers (`events.enable`)")
+    return JSONResponse(body.model_dump(), status_code=409)
+
+
 def internal_error(request: Request, exc: Exception) -> JSONResponse:
     """500 for anything unexpected: a JSON `ErrorBody`, never a traceback (the server logs it)."""
     body = ErrorBody(error="internal_error", detail=type(exc).__name__,
@@ -90,4 +102,5 @@ def install(app: FastAPI) -> None:
         app.add_exception_handler(error_type, online_store_unavailable)
     for pg_error in POSTGRES_ERRORS:
         app.add_exception_handler(pg_error, postgres_unavailable)
+    app.add_exception_handler(FeastObjectNotFoundException, definitions_missing)
     app.add_exception_handler(Exception, internal_error)
