@@ -59,32 +59,28 @@ def invalid_request(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=422)
 
 
+def _failed(request: Request, exc: Exception, error: str, hint: str, status: int) -> JSONResponse:
+    """Count the error and answer `status` with the cause and the hint, both redacted."""
+    request.app.state.metrics.count_error(error)
+    profile = request.app.state.services.profile
+    body = ErrorBody(error=error, detail=public(reason(exc), profile), hint=public(hint, profile))
+    return JSONResponse(body.model_dump(), status_code=status)
+
+
 def online_store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     """503 when the online store cannot be read; nothing is cached, so the next call retries."""
-    request.app.state.metrics.count_error("online_store_unavailable")
-    profile = request.app.state.services.profile
-    body = ErrorBody(error="online_store_unavailable", detail=public(reason(exc), profile),
-                     hint=public(online_store_hint(profile), profile))
-    return JSONResponse(body.model_dump(), status_code=503)
+    return _failed(request, exc, "online_store_unavailable", online_store_hint(request.app.state.services.profile), 503)
 
 
 def postgres_unavailable(request: Request, exc: Exception) -> JSONResponse:
     """503 when a request could not do without PostgreSQL (the registry or the offline store) and it failed."""
-    request.app.state.metrics.count_error("postgres_unavailable")
-    profile = request.app.state.services.profile
-    body = ErrorBody(error="postgres_unavailable", detail=public(reason(exc), profile),
-                     hint=public(registry_hint(profile), profile))
-    return JSONResponse(body.model_dump(), status_code=503)
+    return _failed(request, exc, "postgres_unavailable", registry_hint(request.app.state.services.profile), 503)
 
 
 def definitions_missing(request: Request, exc: Exception) -> JSONResponse:
     """409 when a request needs a Feast object the registry does not hold (e.g. `POST /events` before notebook 08)."""
-    request.app.state.metrics.count_error("definitions_missing")
-    profile = request.app.state.services.profile
-    body = ErrorBody(error="definitions_missing", detail=public(reason(exc), profile),
-                     hint="`course apply` registers the course's views; POST /events also needs the real-time "
-                          "views that notebook 08 registers (`events.enable`)")
-    return JSONResponse(body.model_dump(), status_code=409)
+    return _failed(request, exc, "definitions_missing", "`course apply` registers the course's views; POST /events "
+                   "also needs the real-time views that notebook 08 registers (`events.enable`)", 409)
 
 
 def internal_error(request: Request, exc: Exception) -> JSONResponse:
