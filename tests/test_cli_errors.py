@@ -113,6 +113,8 @@ def test_postgres_unreachable(env: dict[str, str], verb: str) -> None:
 
 @pytest.mark.enterprise
 def test_unapplied_registry_and_redis_down(env: dict[str, str]) -> None:
+    # The SQL registry outlives the run: start from a project with nothing registered (an earlier run applied it).
+    assert course(env, "reset", "--profile", "enterprise").returncode == 0
     assert course(env, "data", "--profile", "enterprise", *TINY).returncode == 0
     line = one_line(course(env, "materialize", "--profile", "enterprise"), "materialize")
     assert "not registered in project course_test_cli" in line and "`course apply --profile enterprise`" in line
