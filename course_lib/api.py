@@ -114,7 +114,7 @@ def open_store(profile: Profile) -> FeatureStore:
     """The profile's FeatureStore, checked to list every course feature view."""
     try:
         store = load_store(profile, serving=True)
-        missing = missing_views(store, allow_cache=True)
+        missing = missing_views(store)
     except Exception as exc:  # any failure here must stop start-up with a clear message
         raise ApiStartupError(f"API start-up failed: cannot read the feature registry ({registry_location(profile)}): "
                               f"{reason(exc)}. Fix: {registry_hint(profile)}") from exc
@@ -260,10 +260,7 @@ def add_routes(app: FastAPI) -> None:
             done = await asyncio.to_thread(ingestor_of(request).ingest, batch)
         except events.EventError as exc:
             metrics.count_event_failure(len(batch), rejected=True)
-            field, message = str(exc).split(": ", 1)
-            return JSONResponse(status_code=422, content={
-                "error": "invalid_request", "detail": str(exc), "hint": "fix that event and send the batch again",
-                "fields": [{"field": field, "location": "body", "message": message}]})
+            return api_errors.invalid_event(exc)
         except Exception:
             metrics.count_event_failure(len(batch), rejected=False)
             raise

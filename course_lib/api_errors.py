@@ -59,6 +59,14 @@ def invalid_request(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=422)
 
 
+def invalid_event(exc: Exception) -> JSONResponse:
+    """422 for an event the schema accepts but the store cannot (`events[3].movie_id: movie 9 is not ...`)."""
+    field, message = str(exc).split(": ", 1)
+    body = ErrorBody(error="invalid_request", detail=str(exc), hint="fix that event and send the batch again",
+                     fields=[FieldError(field=field, location="body", message=message, type="value_error")])
+    return JSONResponse(body.model_dump(), status_code=422)
+
+
 def _failed(request: Request, exc: Exception, error: str, hint: str, status: int) -> JSONResponse:
     """Count the error and answer `status` with the cause and the hint, both redacted."""
     request.app.state.metrics.count_error(error)

@@ -20,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily
 from course_lib.config import Profile
 from course_lib.offline import offline_query, table_expr
 from course_lib.redis_reader import online_reader
-from course_lib.serving import EntityFeatures, EntityRows, Fetch, Rows, latest_interval, sdk_fetch
+from course_lib.serving import EntityFeatures, EntityRows, Fetch, Rows, latest_intervals, sdk_fetch
 from feature_repo.definitions import MOVIE_VIEW, PAIR_VIEW, USER_VIEW, VIEWS, join_keys
 
 Clock = Callable[[], float]
@@ -48,7 +48,7 @@ class IntervalWatcher:
 
     def read(self) -> dict[str, Interval | None]:
         """Each watched view's newest interval, read from the registry without its cache."""
-        return {view: latest_interval(self._store, view) for view in self._views}
+        return latest_intervals(self._store, self._views)
 
     def due(self) -> dict[str, Interval | None] | None:
         """The intervals, read now if a poll is due; None if none is due or another thread polls now."""

@@ -162,8 +162,7 @@ def freshness(store: FeatureStore, profile: Profile, now: Clock = utc_now) -> Fr
     """Pipeline and data freshness of every feature view, read from the registry and the stores."""
     instant = now()
     entries = []
-    for view in FEATURE_VIEWS:
-        interval = serving.latest_interval(store, view)  # an uncached registry read
+    for view, interval in serving.latest_intervals(store, list(FEATURE_VIEWS)).items():  # one uncached read
         end = interval[1] if interval else None
         entries += [pipeline_freshness(profile, view, end, instant),
                     data_freshness(store, profile, view, end, instant)]

@@ -122,15 +122,17 @@ def read_online(store: FeatureStore, profile: Profile) -> str:
     return f"read user_id={HEALTH_PROBE_USER}: {found.status}"
 
 
-def missing_views(store: FeatureStore, allow_cache: bool) -> list[str]:
-    """Course feature views the registry does not list."""
-    names = {view.name for view in store.list_feature_views(allow_cache=allow_cache)}
+def missing_views(store: FeatureStore) -> list[str]:
+    """Course feature views the registry (read now, uncached) does not list."""
+    from course_lib import compat  # Feast itself: `course doctor` imports this module before checking it
+
+    names = compat.feature_view_names(store)
     return [view for view in FEATURE_VIEWS if view not in names]
 
 
 def list_registry(store: FeatureStore, profile: Profile) -> str:
     """The registry (uncached) lists every course feature view."""
-    missing = missing_views(store, allow_cache=False)
+    missing = missing_views(store)
     where = registry_location(profile)
     if missing:
         raise ComponentError(f"{where} lacks feature views {missing}", f"`course apply --profile {profile.name}`")

@@ -27,6 +27,7 @@ from course_lib.errors import CourseError
 
 POLL_S = 0.05  # how often waiting threads look at the mode again
 CHUNK = 65536
+THREAD_PREFIX = "course-forwarder-"  # names every thread a Forwarder starts (tests look for them)
 
 
 class Mode(str, Enum):
@@ -192,7 +193,8 @@ class Forwarder:
 
     def _spawn(self, target: object, *args: object) -> None:
         """Start a daemon thread and remember it for `stop`."""
-        thread = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
+        thread = threading.Thread(target=target, args=args, daemon=True,  # type: ignore[arg-type]
+                                  name=f"{THREAD_PREFIX}{self.target[1]}")
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import partial
@@ -24,6 +24,7 @@ from feast.protos.feast.core.DataSource_pb2 import DataSource as DataSourceProto
 from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
 from feast.repo_contents import RepoContents
 
+from course_lib import compat
 from course_lib.adapter import PANDAS_DTYPE
 from course_lib.config import Profile, resolve_profile
 from course_lib.errors import CourseError
@@ -145,13 +146,16 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
+def latest_intervals(store: FeatureStore, views: Sequence[str]) -> dict[str, tuple[datetime, datetime] | None]:
+    """The most recent materialization interval the registry records for each view (one uncached read)."""
+    recorded = compat.materialization_intervals(store, views)
+    return {view: max(intervals, key=lambda pair: pair[1]) if intervals else None
+            for view, intervals in recorded.items()}
+
+
 def latest_interval(store: FeatureStore, view: str) -> tuple[datetime, datetime] | None:
     """The most recent materialization interval the registry records for a view."""
-    intervals = store.get_feature_view(view).materialization_intervals
-    if not intervals:
-        return None
-    start, end = max(intervals, key=lambda pair: pair[1])
-    return _utc(start), _utc(end)
+    return latest_intervals(store, [view])[view]
 
 
 class MaterializeError(CourseError):
@@ -164,7 +168,8 @@ def check_end(store: FeatureStore, end: datetime, force: bool = False) -> None:
     registry, and so the serving clock, still reports the newer end."""
     if force or not getattr(store.config.online_store, "skip_dedup", False):
         return
-    newer = {view: interval[1] for view in VIEWS if (interval := latest_interval(store, view)) and interval[1] > end}
+    newer = {view: interval[1] for view, interval in latest_intervals(store, list(VIEWS)).items()
+             if interval and interval[1] > end}
     if newer:
         view, last = max(newer.items(), key=lambda item: item[1])
         raise MaterializeError(f"--end {end:%Y-%m-%d %H:%M:%S%z} is older than the last materialization end "
@@ -188,10 +193,8 @@ def materialize(store: FeatureStore, profile: Profile, end: datetime | None = No
             return materialize(store, profile, end, incremental, force, lock=False)
     end = _utc(end or datetime.now(timezone.utc))
     check_end(store, end, force)
-    starts: dict[str, datetime | None] = {}
-    for view in VIEWS:
-        previous = latest_interval(store, view)
-        starts[view] = previous[1] if incremental and previous else None
+    starts = {view: previous[1] if incremental and previous else None
+              for view, previous in latest_intervals(store, list(VIEWS)).items()}
     with contextlib.redirect_stdout(io.StringIO()):  # Feast's own colour log; the report replaces it
         if incremental:
             store.materialize_incremental(end_date=end)
@@ -204,7 +207,7 @@ def materialize(store: FeatureStore, profile: Profile, end: datetime | None = No
                                        (now - VIEWS[view][1] if incremental else None), end)
             for view in VIEWS}
     return MaterializeReport(start=None if incremental else oldest, end=end, rows=rows,
-                             intervals={view: latest_interval(store, view) for view in VIEWS})
+                             intervals=latest_intervals(store, list(VIEWS)))
 
 
 # --- online retrieval -------------------------------------------------------------------

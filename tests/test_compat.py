@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+from datetime import datetime, timezone
 
 import pytest
 import redis
 import redis.asyncio
+from feast.errors import FeatureViewNotFoundException
 from feast.infra.online_stores.helpers import _mmh3, _redis_key
 from feast.infra.online_stores.redis import RedisOnlineStore
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
@@ -91,6 +93,21 @@ def test_feature_resolution_is_feasts(materialized) -> None:
         assert {view.name for view in views} == {ref.split(":")[0] for ref in refs}
     with pytest.raises(Exception, match="no_such_feature"):
         compat.resolve_features(store, ["user_profile_features:no_such_feature"])
+
+
+def test_materialization_intervals_and_view_names_are_what_feasts_registry_objects_say(materialized) -> None:
+    """Read from the stored protos (SQL or file registry), they equal Feast's FeatureView objects, uncached."""
+    _, store, _ = materialized
+    store.materialize(start_date=datetime(2020, 1, 1, tzinfo=timezone.utc),  # a second interval per view
+                      end_date=datetime(2020, 1, 2, tzinfo=timezone.utc))
+    views = store.list_feature_views(allow_cache=False)
+    assert compat.feature_view_names(store) == {view.name for view in views}
+    expected = {view.name: [(start.astimezone(timezone.utc), end.astimezone(timezone.utc))
+                            for start, end in view.materialization_intervals] for view in views}
+    assert all(len(expected[view]) == 2 for view in VIEWS)
+    assert compat.materialization_intervals(store, list(VIEWS)) == {view: expected[view] for view in VIEWS}
+    with pytest.raises(FeatureViewNotFoundException):
+        compat.materialization_intervals(store, ["no_such_view"])
 
 
 @pytest.mark.enterprise

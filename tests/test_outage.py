@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from course_lib.config import resolve_profile
-from course_lib.outage import Forwarder, ForwarderError, Mode
+from course_lib.outage import THREAD_PREFIX, Forwarder, ForwarderError, Mode
 
 SILENCE_S = 0.5  # how long a black-holed reply is waited for (its absence is the behaviour under test)
 
@@ -126,15 +126,20 @@ def test_outage_context_restores_pass_through(echo_port: int) -> None:
             assert roundtrip(sock, b"ok") == b"ok"
 
 
+def forwarder_threads() -> list[threading.Thread]:
+    """Live threads started by a Forwarder."""
+    return [t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)]
+
+
 def test_stop_closes_the_port_and_every_thread(echo_port: int) -> None:
-    before = threading.active_count()
     forwarder = Forwarder(echo_port).start()
     sock = connect(forwarder.port)
     assert roundtrip(sock, b"z") == b"z"
     forwarder.black_hole()
+    assert forwarder_threads(), "the forwarder's threads are named, so this test can see them"
     forwarder.stop()
     sock.close()
-    assert threading.active_count() == before
+    assert forwarder_threads() == []  # the echo fixture's own threads end on their own time; not counted
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", forwarder.port), timeout=5)
     with pytest.raises(ForwarderError, match="stopped"):
