@@ -1,8 +1,9 @@
 """Every Feast and redis-py internal the course relies on, behind one door.
 
 Feast 0.67 has no public API for what the tuned paths need: its online store's own Redis client,
-the feature resolution of `get_historical_features`, the local compute engine's per-view plan,
-and dropping a project's online tables. redis-py has no public way to stream pre-encoded
+its SQLite online store's file, table names and timestamp decoding, the feature resolution of
+`get_historical_features`, the local compute engine's per-view plan, and dropping a project's
+online tables. redis-py has no public way to stream pre-encoded
 commands. Each use is a small function or class here, nowhere else in the package, and
 `tests/test_compat.py` checks on real stores that each still behaves as the course assumes. On
 import, the installed versions are checked against the ranges these were written for, so an
@@ -11,9 +12,11 @@ upgrade fails with one clear line instead of deep inside a materialization.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timezone
 from importlib import metadata
+from types import SimpleNamespace
 from typing import Any, cast
 
 import redis
@@ -27,12 +30,18 @@ from feast.infra.compute_engines.local.compute import LocalComputeEngine
 from feast.infra.compute_engines.local.feature_builder import LocalFeatureBuilder
 from feast.infra.compute_engines.local.job import LocalMaterializationJob
 from feast.infra.compute_engines.local.nodes import LocalOutputNode
+from feast.infra.online_stores.helpers import compute_table_id
 from feast.infra.online_stores.redis import RedisOnlineStore
+from feast.infra.online_stores.sqlite import SqliteOnlineStore
 from feast.infra.registry.base_registry import BaseRegistry
 from feast.infra.registry.registry import Registry
 from feast.infra.registry.sql import SqlRegistry
 from feast.infra.registry.sql import feature_views as sql_feature_views
 from feast.protos.feast.core.FeatureView_pb2 import FeatureView as FeatureViewProto
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+from feast.type_map import feast_value_type_to_python_type
+from feast.value_type import ValueType
+from google.protobuf.timestamp_pb2 import Timestamp
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
@@ -111,6 +120,32 @@ def online_client(store: FeatureStore) -> RedisClient:
 def context_online_client(context: ExecutionContext) -> RedisClient:
     """The same client, as a materialization plan's execution context holds it."""
     return cast(RedisOnlineStore, context.online_store)._get_client(context.repo_config.online_store)
+
+
+def sqlite_path(store: FeatureStore) -> Path:
+    """The file of the store's SQLite online store, as Feast resolves it (relative to the repo folder)."""
+    return Path(SqliteOnlineStore._get_db_path(store.config))
+
+
+def sqlite_table(project: str, view: str) -> str:
+    """Feast's SQLite online table of an unversioned feature view: `<project>_<view>`."""
+    return compute_table_id(project, SimpleNamespace(name=view), enable_versioning=False)
+
+
+def sqlite_event_seconds(raw: int | bytes | str) -> int:
+    """Whole seconds of an SQLite row's `event_ts` as Feast's online read reports them.
+
+    Feast stores `int(naive_utc.timestamp())` (its adapter reads the naive time as local time), reads it
+    back with `datetime.fromtimestamp` (local, naive), labels that UTC and converts it to a Timestamp.
+    """
+    stamp = Timestamp()
+    stamp.FromDatetime(datetime.fromtimestamp(int(raw)).replace(tzinfo=timezone.utc))
+    return stamp.seconds
+
+
+def python_value(raw: bytes, value_type: ValueType) -> Any:
+    """A serialized ValueProto as Feast's online response gives it (`OnlineResponse.to_dict`; None when unset)."""
+    return feast_value_type_to_python_type(ValueProto.FromString(raw), value_type)
 
 
 def drop_online_tables(store: FeatureStore, views: Sequence[FeatureView]) -> None:

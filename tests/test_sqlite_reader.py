@@ -1,0 +1,167 @@
+"""`sqlite_reader.SqliteReader` returns exactly what Feast's SDK returns on a real materialized SQLite store.
+
+Differential: every comparison is with `serving.online_rows` (Feast's `get_online_features`) on
+the same store and rows, and the Feast internals behind `course_lib.compat` (table name, event time
+decoding) are checked against what Feast itself stores and reports.
+"""
+from __future__ import annotations
+
+import functools
+import shutil
+import sqlite3
+from contextlib import closing
+from datetime import datetime, timezone
+from types import SimpleNamespace
+from typing import cast
+
+import pytest
+from feast import FeatureStore
+from feast.infra.key_encoding_utils import serialize_entity_key
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+from support import isolated_profile
+
+from course_lib import compat, datasets
+from course_lib.adapter import build_feature_tables, write_offline
+from course_lib.config import ConfigError, Profile, load_store
+from course_lib.reset import reset_online
+from course_lib.serving import apply, materialize, online_rows
+from course_lib.sqlite_reader import SqliteReader
+from feature_repo.definitions import MOVIE_VIEW, PAIR_VIEW, TIMESTAMP_FIELD, USER_VIEW, VIEWS
+
+PROJECT = "course_test_sqlite_reader"
+MISSING = 987_654_321
+
+
+@functools.cache
+def dataset() -> datasets.Dataset:
+    """A small log: most (user, movie) pairs were never watched."""
+    return datasets.synthetic(seed=8, n_users=40, n_movies=25, n_events=500, days=20)
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory):
+    """A local-profile store in its own project, materialized over the whole log."""
+    profile = isolated_profile("local", tmp_path_factory.mktemp("sqlite-reader"), project=PROJECT)
+    write_offline(build_feature_tables(dataset()), profile)
+    store = load_store(profile)
+    apply(store, profile)
+    reset_online(store, profile)
+    materialize(store, profile, end=dataset().watch_events[TIMESTAMP_FIELD].max().to_pydatetime())
+    return profile, store
+
+
+def users() -> list[int]:
+    return [int(u) for u in dataset().users["user_id"]]
+
+
+def movies() -> list[int]:
+    return [int(m) for m in dataset().movies["movie_id"]]
+
+
+def test_every_entity_and_pair_reads_as_the_sdk_reads_it(local) -> None:
+    _, store = local
+    reader = SqliteReader(store)
+    rows = [{"user_id": u, "movie_id": m} for u in [*users()[:12], MISSING] for m in [*movies(), MISSING]]
+    rows += rows[:7]  # repeated entities
+    got, expected = reader.online_rows(list(VIEWS), rows), online_rows(store, list(VIEWS), rows)
+    assert got == expected
+    statuses = [row[view].status for row in expected for view in VIEWS]
+    assert "found" in statuses and "not_found" in statuses, "the sample must hold both"
+    for view, entity_rows in ((USER_VIEW, [{"user_id": u} for u in [*users(), MISSING]]),
+                              (MOVIE_VIEW, [{"movie_id": m} for m in [MISSING, *movies()]])):
+        assert reader.online_rows([view], entity_rows) == online_rows(store, [view], entity_rows)
+
+
+def test_partial_and_epoch_rows_read_as_the_sdk_reads_them(local, tmp_path) -> None:
+    """A row missing a feature, and a row whose event time is the epoch (the SDK says not found)."""
+    profile, _ = local
+    own = isolated_profile("local", tmp_path, project=PROJECT)
+    shutil.copytree(profile.data_dir, own.data_dir)  # registry and online store: a copy to change
+    own_store = load_store(own)
+    table = compat.sqlite_table(PROJECT, USER_VIEW)
+    first, second = users()[:2]
+    with sqlite3.connect(compat.sqlite_path(own_store)) as db:
+        assert db.execute(f'DELETE FROM "{table}" WHERE entity_key = ? AND feature_name = ?',
+                          [key({"user_id": first}), "age"]).rowcount == 1
+        assert db.execute(f'UPDATE "{table}" SET event_ts = 0 WHERE entity_key = ?',
+                          [key({"user_id": second})]).rowcount == len(VIEWS[USER_VIEW][2])
+    rows = [{"user_id": first}, {"user_id": second}]
+    expected = online_rows(own_store, [USER_VIEW], rows)
+    assert SqliteReader(own_store).online_rows([USER_VIEW], rows) == expected
+    assert expected[0][USER_VIEW].event_timestamps["age"] is None and expected[1][USER_VIEW].status == "not_found"
+
+
+def key(row: dict[str, int]) -> bytes:
+    """Feast's own serialized entity key."""
+    names = sorted(row)
+    return serialize_entity_key(EntityKeyProto(join_keys=names, entity_values=[ValueProto(int64_val=row[n])
+                                                                               for n in names]), 3)
+
+
+def test_compat_names_feasts_table_and_decodes_its_event_times(local) -> None:
+    _, store = local
+    user = users()[0]
+    with sqlite3.connect(compat.sqlite_path(store)) as db:
+        stored = db.execute(f'SELECT event_ts FROM "{compat.sqlite_table(PROJECT, USER_VIEW)}" WHERE entity_key = ?',
+                            [key({"user_id": user})]).fetchall()
+    assert stored, "Feast's table name and key bytes"
+    expected = online_rows(store, [USER_VIEW], [{"user_id": user}])[0][USER_VIEW].event_timestamps["age"]
+    assert datetime.fromtimestamp(compat.sqlite_event_seconds(stored[0][0]), timezone.utc) == expected
+
+
+def test_a_write_in_progress_never_blocks_a_read(local) -> None:
+    """The reader switches the file to WAL: an open write transaction (a materialization) leaves reads answering."""
+    _, store = local
+    reader = SqliteReader(store)
+    assert reader.wal
+    rows = [{"user_id": users()[0], "movie_id": movies()[0]}]
+    with closing(sqlite3.connect(compat.sqlite_path(store), isolation_level=None)) as writer:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute(f'UPDATE "{compat.sqlite_table(PROJECT, USER_VIEW)}" SET event_ts = 0')
+        assert reader.online_rows(list(VIEWS), rows) == online_rows(store, list(VIEWS), rows)
+        assert reader.online_rows([USER_VIEW], rows)[0][USER_VIEW].status == "found"  # the committed rows
+        writer.execute("ROLLBACK")
+    reader.close()
+
+
+def test_a_file_locked_by_a_writer_is_an_operational_error(local, tmp_path) -> None:
+    """A connection holding the file exclusively: no WAL switch, and a read fails (the API's 503) instead of hanging."""
+    profile, _ = local
+    own = isolated_profile("local", tmp_path, project=PROJECT)
+    shutil.copytree(profile.data_dir, own.data_dir)
+    own_store = load_store(own)
+    with closing(sqlite3.connect(compat.sqlite_path(own_store), isolation_level=None)) as writer:
+        writer.execute("PRAGMA journal_mode = DELETE")
+        writer.execute("PRAGMA locking_mode = EXCLUSIVE")
+        writer.execute("BEGIN EXCLUSIVE")
+        writer.execute(f'UPDATE "{compat.sqlite_table(PROJECT, USER_VIEW)}" SET event_ts = event_ts')
+        reader = SqliteReader(own_store)
+        assert not reader.wal
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            reader.online_rows([USER_VIEW], [{"user_id": users()[0]}])
+        writer.execute("ROLLBACK")
+    reader.close()
+
+
+def test_only_the_sqlite_online_store_is_read_raw() -> None:
+    redis_store = SimpleNamespace(config=SimpleNamespace(online_store=SimpleNamespace(type="redis")))
+    with pytest.raises(ConfigError, match="SQLite online store"):
+        SqliteReader(cast(FeatureStore, redis_store))
+
+
+def test_a_missing_database_file_is_an_operational_error_not_a_new_file(tmp_path) -> None:
+    profile: Profile = isolated_profile("local", tmp_path, project=PROJECT)
+    store = load_store(profile)
+    reader = SqliteReader(store)
+    with pytest.raises(sqlite3.OperationalError):
+        reader.online_rows([USER_VIEW], [{"user_id": 1}])
+    assert not compat.sqlite_path(store).exists()
+
+
+def test_pairs_view_keys_are_sorted_by_join_key_name(local) -> None:
+    """The pair view's key serializes movie_id before user_id, as Feast sorts them."""
+    _, store = local
+    reader = SqliteReader(store)
+    row = {"user_id": users()[0], "movie_id": movies()[0]}
+    assert reader._keys[PAIR_VIEW](row) == key(row)
