@@ -3,8 +3,8 @@
 The guide's endpoint answered `"feature_retrieval_time_ms": "< 10ms"`, a constant. Here
 every timing is `time.perf_counter()` around the work done in that request. The app owns
 one `FeatureStore` and one loaded ranker for its whole lifetime (FastAPI lifespan). The
-feature and recommendation handlers are `async def`; blocking reads (Feast's SDK, SQLite)
-run in worker threads. Scoring 100 candidates with the compiled trees takes a fraction of a
+feature and recommendation handlers are `async def`; blocking SDK reads run in worker threads,
+SQLite's indexed queries on the loop (less than handing them to a thread). Scoring 100 candidates with the compiled trees takes a fraction of a
 millisecond of CPU, less than handing it to a thread would cost, so it runs on the event loop.
 
 Failure policy:
@@ -20,9 +20,10 @@ Failure policy:
 - invalid input gives a 422 whose `fields` name each offending field;
 - anything unexpected is a JSON 500 `ErrorBody` (the traceback goes to the server's log only).
 
-Reads (2.7.5, `course_lib.redis_reader` and `course_lib.caches`): on a single Redis server, feature reads are one
-pipelined HMGET on Feast's own keys (`RawRedisReader`, tested equal to the SDK), awaited with
-redis.asyncio; elsewhere they go through the Feast SDK. Recommendations (`course_lib.recommender`)
+Reads (2.7.5, `course_lib.redis_reader`, `course_lib.sqlite_reader` and `course_lib.caches`): on a single Redis
+server, feature reads are one pipelined HMGET on Feast's own keys (`RawRedisReader`, tested equal to the SDK),
+awaited with redis.asyncio; on SQLite (`local`) one indexed query per view on Feast's own tables
+(`SqliteReader`, tested equal to the SDK), run on the event loop; on Redis Cluster they go through the Feast SDK. Recommendations (`course_lib.recommender`)
 read movie metadata from a near-cache loaded on first use and reloaded when a materialization
 moves the view's interval, make one round trip for the user and its interactions, build the
 model input without pandas and score with the trees compiled at `course train` time.
@@ -82,6 +83,7 @@ from course_lib.redis_reader import CandidateRedisReader, RawRedisReader, standa
 from course_lib.registry_state import RegistryState
 from course_lib.request_limits import PathId, public
 from course_lib.serving import EntityRows, Fetch, Rows, sdk_fetch
+from course_lib.sqlite_reader import SqliteReader, is_sqlite
 from feature_repo.definitions import MOVIE_VIEW, USER_VIEW, join_keys
 
 INGESTOR_LOCK = threading.Lock()
@@ -107,7 +109,7 @@ class Services:
     read: Callable[[list[str], EntityRows], Awaitable[Rows]]  # the fastest exact reader
     state: RegistryState  # what requests need from the registry, refreshed in the background
     recommender: recommender.Recommender
-    reader: RawRedisReader | None = None  # the raw feature reads' Redis clients, closed at shutdown
+    reader: RawRedisReader | SqliteReader | None = None  # the raw feature reads' connections, closed at shutdown
 
 
 def open_store(profile: Profile) -> FeatureStore:
@@ -145,12 +147,15 @@ def open_services(profile: Profile, now: Clock) -> Services:
         raise ApiStartupError(f"API start-up failed: {exc}") from exc
     fetch: Fetch
     read: Callable[[list[str], EntityRows], Awaitable[Rows]]
-    candidates: CandidateRedisReader | None = None
-    reader: RawRedisReader | None = None
+    candidates: CandidateRedisReader | SqliteReader | None = None
+    reader: RawRedisReader | SqliteReader | None = None
     if standalone_redis(store):
         reader = RawRedisReader(store, profile)
         fetch, read = reader.online_rows, reader.online_rows_async
         candidates = CandidateRedisReader(store, profile)
+    elif is_sqlite(store):
+        reader = candidates = SqliteReader(store)
+        fetch, read = reader.online_rows, reader.online_rows_async
     else:  # Feast's SDK, in a worker thread
         fetch = sdk_fetch(store)
 

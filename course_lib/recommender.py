@@ -3,7 +3,9 @@
 One `POST /recommendations` does, in order:
 1. one Redis round trip (`redis_reader.CandidateRedisReader`): the user's and every (user,
    candidate) pair's hash, as HMGET commands packed with numpy, plus any candidate the movie
-   near-cache does not hold; on other online stores, the Feast SDK in a worker thread;
+   near-cache does not hold; on SQLite (`sqlite_reader.SqliteReader`) one indexed query per view
+   on Feast's tables, on the event loop, its rows shaped as those replies; on other online
+   stores (Redis Cluster), the Feast SDK in a worker thread;
 2. the replies straight into `candidate_matrix.ViewBlock`s; movies come from `MovieTable`, a
    numeric copy of `caches.MovieNearCache`;
 3. `MatrixLayout.matrix`: the model input, TTLs applied as of the newest materialization end;
@@ -33,6 +35,7 @@ from course_lib.config import Profile
 from course_lib.redis_reader import CandidateRedisReader
 from course_lib.scoring import Scorer
 from course_lib.serving import EntityFeatures, Fetch
+from course_lib.sqlite_reader import SqliteReader
 from feature_repo.definitions import MOVIE_VIEW, PAIR_VIEW, USER_VIEW
 
 # --- the movie near-cache as numbers ------------------------------------------------------------
@@ -109,7 +112,7 @@ class Recommender:
     """
 
     def __init__(self, movies: MovieTable, serving_moment: Callable[[], datetime], features: Sequence[str],
-                 scorer: Scorer, fetch: Fetch, reader: CandidateRedisReader | None) -> None:
+                 scorer: Scorer, fetch: Fetch, reader: CandidateRedisReader | SqliteReader | None) -> None:
         self._movies, self._moment, self._fetch, self._reader = movies, serving_moment, fetch, reader
         self._layout = MatrixLayout.of(features)
         self._score = scorer
@@ -126,7 +129,7 @@ class Recommender:
         return rows, self._movies.lookup(unknown) if unknown else []
 
     async def read(self, user_id: int, movie_ids: Sequence[int]) -> tuple[ViewBlock, ViewBlock, ViewBlock]:
-        """The user's, the candidates' movie and the pairs' rows, in one round trip on Redis."""
+        """The user's, the candidates' movie and the pairs' rows: one round trip on Redis, one query per view on SQLite."""
         movies, unknown = self._movies.candidates(movie_ids)
         unknown_ids = [movie_ids[i] for i in unknown]
         if self._reader is not None:

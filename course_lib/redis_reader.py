@@ -27,6 +27,7 @@ from course_lib.compat import async_raw_connection
 from course_lib.config import ConfigError, Profile
 from course_lib.redis_format import HmgetCommands, event_seconds, hash_fields, key_builder
 from course_lib.serving import EntityFeatures, EntityRows, Fetch, Rows, sdk_fetch
+from course_lib.sqlite_reader import SqliteReader, is_sqlite
 from feature_repo.definitions import MOVIE_VIEW, PAIR_VIEW, USER_VIEW, VIEWS, join_keys
 
 ViewKey = tuple[str, tuple[int, ...]]  # (view, its join key values)
@@ -59,8 +60,10 @@ def check_raw_reads(store: FeatureStore, profile: Profile) -> None:
 
 
 def online_reader(store: FeatureStore, profile: Profile) -> Fetch:
-    """The fastest exact online reader for the profile's store: raw Redis pipelines, else the SDK."""
-    return RawRedisReader(store, profile).online_rows if standalone_redis(store) else sdk_fetch(store)
+    """The fastest exact online reader for the profile's store: raw Redis pipelines, raw SQLite queries, else the SDK."""
+    if standalone_redis(store):
+        return RawRedisReader(store, profile).online_rows
+    return SqliteReader(store).online_rows if is_sqlite(store) else sdk_fetch(store)
 
 
 class RawRedisReader:

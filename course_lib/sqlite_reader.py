@@ -21,22 +21,27 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Mapping, Sequence
 from contextlib import closing
 from datetime import datetime, timezone
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from feast import FeatureStore
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from course_lib import compat
 from course_lib.config import ConfigError
-from course_lib.redis_format import key_builder
+from course_lib.redis_format import filled, key_template
 from course_lib.serving import EntityFeatures, EntityRows, Rows
-from feature_repo.definitions import VIEWS, join_keys
+from feature_repo.definitions import MOVIE_VIEW, PAIR_VIEW, USER_VIEW, VIEWS, join_keys
 
 BUSY_TIMEOUT_S = 0.05  # how long a read waits for a writer holding a rollback-journal file
 MAX_KEYS = 10_000  # entity keys per query (SQLite allows 32,766 parameters)
 Found = tuple[Any, dict[str, bytes]]  # one entity's last `event_ts` and its feature name -> serialized ValueProto
+Reply = Sequence[bytes | None]  # a row as `CandidateRedisReader` replies: each feature's ValueProto, then its Timestamp
 
 
 def is_sqlite(store: FeatureStore) -> bool:
@@ -79,6 +84,29 @@ def _decoded(key: dict[str, int], found: Found | None, types: dict[str, Any]) ->
     return EntityFeatures(key=key, values=values, event_timestamps=stamps, status="found" if present else "not_found")
 
 
+@cache
+def _template(names: tuple[str, ...]) -> np.ndarray:
+    """The numpy record of one serialized entity key (no project suffix: SQLite keys are Feast's keys alone)."""
+    return key_template(names, b"", b"")
+
+
+def entity_keys(names: Sequence[str], columns: Mapping[str, Sequence[int]], rows: int) -> list[bytes]:
+    """Each row's serialized v3 entity key of INT64 join keys (`names` -> one value per row), built with numpy."""
+    records = filled(_template(tuple(names)), columns, rows)
+    raw, width = records.tobytes(), records.dtype.itemsize
+    return [raw[i:i + width] for i in range(0, rows * width, width)]
+
+
+def _reply(found: Found | None, names: Sequence[str], missing: Reply) -> Reply:
+    """A stored entity as an HMGET reply of Feast's Redis hash (`missing`, all None: not found, as the SDK says)."""
+    if found is None:
+        return missing
+    seconds = compat.sqlite_event_seconds(found[0])
+    if seconds <= 0:
+        return missing
+    return [*(found[1].get(name) for name in names), Timestamp(seconds=seconds).SerializeToString()]
+
+
 class SqliteReader:
     """Reads Feast's SQLite online tables directly: one query per view for all rows, one connection per thread."""
 
@@ -89,7 +117,7 @@ class SqliteReader:
         self._queries = {view: 'SELECT entity_key, feature_name, value, event_ts FROM "{}" WHERE entity_key IN ({{}}) '
                                "ORDER BY entity_key".format(compat.sqlite_table(store.project, view).replace('"', '""'))
                          for view in VIEWS}
-        self._keys = {view: key_builder(tuple(join_keys(view)), "") for view in VIEWS}  # no project suffix
+        self._names = {view: [f.name for f in schema] for view, (_, _, schema) in VIEWS.items()}
         self._types = {view: {f.name: f.dtype.to_value_type() for f in schema} for view, (_, _, schema) in VIEWS.items()}
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
@@ -128,13 +156,43 @@ class SqliteReader:
         decoded: dict[str, dict[bytes, EntityFeatures]] = {}
         keys: dict[str, list[bytes]] = {}
         for view in views:
-            names, key_of = join_keys(view), self._keys[view]
-            keys[view] = [key_of(row) for row in entity_rows]
+            names = join_keys(view)
+            keys[view] = entity_keys(names, {k: [row[k] for row in entity_rows] for k in names}, len(entity_rows))
             unique = dict(zip(keys[view], ({k: row[k] for k in names} for row in entity_rows)))
             stored = self._read_view(view, list(unique))
             decoded[view] = {key: _decoded(entity, stored.get(key), self._types[view])
                              for key, entity in unique.items()}
         return [{view: decoded[view][keys[view][i]] for view in views} for i in range(len(entity_rows))]
+
+    def replies(self, view: str, columns: Mapping[str, Sequence[int]], rows: int) -> list[Reply]:
+        """Each row's stored values in the shape of `CandidateRedisReader`'s replies (join key -> one value per row)."""
+        keys = entity_keys(join_keys(view), columns, rows)
+        stored = self._read_view(view, list(dict.fromkeys(keys)))
+        names = self._names[view]
+        missing = (None,) * (len(names) + 1)
+        return [_reply(stored.get(key), names, missing) for key in keys]
+
+    def candidate_rows(self, user_id: int, movie_ids: Sequence[int], movies: Sequence[int]
+                       ) -> tuple[Reply, list[Reply], list[Reply]]:
+        """The user's reply, each (user, candidate) pair's, and each of `movies`' (candidates the near-cache lacks)."""
+        n = len(movie_ids)
+        user = self.replies(USER_VIEW, {"user_id": [user_id]}, 1)[0]
+        pairs = self.replies(PAIR_VIEW, {"user_id": [user_id] * n, "movie_id": movie_ids}, n)
+        extra = self.replies(MOVIE_VIEW, {"movie_id": movies}, len(movies)) if movies else []
+        return user, pairs, extra
+
+    async def candidate_replies(self, user_id: int, movie_ids: Sequence[int], movies: Sequence[int]
+                                ) -> tuple[Reply, list[Reply], list[Reply]]:
+        """`candidate_rows` on the event loop: a query on Feast's indexed tables takes less than a hand-off to a thread."""
+        return self.candidate_rows(user_id, movie_ids, movies)
+
+    async def online_rows_async(self, views: list[str], entity_rows: EntityRows) -> Rows:
+        """`online_rows` on the event loop (see `candidate_replies`)."""
+        return self.online_rows(views, entity_rows)
+
+    async def aclose(self) -> None:
+        """Close every thread's connection (the app's shutdown)."""
+        self.close()
 
     def close(self) -> None:
         """Close every thread's connection."""

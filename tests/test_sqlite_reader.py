@@ -26,8 +26,8 @@ from course_lib.adapter import build_feature_tables, write_offline
 from course_lib.config import ConfigError, Profile, load_store
 from course_lib.reset import reset_online
 from course_lib.serving import apply, materialize, online_rows
-from course_lib.sqlite_reader import SqliteReader
-from feature_repo.definitions import MOVIE_VIEW, PAIR_VIEW, TIMESTAMP_FIELD, USER_VIEW, VIEWS
+from course_lib.sqlite_reader import SqliteReader, entity_keys
+from feature_repo.definitions import MOVIE_VIEW, TIMESTAMP_FIELD, USER_VIEW, VIEWS
 
 PROJECT = "course_test_sqlite_reader"
 MISSING = 987_654_321
@@ -159,9 +159,9 @@ def test_a_missing_database_file_is_an_operational_error_not_a_new_file(tmp_path
     assert not compat.sqlite_path(store).exists()
 
 
-def test_pairs_view_keys_are_sorted_by_join_key_name(local) -> None:
-    """The pair view's key serializes movie_id before user_id, as Feast sorts them."""
-    _, store = local
-    reader = SqliteReader(store)
-    row = {"user_id": users()[0], "movie_id": movies()[0]}
-    assert reader._keys[PAIR_VIEW](row) == key(row)
+def test_entity_keys_are_feasts_serialized_keys() -> None:
+    """Join keys sorted by name (movie_id before user_id), INT64 values of any size, as Feast serializes them."""
+    rows = [{"user_id": 1, "movie_id": 2}, {"user_id": 2**40 + 7, "movie_id": 123_456_789}, {"user_id": -3, "movie_id": 0}]
+    for names in (["user_id", "movie_id"], ["user_id"], ["movie_id"]):
+        columns = {n: [row[n] for row in rows] for n in names}
+        assert entity_keys(names, columns, len(rows)) == [key({n: row[n] for n in names}) for row in rows]
