@@ -4,8 +4,9 @@ The guide's endpoint answered `"feature_retrieval_time_ms": "< 10ms"`, a constan
 every timing is `time.perf_counter()` around the work done in that request. The app owns
 one `FeatureStore` and one loaded ranker for its whole lifetime (FastAPI lifespan). The
 feature and recommendation handlers are `async def`; blocking SDK reads run in worker threads,
-SQLite's indexed queries on the loop (less than handing them to a thread). Scoring 100 candidates with the compiled trees takes a fraction of a
-millisecond of CPU, less than handing it to a thread would cost, so it runs on the event loop.
+SQLite's indexed queries on the loop. Scoring 100 candidates with the compiled trees takes a
+fraction of a millisecond of CPU, less than handing it to a thread would cost, so it runs on the
+event loop too.
 
 Failure policy:
 - start-up fails with an `ApiStartupError` naming the cause and the fix when the registry
@@ -23,10 +24,11 @@ Failure policy:
 Reads (2.7.5, `course_lib.redis_reader`, `course_lib.sqlite_reader` and `course_lib.caches`): on a single Redis
 server, feature reads are one pipelined HMGET on Feast's own keys (`RawRedisReader`, tested equal to the SDK),
 awaited with redis.asyncio; on SQLite (`local`) one indexed query per view on Feast's own tables
-(`SqliteReader`, tested equal to the SDK), run on the event loop; on Redis Cluster they go through the Feast SDK. Recommendations (`course_lib.recommender`)
-read movie metadata from a near-cache loaded on first use and reloaded when a materialization
-moves the view's interval, make one round trip for the user and its interactions, build the
-model input without pandas and score with the trees compiled at `course train` time.
+(`SqliteReader`, tested equal to the SDK), run on the event loop; on Redis Cluster they go through the
+Feast SDK. Recommendations (`course_lib.recommender`) read movie metadata from a near-cache loaded on
+first use and reloaded when a materialization moves the view's interval, make one round trip (one
+query per view on SQLite) for the user and its interactions, build the model input without pandas and
+score with the trees compiled at `course train` time.
 
 Processes: `serve(workers=N)` runs N uvicorn worker processes; each opens its own store,
 Redis connections and model in its own lifespan, and keeps its own /metrics counts.

@@ -12,10 +12,10 @@ upgrade fails with one clear line instead of deep inside a materialization.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
-from pathlib import Path
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timezone
 from importlib import metadata
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 

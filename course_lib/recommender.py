@@ -129,7 +129,7 @@ class Recommender:
         return rows, self._movies.lookup(unknown) if unknown else []
 
     async def read(self, user_id: int, movie_ids: Sequence[int]) -> tuple[ViewBlock, ViewBlock, ViewBlock]:
-        """The user's, the candidates' movie and the pairs' rows: one round trip on Redis, one query per view on SQLite."""
+        """The user's, the candidates' movie and the pairs' rows: one Redis round trip, or one SQLite query per view."""
         movies, unknown = self._movies.candidates(movie_ids)
         unknown_ids = [movie_ids[i] for i in unknown]
         if self._reader is not None:

@@ -60,7 +60,7 @@ def check_raw_reads(store: FeatureStore, profile: Profile) -> None:
 
 
 def online_reader(store: FeatureStore, profile: Profile) -> Fetch:
-    """The fastest exact online reader for the profile's store: raw Redis pipelines, raw SQLite queries, else the SDK."""
+    """The fastest exact online reader for the profile's store: raw Redis pipelines or SQLite queries, else the SDK."""
     if standalone_redis(store):
         return RawRedisReader(store, profile).online_rows
     return SqliteReader(store).online_rows if is_sqlite(store) else sdk_fetch(store)

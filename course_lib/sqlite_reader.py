@@ -118,7 +118,8 @@ class SqliteReader:
                                "ORDER BY entity_key".format(compat.sqlite_table(store.project, view).replace('"', '""'))
                          for view in VIEWS}
         self._names = {view: [f.name for f in schema] for view, (_, _, schema) in VIEWS.items()}
-        self._types = {view: {f.name: f.dtype.to_value_type() for f in schema} for view, (_, _, schema) in VIEWS.items()}
+        self._types = {view: {f.name: f.dtype.to_value_type() for f in schema}
+                       for view, (_, _, schema) in VIEWS.items()}
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -183,7 +184,7 @@ class SqliteReader:
 
     async def candidate_replies(self, user_id: int, movie_ids: Sequence[int], movies: Sequence[int]
                                 ) -> tuple[Reply, list[Reply], list[Reply]]:
-        """`candidate_rows` on the event loop: a query on Feast's indexed tables takes less than a hand-off to a thread."""
+        """`candidate_rows` on the event loop: an indexed query takes less than a hand-off to a thread."""
         return self.candidate_rows(user_id, movie_ids, movies)
 
     async def online_rows_async(self, views: list[str], entity_rows: EntityRows) -> Rows:

@@ -161,7 +161,8 @@ def test_a_missing_database_file_is_an_operational_error_not_a_new_file(tmp_path
 
 def test_entity_keys_are_feasts_serialized_keys() -> None:
     """Join keys sorted by name (movie_id before user_id), INT64 values of any size, as Feast serializes them."""
-    rows = [{"user_id": 1, "movie_id": 2}, {"user_id": 2**40 + 7, "movie_id": 123_456_789}, {"user_id": -3, "movie_id": 0}]
+    rows = [{"user_id": 1, "movie_id": 2}, {"user_id": 2**40 + 7, "movie_id": 123_456_789},
+            {"user_id": -3, "movie_id": 0}]
     for names in (["user_id", "movie_id"], ["user_id"], ["movie_id"]):
         columns = {n: [row[n] for row in rows] for n in names}
         assert entity_keys(names, columns, len(rows)) == [key({n: row[n] for n in names}) for row in rows]
