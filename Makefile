@@ -111,7 +111,7 @@ lab: $(STAMP)
 # Lint and types, then unit and integration tests (all profiles; scaleout's need the cluster) plus nbval over
 # every notebook, in one pytest run.
 test: lint services services-cluster apply
-	$(BIN)/pytest tests $(wildcard $(NOTEBOOKS)) $(NBVAL)
+	$(BIN)/pytest tests $(wildcard $(NOTEBOOKS)) $(NBVAL) --durations=30
 
 clean:
 	rm -rf var build

@@ -169,8 +169,9 @@ MAX_EVENTS = 400  # events per POST /events request: a full batch (~130 bytes pe
 
 
 class WatchEventIn(BaseModel):
-    """One watch event as `POST /events` accepts it."""
+    """One watch event as `POST /events` accepts it (NaN and ±Infinity, which Python's JSON parser reads, refused)."""
 
+    model_config = ConfigDict(allow_inf_nan=False)
     user_id: EntityId = Field(description="who watched (positive integer)")
     movie_id: EntityId = Field(description="what was watched (positive integer, in the catalogue)")
     event_timestamp: AwareDatetime = Field(description="when, with a timezone (ISO 8601)")

@@ -2,6 +2,7 @@
 visible through `GET /users/{id}/features` when the request returns."""
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -47,6 +48,18 @@ def test_invalid_events_are_a_422_naming_the_field(client: TestClient, case: str
     body = response.json()
     assert response.status_code == 422, body
     assert field in [f["field"] for f in body["fields"]], body
+    assert all(set(f) == {"field", "location", "message", "type"} for f in body["fields"]), body  # FieldError
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("field", ["rating", "watch_seconds"])
+def test_non_finite_numbers_are_a_422(client: TestClient, field: str, token: str) -> None:
+    """Python's JSON parser accepts NaN and Infinity; the API must not store them (they read back as null)."""
+    raw = json.dumps({"events": [event(**{field: 0.0})]}).replace(f'"{field}": 0.0', f'"{field}": {token}')
+    assert token in raw
+    response = client.post("/events", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert [f["field"] for f in response.json()["fields"]] == [f"events[0].{field}"]
 
 
 def test_an_event_is_visible_online_when_the_request_returns(client: TestClient) -> None:

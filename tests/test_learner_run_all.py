@@ -3,11 +3,17 @@ runs top to bottom, the way a learner's JupyterLab does it, and every check prin
 and hint instead of stopping the notebook (issue 15). The solution notebooks keep failing hard:
 their checks are not wrapped (tests/test_exercises.py runs them against the stubs).
 
-The run uses the `local` profile in a workdir and project of its own, after `course data` and
-`course apply` as `make course` does, so it takes about as long as `make course` (7.5 minutes with 06's
-Spark sections on the shared 2-core development machine)."""
+A learner copy differs from its solution notebook only in the exercise cells (stubs) and their
+check cells (wrapped), and nbval runs every solution notebook. So Run All reaches the end of every
+learner copy when (1) a stub cell only defines, so running it cannot raise, (2) nothing after the
+check uses what the exercise defines, (3) each check turns the stub into `CheckFailed`
+(tests/test_exercises.py) and (4) `keep_going` prints that and goes on. (1) and (2) are checked
+here on every exercise, from the code; (3)+(4) in a real kernel on the first learner copies, after
+`course data` and `course apply` as `make course` does. Running every copy took 7.5 minutes of the
+CI's 30 (06's Spark, 07's soak) to re-prove what the rest of the suite covers."""
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -25,7 +31,8 @@ from course_lib.notebooks import KERNEL_NAME, describe
 
 SOLUTIONS = REPO_ROOT / "notebooks"
 LEARNER = REPO_ROOT / "exercises"
-PATHS = sorted(LEARNER.glob("*.ipynb"))
+PATHS = sorted(LEARNER.glob("*.ipynb"))[:3]  # 00-02: set-up and the first two sections, a minute together
+EXERCISES = [exercise for path in sorted(SOLUTIONS.glob("*.ipynb")) for exercise in exercises(path)]
 PROJECT = "course_test_learner"
 
 
@@ -67,6 +74,65 @@ def test_only_learner_copies_keep_going(path: Path) -> None:
     assert not any("keep_going" in cell.source for cell in solution if cell.cell_type == "code")
     for exercise in exercises(path):
         assert learner[exercise.check_cell].source == keep_going(exercise.check, exercise.label)
+
+
+# --- every exercise, from its code --------------------------------------------------------------------
+
+def names_bound(source: str) -> set[str]:
+    """Names a cell binds at its top level (functions, classes, assignments, imports)."""
+    bound: set[str] = set()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            bound.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            bound |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+        else:
+            bound |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    return bound
+
+
+def python_line(line: str) -> str:
+    """A notebook line as Python: shell lines and cell magics dropped, a line magic's code kept (`%time x = f()`)."""
+    stripped = line.lstrip()
+    if stripped.startswith(("!", "%%")):
+        return ""
+    if stripped.startswith("%"):
+        return stripped.split(None, 1)[1] if " " in stripped else ""
+    return line
+
+
+def names_used(source: str) -> set[str]:
+    """Every name a cell reads."""
+    code = "\n".join(python_line(line) for line in source.splitlines())
+    return {n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=lambda e: e.label)
+def test_a_stub_cell_only_defines(exercise: Exercise) -> None:
+    """Running the stub cannot raise: its top level imports and defines, and calls nothing it defines."""
+    tree = ast.parse(exercise.stub)
+    allowed = ast.Import | ast.ImportFrom | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Expr
+    assert all(isinstance(node, allowed) for node in tree.body), ast.dump(tree)[:300]
+    docstrings = [node for node in tree.body if isinstance(node, ast.Expr)]
+    assert all(isinstance(node.value, ast.Constant) for node in docstrings), "a top-level call in the stub cell"
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=lambda e: e.label)
+def test_nothing_after_the_check_uses_the_exercise(exercise: Exercise) -> None:
+    """An unsolved exercise cannot break a later cell: no later code cell reads what the exercise defines."""
+    cells = nbformat.read(SOLUTIONS / exercise.notebook, as_version=4).cells
+    mine = names_bound(exercise.solution) - names_bound("\n".join(
+        cell.source for cell in cells[:exercise.cell] if cell.cell_type == "code"))  # re-imports stay shared
+    for index, cell in enumerate(cells[exercise.cell + 1:], exercise.cell + 1):
+        if cell.cell_type == "code" and index != exercise.check_cell:
+            assert not names_used(cell.source) & mine, f"{exercise.notebook} cell {index} uses {mine}"
+
+
+def test_the_code_checks_catch_a_cell_that_uses_an_exercise() -> None:
+    """The two checks above can fail: a top-level call, and a later read of the exercise's function."""
+    assert names_bound("from a import b as c\nimport d.e\ndef f(): pass\nx, y = 1, 2") == {"c", "d", "f", "x", "y"}
+    assert "f" in names_used("%time z = f(3)\nprint(z)\n!ls")
+    assert not all(isinstance(node, ast.FunctionDef) for node in ast.parse("def f(): pass\nf()").body)
 
 
 # --- Run All ------------------------------------------------------------------------------------------
