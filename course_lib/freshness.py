@@ -123,6 +123,30 @@ def newest_offline(profile: Profile, view: str, end: datetime, limit: int = FRES
     return rows, pd.Timestamp(newest).tz_convert("UTC")
 
 
+OfflineSample = tuple[list[dict[str, int]], pd.Timestamp | None]
+Sampler = Callable[[Profile, str, datetime], OfflineSample]
+
+
+class OfflineSamples:
+    """`newest_offline` per view, kept until the view's materialization end moves (one per API observer).
+
+    The sample only depends on the offline rows at or before the end, so a round that finds the
+    same end reuses it: the API's 5-second rounds stopped querying the offline store (three
+    PostgreSQL connections, or a duckdb scan of the parquet files) while nothing was materialized.
+    Offline data rewritten without a new materialization keeps the old sample until the next one.
+    """
+
+    def __init__(self) -> None:
+        self._kept: dict[str, tuple[datetime, OfflineSample]] = {}
+
+    def __call__(self, profile: Profile, view: str, end: datetime) -> OfflineSample:
+        """The view's sample at `end`: the kept one if `end` has not moved, else a fresh query."""
+        kept = self._kept.get(view)
+        if kept is None or kept[0] != end:
+            kept = self._kept[view] = (end, newest_offline(profile, view, end))
+        return kept[1]
+
+
 def newest_online(store: FeatureStore, view: str, rows: list[dict[str, int]]) -> datetime | None:
     """The newest event timestamp online reads return for these entities (None: nothing found)."""
     if not rows:
@@ -133,19 +157,19 @@ def newest_online(store: FeatureStore, view: str, rows: list[dict[str, int]]) ->
 
 
 def data_freshness(store: FeatureStore, profile: Profile, view: str, end: datetime | None,
-                   now: datetime) -> Freshness:
+                   now: datetime, sample: Sampler | None = None) -> Freshness:
     """Now minus the newest event timestamp stored online for a sample of recent entities."""
     threshold = stale_after(profile, view, "data")
     if end is None:
         return unmeasured(view, "data", threshold, "never_materialized", "never materialized: nothing online")
-    sample, offline_max = newest_offline(profile, view, end)
-    online = newest_online(store, view, sample)
+    rows, offline_max = (sample or newest_offline)(profile, view, end)
+    online = newest_online(store, view, rows)
     if online is not None:
         return measure(view, "data", threshold, online, now, "online",
-                       f"newest event timestamp online reads returned for {len(sample)} sampled entities")
+                       f"newest event timestamp online reads returned for {len(rows)} sampled entities")
     if offline_max is not None:
         return measure(view, "data", threshold, offline_max.to_pydatetime(), now, "offline",
-                       f"no online value for the {len(sample)} sampled entities; newest offline row "
+                       f"no online value for the {len(rows)} sampled entities; newest offline row "
                        "at or before the materialization end used instead")
     return unmeasured(view, "data", threshold, "stale", "no offline rows at or before the materialization end")
 
@@ -158,12 +182,13 @@ def pipeline_freshness(profile: Profile, view: str, end: datetime | None, now: d
     return measure(view, "pipeline", threshold, end, now, "registry", "latest materialization end in the registry")
 
 
-def freshness(store: FeatureStore, profile: Profile, now: Clock = utc_now) -> FreshnessReport:
+def freshness(store: FeatureStore, profile: Profile, now: Clock = utc_now,
+              sample: Sampler | None = None) -> FreshnessReport:
     """Pipeline and data freshness of every feature view, read from the registry and the stores."""
     instant = now()
     entries = []
     for view, interval in serving.latest_intervals(store, list(FEATURE_VIEWS)).items():  # one uncached read
         end = interval[1] if interval else None
         entries += [pipeline_freshness(profile, view, end, instant),
-                    data_freshness(store, profile, view, end, instant)]
+                    data_freshness(store, profile, view, end, instant, sample)]
     return FreshnessReport(checked_at=instant, entries=entries)

@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from course_lib.config import Profile
 from course_lib.errors import reason
-from course_lib.freshness import DATA_SOURCES, FRESHNESS_STATUSES, Clock, FreshnessReport, freshness, utc_now
+from course_lib.freshness import DATA_SOURCES, FRESHNESS_STATUSES, Clock, FreshnessReport, Sampler, freshness, utc_now
 from course_lib.health import health
 
 LOG = logging.getLogger(__name__)
@@ -309,7 +309,7 @@ HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
 
 
 def refresh(metrics: Metrics, store: FeatureStore, profile: Profile, now: Clock = utc_now,
-            check: HealthCheck | None = None) -> Observation:
+            check: HealthCheck | None = None, sample: Sampler | None = None) -> Observation:
     """Run the health checks (`check`, default `health`), then measure freshness, updating the gauges.
 
     Freshness needs all three components, so while one is down it is not measured: that counts
@@ -321,7 +321,7 @@ def refresh(metrics: Metrics, store: FeatureStore, profile: Profile, now: Clock 
         error = f"components {report['failed']} failed (see GET /health)"
     else:
         try:
-            measured = freshness(store, profile, now)
+            measured = freshness(store, profile, now, sample)
             metrics.record_freshness(measured)
             return Observation(True, report, measured, None)
         except Exception as exc:  # noqa: BLE001 - the round still reports; the error counter records it

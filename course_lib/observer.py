@@ -15,7 +15,7 @@ from datetime import datetime
 from feast import FeatureStore
 
 from course_lib.config import Profile
-from course_lib.freshness import Clock, utc_now
+from course_lib.freshness import Clock, OfflineSamples, utc_now
 from course_lib.health import BoundedHealth
 from course_lib.monitoring import Metrics, Observation, refresh
 from course_lib.refresher import Refresher
@@ -27,13 +27,14 @@ class Observer:
     def __init__(self, store: FeatureStore, profile: Profile, metrics: Metrics, now: Clock = utc_now) -> None:
         self._store, self._profile, self._metrics, self._now = store, profile, metrics, now
         self._health = BoundedHealth(store, profile, profile.settings.health_timeout_s)
+        self._samples = OfflineSamples()  # offline samples re-read only when a materialization end moves
         self._latest: tuple[datetime, Observation] | None = None
         self._refresher = Refresher("health and freshness", self._round, profile.settings.monitor_interval_s)
 
     def _round(self) -> None:
         """Check, measure, update the gauges and the latest observation (the refresher's step)."""
         started = utc_now()
-        observation = refresh(self._metrics, self._store, self._profile, self._now, self._health)
+        observation = refresh(self._metrics, self._store, self._profile, self._now, self._health, self._samples)
         self._latest = (started, observation)
 
     def observe(self) -> Observation:

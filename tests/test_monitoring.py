@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
+import psycopg
 import pytest
 import redis
 from feast import FeatureStore
@@ -22,7 +23,7 @@ from course_lib import datasets, serving
 from course_lib.adapter import build_feature_tables, write_offline
 from course_lib.background import RedisServer, free_port
 from course_lib.config import ConfigError, Profile, load_store, resolve_profile
-from course_lib.freshness import FRESHNESS_KINDS, FreshnessReport, freshness, newest_offline, utc_now
+from course_lib.freshness import FRESHNESS_KINDS, FreshnessReport, OfflineSamples, freshness, newest_offline, utc_now
 from course_lib.health import HEALTH_COMPONENTS, health, probe
 from course_lib.monitoring import (
     FAMILIES,
@@ -33,7 +34,7 @@ from course_lib.monitoring import (
     refresh,
     sample_values,
 )
-from course_lib.offline import read_offline
+from course_lib.offline import MissingOfflineData, read_offline
 from course_lib.outage import Forwarder
 from course_lib.redis_format import project_keys
 from feature_repo.definitions import FEATURE_VIEWS, VIEWS, join_keys
@@ -177,6 +178,23 @@ def test_newest_offline_entities_equal_a_group_by_over_the_whole_table(materiali
         expected = [dict(zip(keys, map(int, row))) for row in newest[keys].head(limit).itertuples(index=False)]
         rows, at = newest_offline(profile, view, T_END, limit)
         assert rows == expected and at == recent["ts"].max(), view
+
+
+NO_OFFLINE_TABLE = (MissingOfflineData, psycopg.errors.UndefinedTable)  # local, enterprise
+
+
+def test_offline_samples_are_read_again_only_when_the_end_moves(materialized, tmp_path: Path) -> None:
+    """The observer's memo: the same end answers from memory, a moved end queries the offline store again."""
+    profile, _ = materialized
+    view = FEATURE_VIEWS[0]
+    samples = OfflineSamples()
+    assert samples(profile, view, T_END) == newest_offline(profile, view, T_END)
+    empty = resolve_profile(profile.name, mon_env(tmp_path, FEAST_OFFLINE_SCHEMA="course_test_mon_empty"))
+    with pytest.raises(NO_OFFLINE_TABLE):  # nothing written there: the query itself fails
+        newest_offline(empty, view, T_END)
+    assert samples(empty, view, T_END) == newest_offline(profile, view, T_END)  # kept: no query
+    with pytest.raises(NO_OFFLINE_TABLE):  # the end moved: queried again, and it fails there
+        samples(empty, view, T_END - timedelta(hours=1))
 
 
 def test_data_freshness_is_now_minus_the_newest_online_event_timestamp(materialized) -> None:
