@@ -11,6 +11,7 @@ upgrade fails with one clear line instead of deep inside a materialization.
 """
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timezone
@@ -30,6 +31,7 @@ from feast.infra.compute_engines.local.compute import LocalComputeEngine
 from feast.infra.compute_engines.local.feature_builder import LocalFeatureBuilder
 from feast.infra.compute_engines.local.job import LocalMaterializationJob
 from feast.infra.compute_engines.local.nodes import LocalOutputNode
+from feast.infra.online_stores import sqlite as feast_sqlite
 from feast.infra.online_stores.helpers import compute_table_id
 from feast.infra.online_stores.redis import RedisOnlineStore
 from feast.infra.online_stores.sqlite import SqliteOnlineStore
@@ -130,6 +132,18 @@ def sqlite_path(store: FeatureStore) -> Path:
 def sqlite_table(project: str, view: str) -> str:
     """Feast's SQLite online table of an unversioned feature view: `<project>_<view>`."""
     return compute_table_id(project, SimpleNamespace(name=view), enable_versioning=False)
+
+
+def pin_sqlite_timestamps() -> None:
+    """Put back Feast's process-wide sqlite3 datetime adapter (epoch seconds) and `timestamp` converter.
+
+    Feast's SQLite online store registers them when it is imported; any package imported later may
+    replace them for the whole process (`nbformat.sign`, which Jupyter's server imports, writes ISO
+    text; pandas' SQLite writer reads `timestamp` columns as ISO text). Feast would then write event
+    times it cannot read back ("invalid literal for int()"). Cheap; called before the course writes.
+    """
+    sqlite3.register_adapter(datetime, feast_sqlite.adapt_datetime_epoch)
+    sqlite3.register_converter("timestamp", feast_sqlite.convert_timestamp)
 
 
 def sqlite_event_seconds(raw: int | bytes | str) -> int:

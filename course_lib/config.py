@@ -356,6 +356,9 @@ def load_store(profile: str | Profile | None = None, tuned: bool = False, servin
     from feast import FeatureStore
     from feast.repo_config import RepoConfig
 
+    from course_lib.compat import pin_sqlite_timestamps
+
+    pin_sqlite_timestamps()
     resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
     if resolved.name == SCALEOUT:  # before Feast starts a Spark JVM in this process; the learner's own values win
         for key, value in resolved.spark_environment().items():

@@ -27,12 +27,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import redis
-from feast import FeatureView, ValueType
+from feast import FeatureStore, FeatureView, ValueType
 from feast.infra.key_encoding_utils import deserialize_entity_key, serialize_entity_key
 from google.protobuf.timestamp_pb2 import Timestamp
 from numpy.typing import ArrayLike
 
 from course_lib.compat import raw_connection
+from course_lib.config import ConfigError
 from feature_repo.definitions import VIEWS, join_keys
 
 STRING, INT64, FLOAT = ValueType.STRING, ValueType.INT64, ValueType.FLOAT
@@ -86,6 +87,18 @@ def key_builder(names: tuple[str, ...], project: str) -> Callable[[Mapping[str, 
     def key(row: Mapping[str, int]) -> bytes:
         return prefix + pack(*[part for n in ordered for part in (INT64.value, 8, row[n])]) + suffix
     return key
+
+
+def check_key_layout(store: FeatureStore, reads: str) -> None:
+    """ConfigError unless the store's online keys are the layout the course encodes: v3 keys of INT64 join
+    keys of unversioned feature views (`reads`: "raw Redis reads" or "raw SQLite reads", for the message)."""
+    config = store.config
+    if config.entity_key_serialization_version != 3 or config.registry.enable_online_feature_view_versioning:
+        raise ConfigError(f"{reads} need entity_key_serialization_version 3 keys of unversioned "
+                          "feature views; set entity_key_serialization_version: 3 in feature_store.yaml")
+    not_int = [e.name for entities, _, _ in VIEWS.values() for e in entities if e.value_type != ValueType.INT64]
+    if not_int:
+        raise ConfigError(f"{reads} encode INT64 join keys only; entities {not_int} are not INT64")
 
 
 def key_template(names: Sequence[str], head: bytes, tail: bytes) -> np.ndarray:

@@ -18,14 +18,14 @@ import numpy as np
 import redis
 import redis.asyncio
 import redis.exceptions
-from feast import FeatureStore, ValueType
+from feast import FeatureStore
 from feast.infra.online_stores.redis import RedisType
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.type_map import feast_value_type_to_python_type
 
 from course_lib.compat import async_raw_connection
 from course_lib.config import ConfigError, Profile
-from course_lib.redis_format import HmgetCommands, event_seconds, hash_fields, key_builder
+from course_lib.redis_format import HmgetCommands, check_key_layout, event_seconds, hash_fields, key_builder
 from course_lib.serving import EntityFeatures, EntityRows, Fetch, Rows, sdk_fetch
 from course_lib.sqlite_reader import SqliteReader, is_sqlite
 from feature_repo.definitions import MOVIE_VIEW, PAIR_VIEW, USER_VIEW, VIEWS, join_keys
@@ -48,12 +48,7 @@ def check_raw_reads(store: FeatureStore, profile: Profile) -> None:
     if not standalone_redis(store):
         raise ConfigError(f"raw Redis reads need a single-server Redis online store (enterprise profile), "
                           f"not {config.online_store.type!r}; use sdk_fetch(store) instead")
-    if config.entity_key_serialization_version != 3 or config.registry.enable_online_feature_view_versioning:
-        raise ConfigError("raw Redis reads need entity_key_serialization_version 3 keys of unversioned "
-                          "feature views; set entity_key_serialization_version: 3 in feature_store.yaml")
-    not_int = [e.name for entities, _, _ in VIEWS.values() for e in entities if e.value_type != ValueType.INT64]
-    if not_int:
-        raise ConfigError(f"raw Redis reads encode INT64 join keys only; entities {not_int} are not INT64")
+    check_key_layout(store, "raw Redis reads")
     if config.online_store.connection_string != profile.redis_connection_string():
         raise ConfigError(f"the store's Redis ({config.online_store.connection_string}) is not profile "
                           f"{profile.name!r}'s; open the store with load_store(profile)")

@@ -193,6 +193,7 @@ def materialize(store: FeatureStore, profile: Profile, end: datetime | None = No
             return materialize(store, profile, end, incremental, force, lock=False)
     end = _utc(end or datetime.now(timezone.utc))
     check_end(store, end, force)
+    compat.pin_sqlite_timestamps()
     starts = {view: previous[1] if incremental and previous else None
               for view, previous in latest_intervals(store, list(VIEWS)).items()}
     with contextlib.redirect_stdout(io.StringIO()):  # Feast's own colour log; the report replaces it

@@ -34,7 +34,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from course_lib import compat
 from course_lib.config import ConfigError
-from course_lib.redis_format import filled, key_template
+from course_lib.redis_format import check_key_layout, filled, key_template
 from course_lib.serving import EntityFeatures, EntityRows, Rows
 from feature_repo.definitions import MOVIE_VIEW, PAIR_VIEW, USER_VIEW, VIEWS, join_keys
 
@@ -51,14 +51,11 @@ def is_sqlite(store: FeatureStore) -> bool:
 
 
 def check_sqlite_reads(store: FeatureStore) -> None:
-    """ConfigError unless the course can read the store's SQLite tables itself: v3 keys of unversioned views."""
-    config = store.config
+    """ConfigError unless the course can read the store's SQLite tables itself (`check_key_layout`)."""
     if not is_sqlite(store):
         raise ConfigError(f"raw SQLite reads need the SQLite online store (local profile), not "
-                          f"{config.online_store.type!r}; use sdk_fetch(store) instead")
-    if config.entity_key_serialization_version != 3 or config.registry.enable_online_feature_view_versioning:
-        raise ConfigError("raw SQLite reads need entity_key_serialization_version 3 keys of unversioned "
-                          "feature views; set entity_key_serialization_version: 3 in feature_store.yaml")
+                          f"{store.config.online_store.type!r}; use sdk_fetch(store) instead")
+    check_key_layout(store, "raw SQLite reads")
 
 
 def use_wal(path: Path) -> bool:
