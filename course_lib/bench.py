@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -36,8 +36,21 @@ from feature_repo.definitions import MOVIE_VIEW, PAIR_VIEW, USER_VIEW, VIEWS
 
 # --- the benchmark: `course bench` -----------------------------------------------------------
 
-# size -> (dataset size preset, entity rows for historical retrieval, requests per HTTP load, seconds cap)
-SIZES = {"small": ("small", 5_000, 1_500, 10.0), "full": ("full", 100_000, 20_000, 30.0)}
+
+
+class BenchSize(NamedTuple):
+    """How much one `course bench` size measures."""
+
+    preset: str  # the synthetic dataset's size preset (datasets.SIZES)
+    historical_rows: int  # entity rows for historical retrieval
+    requests: int  # requests per HTTP load
+    max_seconds: float  # the cap on each HTTP load
+    freshness_probes: int  # events whose event-to-online time is measured
+    on_demand_users: int  # users (100 candidates each) read with and without the on-demand view
+
+
+SIZES = {"small": BenchSize("small", 5_000, 1_500, 5.0, 50, 120),
+         "full": BenchSize("full", 100_000, 20_000, 30.0, 200, 500)}
 PG_DEFAULT_CAP = 10_000  # untuned PostgreSQL point-in-time joins are quadratic: time at most this many rows
 
 
@@ -63,7 +76,7 @@ def bench_profile(name: str, workdir: str | None = None) -> Any:
 
 def prepare(profile: Any, size: str) -> tuple[Bench, dict[str, Any]]:
     """Write the data, then materialize it twice (default, then tuned) and compare the online values."""
-    preset = datasets.SIZES[SIZES[size][0]]
+    preset = datasets.SIZES[SIZES[size].preset]
     dataset = datasets.synthetic(n_users=preset["n_users"], n_movies=preset["n_movies"], n_events=preset["n_events"])
     dataset.save(profile.raw_dir)
     write_offline(build_feature_tables(dataset), profile)
@@ -132,7 +145,7 @@ def http_figures(bench: Bench, size: str, log_dir: Any) -> dict[str, Any]:
     `feast_serve_user_x_100` asks Feast's server for what a recommendation needs before scoring:
     one user's features and the same 100 candidates' movie and interaction features.
     """
-    _, _, n, seconds = SIZES[size]
+    n, seconds = SIZES[size].requests, SIZES[size].max_seconds
     users, movies = bench.users, bench.movies
     user_refs, candidate_refs = serving.feature_refs([USER_VIEW]), serving.feature_refs()
     recommend = [("POST", "/recommendations", {"user_id": users[i % len(users)], "movie_ids": movies, "k": 10})
@@ -167,7 +180,7 @@ def historical_figures(name: str, size: str, bench: Bench, workdir: str | None) 
     if bench.profile.name != name:
         write_offline(build_feature_tables(datasets.load(bench.profile.raw_dir)), profile)
         serving.apply(load_store(profile), profile)
-    rows = SIZES[size][1]
+    rows = SIZES[size].historical_rows
     events = bench.pairs.sample(min(rows, len(bench.pairs)), random_state=1)
     entity_df = events[["user_id", "movie_id", "event_timestamp"]].reset_index(drop=True)
     default_rows = min(len(entity_df), PG_DEFAULT_CAP) if profile.name == "enterprise" else len(entity_df)
@@ -208,8 +221,7 @@ def run(profile_name: str, size: str = "small", workdir: str | None = None) -> d
         "http": http_figures(bench, size, Path(profile.repo_dir) / "logs"),
         "historical": {name: historical_figures(name, size, bench, workdir) for name in PROFILES},
     }
-    _, _, requests, seconds = SIZES[size]
-    result["realtime"] = realtime_bench.figures(bench, requests, seconds, Path(profile.repo_dir) / "logs")
+    result["realtime"] = realtime_bench.figures(bench, SIZES[size], Path(profile.repo_dir) / "logs")
     result["seconds"] = time.perf_counter() - started
     return result
 

@@ -65,21 +65,24 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     """Materialize offline features once or on a schedule, under a lock; report what was written."""
     from course_lib.config import load_store, resolve_profile
     from course_lib.dataclock import materialization_end
-    from course_lib.materialize import materialize_every, materialize_once, parse_every
+    from course_lib.materialize import RetryPolicy, materialize_every, materialize_once, parse_every
 
+    if args.attempts < 1:
+        raise ConfigError(f"--attempts must be at least 1, got {args.attempts}")
+    retry = RetryPolicy(attempts=args.attempts)
     profile = resolve_profile(args.profile)
     store = load_store(profile, tuned=args.tuned)
     if args.every:
         if args.end:
             raise ConfigError("--end cannot be combined with --every: each scheduled run ends at its start time")
         try:
-            materialize_every(store, profile, parse_every(args.every), incremental=args.incremental,
+            materialize_every(store, profile, parse_every(args.every), incremental=args.incremental, retry=retry,
                               on_outcome=lambda outcome: print("\n".join(outcome.lines()), flush=True))
         except KeyboardInterrupt:
             print("schedule stopped")
         return 0
     outcome = materialize_once(store, profile, incremental=args.incremental,
-                               end=materialization_end(args.end, profile), force=args.force)
+                               end=materialization_end(args.end, profile), force=args.force, retry=retry)
     if outcome.exception is not None:  # retried and failed: one line naming the store and its fix
         raise outcome.exception
     print("\n".join(outcome.lines()))
@@ -226,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="repeat on a schedule, e.g. 5m, 90s, 1h (runs until interrupted)")
     mat_p.add_argument("--tuned", action="store_true",
                        help="use the tuned store settings (feature_store.tuned.yaml: bulk-load options)")
+    mat_p.add_argument("--attempts", type=int, default=3,
+                       help="tries per run when a store is unreachable, waiting 5 s, then 10 s, ... between them "
+                            "(default %(default)s)")
     mat_p.set_defaults(handler=cmd_materialize)
     train_p = verbs.add_parser("train", help="train and save the ranker")
     add_profile(train_p)

@@ -23,7 +23,6 @@ from feature_repo.definitions import PAIR_VIEW, TIMESTAMP_FIELD
 from feature_repo.names import GENRE_MATCH, GENRE_MATCH_VIEW, PUSH_SOURCES
 
 BATCH = 10  # events per request, for both servers
-FRESHNESS_EVENTS = 200
 WARMUP = 20  # calls per variant discarded before timing
 
 
@@ -111,15 +110,16 @@ def on_demand_figures(store: Any, users: list[int], movies: list[int]) -> dict[s
             "added_p99_ms_per_100": added.p99_ms - without.p99_ms}
 
 
-def figures(bench: Any, requests: int, seconds: float, log_dir: Path) -> dict[str, Any]:
-    """Every real-time figure: the real-time definitions registered first (state online as of the log's end)."""
+def figures(bench: Any, size: Any, log_dir: Path) -> dict[str, Any]:
+    """Every real-time figure at a `bench.BenchSize`: the real-time definitions registered first (state online as
+    of the log's end)."""
     dataset = datasets.load(bench.profile.raw_dir)
     end = dataset.watch_events[TIMESTAMP_FIELD].max().to_pydatetime()
     events.enable(bench.store, bench.profile, dataset, end)
-    n = max(requests // BATCH, 100) * BATCH
-    sent = new_events(dataset, bench.users, n + FRESHNESS_EVENTS, seed=1)  # every event a first watch
+    n, seconds = max(size.requests // BATCH, 100) * BATCH, size.max_seconds
+    sent = new_events(dataset, bench.users, n + size.freshness_probes, seed=1)  # every event a first watch
     ingest = ingest_figures(bench.profile, dataset, sent[:n], seconds, log_dir)
     return {"batch_events": BATCH, **ingest,
             "events_per_s": {name: lat.rps * BATCH for name, lat in ingest.items() if lat.rps},
             "event_to_online": freshness_figures(bench.profile, sent[n:], bench.users, bench.movies, seconds, log_dir),
-            "on_demand": on_demand_figures(bench.store, bench.users, bench.movies)}
+            "on_demand": on_demand_figures(bench.store, bench.users[:size.on_demand_users], bench.movies)}

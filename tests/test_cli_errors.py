@@ -63,6 +63,8 @@ def test_bad_options_and_profiles_exit_2(env: dict[str, str]) -> None:
     assert wrong.returncode == 2 and "invalid choice: 'bogus'" in wrong.stderr and "Traceback" not in wrong.stderr
     line = one_line(course(env, "materialize", "--profile", "local", "--end", "yesterday"), "", code=2)
     assert "--end 'yesterday' is not a time" in line
+    line = one_line(course(env, "materialize", "--profile", "local", "--attempts", "0"), "", code=2)
+    assert "--attempts must be at least 1, got 0" in line
 
 
 def test_debug_shows_the_traceback(env: dict[str, str]) -> None:
@@ -120,8 +122,9 @@ def test_unapplied_registry_and_redis_down(env: dict[str, str]) -> None:
     assert "not registered in project course_test_cli" in line and "`course apply --profile enterprise`" in line
     assert course(env, "apply", "--profile", "enterprise").returncode == 0
     port = free_port()
-    for verb in ("reset", "materialize"):  # materialize first retries with backoff, then gives up
-        line = one_line(course({**env, "FEAST_REDIS_PORT": str(port)}, verb, "--profile", "enterprise"), verb)
+    for verb, *options in (("reset",), ("materialize", "--attempts", "2")):  # materialize retries, then gives up
+        line = one_line(course({**env, "FEAST_REDIS_PORT": str(port)}, verb, "--profile", "enterprise", *options),
+                        verb)
         assert f"Redis at 127.0.0.1:{port} is unreachable" in line and "FEAST_REDIS_PORT" in line
 
 
