@@ -74,6 +74,7 @@ from course_lib.api_models import (
     UserFeaturesResponse,
 )
 from course_lib.candidate_matrix import micros
+from course_lib.compat import close_online_clients
 from course_lib.config import ConfigError, Profile, load_store, resolve_profile
 from course_lib.errors import CourseError, reason
 from course_lib.event_state import Event
@@ -335,6 +336,7 @@ def create_app(profile: Profile | str | None = None, now: Clock = freshness.utc_
         if services.reader is not None:
             await services.reader.aclose()
         await services.store.close()
+        await close_online_clients(services.store)
 
     app = FastAPI(title="Movie recommendation feature API",
                   description=f"Online features and ranked recommendations (profile `{resolved.name}`, "

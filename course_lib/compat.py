@@ -119,6 +119,20 @@ def online_client(store: FeatureStore) -> RedisClient:
     return online_store._get_client(store.config.online_store)
 
 
+async def close_online_clients(store: FeatureStore) -> None:
+    """Close the Redis clients Feast's online store opened: in Feast 0.67, `FeatureStore.close()` reaches
+    `RedisOnlineStore.close`, the base class's no-op, so its connections stayed open (the API's shutdown)."""
+    online_store = store._get_provider().online_store
+    if not isinstance(online_store, RedisOnlineStore):
+        return
+    client, online_store._client = online_store._client, None
+    if client is not None:
+        client.close()
+    async_client, online_store._client_async = online_store._client_async, None
+    if async_client is not None:
+        await async_client.aclose()
+
+
 def context_online_client(context: ExecutionContext) -> RedisClient:
     """The same client, as a materialization plan's execution context holds it."""
     return cast(RedisOnlineStore, context.online_store)._get_client(context.repo_config.online_store)

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from feast import FeatureStore
 from prometheus_client.parser import text_string_to_metric_families
@@ -282,3 +283,28 @@ def test_unexpected_errors_are_a_json_500_and_postgres_errors_a_503(forwarded) -
         body = response.json()
         assert body["error"] == "postgres_unavailable" and "course_test_no_such_database" in body["detail"], body
         assert "FEAST_PG_HOST" in body["hint"]
+
+
+# --- shutdown ------------------------------------------------------------------------------------
+
+def redis_client_ids(admin: redis.Redis) -> set[int]:
+    """The ids of every connection the Redis server holds, except `admin`'s own."""
+    own = admin.client_id()
+    return {int(client["id"]) for client in admin.client_list()} - {own}
+
+
+def test_shutdown_closes_every_redis_connection_the_api_opened(tmp_path_factory) -> None:
+    base = api_profile("enterprise", tmp_path_factory.getbasetemp())
+    profile = resolve_profile("enterprise", {**base.env(), **FAST})
+    user, movies = known_ids()
+    admin = redis.Redis(**profile.redis_client_kwargs())
+    before = redis_client_ids(admin)
+    with TestClient(create_app(profile)) as client:
+        assert client.get(f"/users/{user}/features").status_code == 200
+        body = {"user_id": user, "movie_ids": list(movies)}
+        assert client.post("/recommendations", json=body).status_code == 200
+        opened = redis_client_ids(admin) - before
+        assert opened, "the API reads Redis over its own connections"
+    left = opened & redis_client_ids(admin)
+    assert not left, [str(c) for c in admin.client_list() if int(c["id"]) in left]
+    admin.close()
