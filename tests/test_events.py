@@ -164,6 +164,15 @@ def test_concurrent_events_for_one_user_lose_no_update(world, profile_name) -> N
     assert state.rating_count == rated
 
 
+def test_each_push_source_feeds_exactly_the_view_the_ingestor_writes(world) -> None:
+    """The ingestor writes view by view (`write_to_online_store`) what a push of its source would write."""
+    store, _ = world("local")
+    fed = {view: sorted(fv.name for fv in store.list_feature_views()
+                        if fv.stream_source is not None and fv.stream_source.name == source)
+           for view, source in events.PUSHES.items()}
+    assert fed == {view: [view] for view in events.PUSHES}
+
+
 def test_events_for_a_movie_outside_the_catalogue_are_refused_whole(world) -> None:
     store, ingestor = world("local")
     with pytest.raises(events.EventError, match=r"events\[1\]\.movie_id"):
