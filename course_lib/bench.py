@@ -36,8 +36,6 @@ from feature_repo.definitions import MOVIE_VIEW, PAIR_VIEW, USER_VIEW, VIEWS
 
 # --- the benchmark: `course bench` -----------------------------------------------------------
 
-
-
 class BenchSize(NamedTuple):
     """How much one `course bench` size measures."""
 
