@@ -320,7 +320,7 @@ def check_tables(tables: dict[str, pd.DataFrame]) -> None:
         raise AdapterError("refusing to write, nothing was changed:\n- " + "\n- ".join(problems))
 
 
-def _write_parquet(tables: dict[str, pd.DataFrame], profile: Profile) -> None:
+def write_parquet(tables: dict[str, pd.DataFrame], profile: Profile) -> None:
     """Write every table to an fsynced temp file, then rename them all into place (`files.replace_all`)."""
     frames = {Path(profile.offline_location(view)): df for view, df in tables.items()}
     bar = tqdm(total=len(frames), desc="parquet", unit="table", leave=False)
@@ -380,5 +380,5 @@ def write_offline(tables: dict[str, pd.DataFrame], profile: str | Profile | None
         check_tables(tables)
     resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
     with writing(resolved, "write the offline tables"):
-        (_write_parquet if resolved.offline_is_parquet else _write_postgres)(tables, resolved)
+        (write_parquet if resolved.offline_is_parquet else _write_postgres)(tables, resolved)
     return {view: resolved.offline_location(view) for view in tables}

@@ -10,8 +10,8 @@ For a batch of events, `EventIngestor.ingest`:
    (`FeatureStore.write_to_online_store`, what `push` does per view; `push` itself then lists every
    feature service from the registry, uncached, to refresh pre-computed vectors (Feast 0.67,
    feast-dev/feast #6463): 22 ms of CPU per push on the SQL registry, four pushes a batch), and
-   queues the same rows for the offline store: Feast's `push(to=OFFLINE)` where the offline store
-   implements it (`local`, `scaleout`), a transactional INSERT on PostgreSQL (Feast 0.67 has no
+   queues the same rows for the offline store: Feast's `push(to=OFFLINE)` on `local`, the course's
+   own append on `scaleout` (`append_parquet`), a transactional INSERT on PostgreSQL (Feast 0.67 has no
    `offline_write_batch` there: feast-dev/feast #3759, #4403). `flush_offline` writes the queue.
 
 Pushed rows carry a version time: the newest event's time, or one microsecond after the row they
@@ -38,8 +38,8 @@ from feast import FeatureStore
 from feast.data_source import PushMode
 
 from course_lib import datasets
-from course_lib.adapter import table_dtypes, validate, write_offline
-from course_lib.config import Profile
+from course_lib.adapter import table_dtypes, validate, write_offline, write_parquet
+from course_lib.config import SCALEOUT, Profile
 from course_lib.errors import CourseError
 from course_lib.event_state import (
     Event,
@@ -213,7 +213,9 @@ class EventIngestor:
             tables = self.offline.take()
             if not tables:
                 return 0
-            if self.profile.offline_is_parquet:
+            if self.profile.name == SCALEOUT:
+                append_parquet(self.profile, tables)
+            elif self.profile.offline_is_parquet:
                 for view, frame in tables.items():
                     self.store.push(PUSHES[view], frame, to=PushMode.OFFLINE)
             else:
@@ -228,6 +230,19 @@ def typed_rows(view: str, rows: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     frame[TIMESTAMP_FIELD] = pd.to_datetime(frame.pop("at"), unit="us", utc=True)
     return pd.DataFrame({c: frame[c].astype(t) for c, t in table_dtypes(view).items()})
+
+
+def append_parquet(profile: Profile, tables: dict[str, pd.DataFrame]) -> None:
+    """Append rows to the profile's parquet tables, rewritten whole (`adapter.write_parquet`); a row at an
+    existing (keys, time) replaces it. For scaleout: Feast's Spark `offline_write_batch` appends with
+    Spark's writer, which needs a folder, and the course's tables are single files."""
+    merged = {}
+    for view, frame in tables.items():
+        old = pd.read_parquet(profile.offline_location(view))
+        both = pd.concat([old, frame.astype(old.dtypes.to_dict())], ignore_index=True)
+        merged[view] = (both.drop_duplicates([*join_keys(view), TIMESTAMP_FIELD], keep="last")
+                        .sort_values(TIMESTAMP_FIELD, kind="stable", ignore_index=True))
+    write_parquet(merged, profile)
 
 
 def append_postgres(profile: Profile, tables: dict[str, pd.DataFrame]) -> None:

@@ -121,7 +121,11 @@ def touched(batch: list[Event]) -> dict[str, pd.DataFrame]:
             PAIR_VIEW: frame[["user_id", "movie_id"]].drop_duplicates(ignore_index=True)}
 
 
-@pytest.mark.parametrize("profile_name", PROFILE_PARAMS)
+# Every base profile, and scaleout: the Redis Cluster online, Spark's parquet offline.
+WITH_SCALEOUT = [*PROFILE_PARAMS, pytest.param("scaleout", marks=[pytest.mark.scaleout], id="scaleout")]
+
+
+@pytest.mark.parametrize("profile_name", WITH_SCALEOUT)
 def test_online_features_after_pushes_equal_the_batch_adapter_exactly(world, profile_name, monkeypatch) -> None:
     store, ingestor = world(profile_name)
     users = sorted(base().watch_events["user_id"].unique())
@@ -147,7 +151,7 @@ def test_online_features_after_pushes_equal_the_batch_adapter_exactly(world, pro
     assert any("last_watched_days_ago" in line for line in wrong), wrong[:5]
 
 
-@pytest.mark.parametrize("profile_name", PROFILE_PARAMS)
+@pytest.mark.parametrize("profile_name", WITH_SCALEOUT)
 def test_concurrent_events_for_one_user_lose_no_update(world, profile_name) -> None:
     store, ingestor = world(profile_name)
     user = int(sorted(base().watch_events["user_id"].unique())[-1])
@@ -179,8 +183,9 @@ def test_events_for_a_movie_outside_the_catalogue_are_refused_whole(world) -> No
         ingestor.ingest([Event(1, 1, 1), Event(1, 999_999, 2)])
 
 
-def test_offline_append_reaches_the_next_training_set(world) -> None:
-    store, ingestor = world("local")
+@pytest.mark.parametrize("profile_name", ["local", pytest.param("scaleout", marks=[pytest.mark.scaleout])])
+def test_offline_append_reaches_the_next_training_set(world, profile_name) -> None:
+    store, ingestor = world(profile_name)
     written = ingestor.flush_offline()
     assert written > 0
     table = pd.read_parquet(ingestor.profile.offline_location(PAIR_VIEW))
