@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from course_lib.config import Profile, resolve_profile
 from course_lib.errors import CourseError
-from course_lib.files import replace_all
+from course_lib.files import swap_folder
 from course_lib.leakage import future_value_share, latest_value_join  # noqa: F401 - notebook 02 calls adapter.*
 from course_lib.store_lock import writing
 from feature_repo.definitions import MOVIE_VIEW, PAIR_VIEW, STATE_VIEWS, TIMESTAMP_FIELD, USER_VIEW, VIEWS, join_keys
@@ -321,16 +321,19 @@ def check_tables(tables: dict[str, pd.DataFrame]) -> None:
 
 
 def write_parquet(tables: dict[str, pd.DataFrame], profile: Profile) -> None:
-    """Write every table to an fsynced temp file, then rename them all into place (`files.replace_all`)."""
-    frames = {Path(profile.offline_location(view)): df for view, df in tables.items()}
-    bar = tqdm(total=len(frames), desc="parquet", unit="table", leave=False)
+    """Write every table into the next generation of the profile's parquet folder, then switch to it at once
+    (`files.swap_folder`; tables not given are carried over unchanged)."""
+    bar = tqdm(total=len(tables), desc="parquet", unit="table", leave=False)
 
-    def write(tmp: Path, target: Path) -> None:
-        frames[target].to_parquet(tmp, index=False, **profile.parquet_write_options)
-        bar.update()
+    def write(folder: Path) -> None:
+        for view, df in tables.items():
+            target = folder / Path(profile.offline_location(view)).name
+            target.unlink(missing_ok=True)  # a hard link to the previous generation's file: never written through
+            df.to_parquet(target, index=False, **profile.parquet_write_options)
+            bar.update()
 
     with bar:
-        replace_all(frames, write)
+        swap_folder(profile.offline_dir, write)
 
 
 def copy_rows(cursor: psycopg.Cursor[Any], table: sql.Identifier, df: pd.DataFrame, chunk_rows: int = 200_000) -> None:

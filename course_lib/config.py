@@ -67,6 +67,12 @@ class Profile:
         return self.repo_dir / "data"
 
     @property
+    def offline_dir(self) -> Path:
+        """The parquet tables' folder (local, scaleout): a link to the current generation, which
+        `course data` replaces as a whole (`files.swap_folder`), so no reader sees old and new tables mixed."""
+        return self.data_dir / "offline"
+
+    @property
     def raw_dir(self) -> Path:
         """Folder holding the canonical dataset the feature tables were built from."""
         return self.repo_dir / "raw"
@@ -93,7 +99,7 @@ class Profile:
         scaleout`), so it never changes the `local` profile's files.
         """
         if self.offline_is_parquet:
-            return str(self.data_dir / f"{view}.parquet")
+            return str(self.offline_dir / f"{view}.parquet")
         return f"{self.offline_schema}.{view}"
 
     @property

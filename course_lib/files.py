@@ -1,9 +1,12 @@
 """Files written so a crash or another user never sees them half-done: fsynced temp files renamed
-into place, private (0600) where they hold secrets or code, temp files of interrupted runs cleaned."""
+into place, private (0600) where they hold secrets or code; folders of tables swapped as a whole
+(a new generation, then one rename of the link to it); leftovers of interrupted runs cleaned."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -37,27 +40,54 @@ def write_private(target: Path, data: bytes) -> None:
     target.chmod(0o600)
 
 
-def replace_all(targets: Iterable[Path], write: Callable[[Path, Path], None]) -> None:
-    """Write every target through an fsynced temp file (`write(tmp, target)`), then rename them all into place
-    and fsync their folders; temp files an interrupted earlier run left in those folders are removed first."""
-    targets = list(targets)
-    folders = {target.parent for target in targets}
-    for folder in folders:
-        folder.mkdir(parents=True, exist_ok=True)
-        for target in targets:
-            for leftover in folder.glob(f".{target.name}.*.tmp"):
-                leftover.unlink(missing_ok=True)
-    staged: list[tuple[Path, Path]] = []
+def generations(link: Path) -> list[Path]:
+    """Every generation folder of `link` (`.<name>.<stamp>`), current or not, oldest first."""
+    return sorted((p for p in link.parent.glob(f".{link.name}.*") if p.is_dir() and not p.is_symlink()),
+                  key=lambda p: p.name)
+
+
+def swap_folder(link: Path, write: Callable[[Path], None]) -> Path:
+    """Build the next generation of the folder `link` points to, then point `link` at it with one rename.
+
+    The new generation starts as hard links of the current one's files; `write(folder)` writes
+    (or replaces) files in it. Every file is fsynced before the switch, so a reader sees the whole
+    old set or the whole new one. The previous generation is kept for readers still in it; older
+    ones, and the half-built ones of interrupted runs, are removed. A plain folder at `link` (an
+    earlier layout, or a copy that followed the link) becomes the current generation first.
+    """
+    parent = link.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    if link.is_dir() and not link.is_symlink():
+        os.rename(link, parent / f".{link.name}.{time.time_ns():020d}")
+    current = link.resolve() if link.is_symlink() else None
+    for old in generations(link):
+        if old != current:
+            shutil.rmtree(old)
+    new = parent / f".{link.name}.{time.time_ns():020d}"
+    new.mkdir()
     try:
-        for target in targets:
-            staged.append((temp_name(target), target))
-            write(staged[-1][0], target)
-            fsync(staged[-1][0])
+        for existing in current.iterdir() if current is not None else []:
+            os.link(existing, new / existing.name)
+        write(new)
+        for written in new.iterdir():
+            fsync(written)
+        fsync(new)
     except BaseException:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
+        shutil.rmtree(new, ignore_errors=True)
         raise
-    for tmp, target in staged:
-        os.replace(tmp, target)
-    for folder in folders:
-        fsync(folder)
+    pointer = parent / f".{link.name}.{os.getpid()}.link"
+    pointer.unlink(missing_ok=True)
+    pointer.symlink_to(new.name)
+    os.replace(pointer, link)
+    fsync(parent)
+    return new
+
+
+def remove_folder(link: Path) -> None:
+    """Remove `link` and every generation of it (`swap_folder`)."""
+    if link.is_symlink() or link.is_file():
+        link.unlink()
+    elif link.is_dir():
+        shutil.rmtree(link)
+    for old in generations(link):
+        shutil.rmtree(old)

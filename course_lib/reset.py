@@ -18,6 +18,7 @@ from psycopg import sql
 
 from course_lib.compat import drop_online_tables, online_client
 from course_lib.config import Profile, load_store, resolve_profile
+from course_lib.files import remove_folder
 from course_lib.redis_format import project_keys
 from course_lib.store_lock import writing
 from feature_repo.definitions import STATE_VIEWS, VIEWS, build
@@ -98,6 +99,9 @@ def _drop_offline(store: FeatureStore, profile: Profile) -> list[str]:
         files = [path for path in (Path(profile.offline_location(view)) for view in TABLES) if path.exists()]
         for path in files:
             path.unlink()
+        folder = profile.offline_dir
+        if not (folder.is_dir() and any(folder.iterdir())):  # nothing else in it: the link and every generation
+            remove_folder(folder)
         return [str(path) for path in files]
     schema, removed = profile.offline_schema, []
     with psycopg.connect(profile.pg_conninfo()) as conn:

@@ -17,6 +17,7 @@ from course_lib import ranker
 from course_lib.adapter import AdapterError, build_feature_tables, validate, write_offline
 from course_lib.config import TUNED_YAML, render
 from course_lib.datasets import Dataset, synthetic
+from course_lib.files import generations
 from course_lib.offline import read_offline
 from course_lib.settings import REPO_ROOT
 
@@ -97,13 +98,37 @@ def test_a_parquet_rewrite_removes_what_an_interrupted_run_left(tmp_path: Path) 
     profile = isolated_profile("local", tmp_path)
     tables = build_feature_tables(synthetic(seed=4, n_users=20, n_movies=15, n_events=200, days=10))
     write_offline(tables, profile)
-    leftover = profile.data_dir / f".user_profile_features.parquet.{os.getpid() + 1}.tmp"
-    leftover.write_bytes(b"half a table")
+    half_built = profile.data_dir / f".{profile.offline_dir.name}.{'9' * 20}"  # an interrupted run's generation
+    half_built.mkdir()
+    (half_built / "user_profile_features.parquet").write_bytes(b"half a table")
     write_offline(tables, profile)
-    assert not leftover.exists()
-    assert sorted(p.name for p in profile.data_dir.iterdir() if p.name.endswith(".tmp")) == []
+    assert not half_built.exists()
+    assert len(generations(profile.offline_dir)) == 2, "the current generation and the previous one"
     for view, table in read_offline(profile).items():
         pd.testing.assert_frame_equal(table, tables[view])
+
+
+def test_a_reader_sees_the_whole_old_table_set_or_the_whole_new_one(tmp_path: Path) -> None:
+    """Whenever a write renames something into place, a reader finds either every old table or every new one."""
+    profile = isolated_profile("local", tmp_path)
+    old = build_feature_tables(synthetic(seed=4, n_users=20, n_movies=15, n_events=200, days=10))
+    new = build_feature_tables(synthetic(seed=5, n_users=30, n_movies=15, n_events=300, days=10))
+    write_offline(old, profile)
+    sizes = {"old": {v: len(t) for v, t in old.items()}, "new": {v: len(t) for v, t in new.items()}}
+    assert sizes["old"] != sizes["new"]
+    seen: list[dict[str, int]] = []
+    real_replace = os.replace
+
+    def observing(src, dst, *args, **kwargs):  # a reader's view just before and just after each rename
+        seen.append({view: len(table) for view, table in read_offline(profile).items()})
+        real_replace(src, dst, *args, **kwargs)
+        seen.append({view: len(table) for view, table in read_offline(profile).items()})
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "replace", observing)
+        write_offline(new, profile)
+    assert seen and all(view in sizes.values() for view in seen), seen
+    assert seen[-1] == sizes["new"] and profile.offline_dir.is_symlink()
 
 
 COMPOSE_FILES = [REPO_ROOT / "docker-compose.feast.yml", REPO_ROOT / "docker" / "docker-compose.cluster.yml",
