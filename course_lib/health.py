@@ -99,7 +99,7 @@ def online_store_hint(profile: Profile) -> str:
 def offline_store_hint(profile: Profile) -> str:
     """How to fix an offline store that cannot be read."""
     if profile.offline_is_parquet:
-        return f"write the parquet tables with `course data --profile {profile.name}` (folder {profile.data_dir})"
+        return f"write the parquet tables with `course data --profile {profile.name}` (folder {profile.offline_dir})"
     return (f"start PostgreSQL ({SERVICES_FIX}) or point FEAST_PG_HOST/FEAST_PG_PORT at it; "
             f"`course data --profile {profile.name}` writes the tables into schema {profile.offline_schema}")
 

@@ -71,6 +71,7 @@ def _scratch_course() -> Iterator[tuple[FeatureStore, Profile]]:
     with registry_view.scratch_store(project) as store, warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         profile = resolve_profile("local", {**os.environ, "FEAST_PROJECT": project})
+        profile.offline_dir.mkdir(parents=True, exist_ok=True)  # a plain folder: nothing reads it while it changes
         for view, table in tiny_tables().items():
             table.to_parquet(profile.offline_location(view), index=False)
         yield store, profile
