@@ -57,12 +57,15 @@ def swap_folder(link: Path, write: Callable[[Path], None]) -> Path:
     """
     parent = link.parent
     parent.mkdir(parents=True, exist_ok=True)
-    if link.is_dir() and not link.is_symlink():
-        os.rename(link, parent / f".{link.name}.{time.time_ns():020d}")
     current = link.resolve() if link.is_symlink() else None
+    if link.is_dir() and not link.is_symlink():
+        current = parent / f".{link.name}.{time.time_ns():020d}"
+        os.rename(link, current)
     for old in generations(link):
         if old != current:
             shutil.rmtree(old)
+    for pointer in parent.glob(f".{link.name}.*.link"):  # an interrupted run's unused link
+        pointer.unlink()
     new = parent / f".{link.name}.{time.time_ns():020d}"
     new.mkdir()
     try:
@@ -76,7 +79,6 @@ def swap_folder(link: Path, write: Callable[[Path], None]) -> Path:
         shutil.rmtree(new, ignore_errors=True)
         raise
     pointer = parent / f".{link.name}.{os.getpid()}.link"
-    pointer.unlink(missing_ok=True)
     pointer.symlink_to(new.name)
     os.replace(pointer, link)
     fsync(parent)

@@ -17,7 +17,7 @@ from course_lib import ranker
 from course_lib.adapter import AdapterError, build_feature_tables, validate, write_offline
 from course_lib.config import TUNED_YAML, render
 from course_lib.datasets import Dataset, synthetic
-from course_lib.files import generations
+from course_lib.files import generations, swap_folder
 from course_lib.offline import read_offline
 from course_lib.settings import REPO_ROOT
 
@@ -147,3 +147,13 @@ def test_grafana_needs_an_admin_password_from_the_environment_and_has_no_anonymo
     assert env["GF_SECURITY_ADMIN_PASSWORD"] == "${GRAFANA_ADMIN_PASSWORD:-}"
     assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
     assert "GRAFANA_ADMIN_PASSWORD" in " ".join(grafana["entrypoint"]) and "exit 1" in " ".join(grafana["entrypoint"])
+
+
+def test_a_plain_offline_folder_becomes_the_first_generation(tmp_path: Path) -> None:
+    """A copy that followed the link (or an earlier layout) keeps the tables a partial write does not replace."""
+    link = tmp_path / "offline"
+    link.mkdir()
+    (link / "kept.parquet").write_bytes(b"kept")
+    swap_folder(link, lambda folder: (folder / "new.parquet").write_bytes(b"new"))
+    assert link.is_symlink() and sorted(p.name for p in link.iterdir()) == ["kept.parquet", "new.parquet"]
+    assert (link / "kept.parquet").read_bytes() == b"kept"
