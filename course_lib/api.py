@@ -265,7 +265,8 @@ def add_routes(app: FastAPI) -> None:
                  for e in body.events]
         metrics = metrics_of(request)
         try:
-            done = await asyncio.to_thread(ingestor_of(request).ingest, batch)
+            ingestor = ingestor_of(request)
+            done = ingestor.ingest(batch) if ingestor.on_loop else await asyncio.to_thread(ingestor.ingest, batch)
         except events.EventError as exc:
             metrics.count_event_failure(len(batch), rejected=True)
             return api_errors.invalid_event(exc)
@@ -275,8 +276,7 @@ def add_routes(app: FastAPI) -> None:
         online_at = micros(datetime.now(timezone.utc))
         metrics.observe_events(done.accepted, done.duplicates, done.online_ms / 1000,
                                [(online_at - at) / 1e6 for at in done.accepted_us])
-        if ingestor_of(request).offline.pending() >= OFFLINE_FLUSH_ROWS:  # the offline append, in batches
-            await asyncio.to_thread(ingestor_of(request).flush_offline)
+        ingestor_of(request).flush_when_due(OFFLINE_FLUSH_ROWS)  # the offline append, in batches, in the background
         return EventsResponse(accepted=done.accepted, duplicates=done.duplicates, users=done.users,
                               online_ms=done.online_ms)
 
@@ -335,6 +335,8 @@ def create_app(profile: Profile | str | None = None, now: Clock = freshness.utc_
         await services.recommender.aclose()
         if services.reader is not None:
             await services.reader.aclose()
+        if getattr(app.state, "ingestor", None) is not None:  # its last offline append, then its connections
+            await asyncio.to_thread(app.state.ingestor.close)
         await services.store.close()
         await close_online_clients(services.store)
 

@@ -221,6 +221,11 @@ def state_tables(data: Canonical) -> dict[str, pd.DataFrame]:
 
 def _table(rows: list[dict[str, Any]], view: str) -> pd.DataFrame:
     """Rows as the state view's table, typed as it declares: the last state per key and time."""
-    frame = pd.DataFrame(rows).drop_duplicates([*join_keys(view), "at"], keep="last")
+    return typed_rows(view, pd.DataFrame(rows).drop_duplicates([*join_keys(view), "at"], keep="last"))
+
+
+def typed_rows(view: str, rows: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
+    """Rows ("at": the version time in µs) as a frame with the view's offline columns and dtypes."""
+    frame = pd.DataFrame(rows)
     frame[TIMESTAMP_FIELD] = pd.to_datetime(frame.pop("at"), unit="us", utc=True)
     return pd.DataFrame({c: frame[c].astype(t) for c, t in table_dtypes(view).items()}).reset_index(drop=True)

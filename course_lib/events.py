@@ -4,63 +4,72 @@ For a batch of events, `EventIngestor.ingest`:
 1. takes the per-user locks of every user in the batch (in a fixed order, so two batches never
    wait on each other in a cycle): events of one user are applied one at a time, so concurrent
    requests cannot both read the same state and lose an update;
-2. reads the users' and pairs' aggregate state (`definitions.STATE_VIEWS`) with one online read;
+2. reads the users' and pairs' aggregate state (`definitions.STATE_VIEWS`) and their rows' newest
+   times in one online read;
 3. applies the events in arrival order (`event_state.apply_event`: exact in any time order);
-4. writes the new user, interaction and state rows online to the view each push source feeds
-   (`FeatureStore.write_to_online_store`, what `push` does per view; `push` itself then lists every
-   feature service from the registry, uncached, to refresh pre-computed vectors (Feast 0.67,
-   feast-dev/feast #6463): 22 ms of CPU per push on the SQL registry, four pushes a batch), and
-   queues the same rows for the offline store: Feast's `push(to=OFFLINE)` on `local`, the course's
-   own append on `scaleout` (`append_parquet`), a transactional INSERT on PostgreSQL (Feast 0.67 has no
-   `offline_write_batch` there: feast-dev/feast #3759, #4403). `flush_offline` writes the queue.
+4. writes the new user, interaction and state rows online, each to the view its push source feeds
+   (`course_lib.event_online`: Feast's Redis hashes directly on a single Redis server, one
+   round trip to read and one `MULTI`/`EXEC` to write; elsewhere Feast's `write_to_online_store`
+   per view, what `push` does per view; `push` itself then lists every feature service from the
+   registry, uncached (Feast 0.67, feast-dev/feast #6463): 22 ms of CPU per push on the SQL
+   registry, four pushes a batch), and queues the same rows for the offline store.
+
+`flush_offline` writes the queue with the course's own appends, because Feast 0.67's offline push
+fails each offline store differently (docs/realtime.md): on parquet (`local`, `scaleout`) the
+tables are rewritten whole as a new generation (`append_parquet`), on PostgreSQL one transaction
+COPYs and INSERTs (`append_postgres`). `flush_when_due` runs it in the background in batches, and a
+failed append keeps its rows queued.
 
 Pushed rows carry a version time: the newest event's time, or one microsecond after the row they
 replace when that is later. Redis drops a pushed row whose time is not newer than the stored one
 (docs/realtime.md), so a late event still updates the aggregates it changes.
 The locks are in-process: run the API with one worker when it ingests events. On SQLite (`local`)
 batches are applied one at a time: Feast's SQLite store shares one connection between threads.
+On a single Redis server the API runs `ingest` on its event loop (`on_loop`: two round trips, no
+Feast call; a worker thread's hand-offs cost more CPU than the work); elsewhere in a thread.
 """
 from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pandas as pd
 import psycopg
 from feast import FeatureStore
-from feast.data_source import PushMode
+from psycopg import sql
 
 from course_lib import datasets
 from course_lib.adapter import table_dtypes, validate, write_offline, write_parquet
-from course_lib.config import SCALEOUT, Profile
+from course_lib.config import Profile
 from course_lib.errors import CourseError
+from course_lib.event_online import RedisState, online_state
 from course_lib.event_state import (
     Event,
     Movie,
-    PairState,
-    UserState,
     apply_event,
     catalogue,
     is_duplicate,
     pair_features,
-    pair_state_of,
     pair_state_row,
     state_tables,
+    typed_rows,
     user_features,
-    user_state_of,
     user_state_row,
 )
-from feature_repo.definitions import PAIR_VIEW, STATE_VIEWS, TIMESTAMP_FIELD, USER_VIEW, build_realtime, join_keys
+from feature_repo.definitions import PAIR_VIEW, TIMESTAMP_FIELD, USER_VIEW, build_realtime, join_keys
 from feature_repo.names import PAIR_STATE_VIEW, PUSH_SOURCES, STATE_PUSH_SOURCES, USER_STATE_VIEW
 
 LOCK_STRIPES = 4096
+LOG = logging.getLogger(__name__)
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 PUSHES = {**PUSH_SOURCES, **STATE_PUSH_SOURCES}  # view -> its push source
 
 
@@ -83,31 +92,31 @@ class IngestResult:
 class OfflineQueue:
     """Pushed rows waiting for the offline store, per view, written in one batch by `flush`."""
 
-    rows: dict[str, list[pd.DataFrame]] = field(default_factory=lambda: defaultdict(list))
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     lock: threading.Lock = field(default_factory=threading.Lock)
     written: int = 0
 
-    def add(self, view: str, frame: pd.DataFrame) -> None:
-        """Queue rows for one view."""
+    def add(self, view: str, rows: list[dict[str, Any]]) -> None:
+        """Queue rows for one view ("at": the version time in µs)."""
         with self.lock:
-            self.rows[view].append(frame)
+            self.rows[view].extend(rows)
 
     def pending(self) -> int:
         """Rows queued."""
         with self.lock:
-            return sum(len(frame) for frames in self.rows.values() for frame in frames)
+            return sum(len(rows) for rows in self.rows.values())
 
-    def take(self) -> dict[str, pd.DataFrame]:
+    def take(self) -> dict[str, list[dict[str, Any]]]:
         """Every queued row, per view, leaving the queue empty."""
         with self.lock:
-            taken = {view: pd.concat(frames, ignore_index=True) for view, frames in self.rows.items() if frames}
-            self.rows = defaultdict(list)
-        return taken
+            taken, self.rows = self.rows, defaultdict(list)
+        return {view: rows for view, rows in taken.items() if rows}
 
-
-def _micros(stamp: Any) -> int:
-    """A protobuf Timestamp in microseconds (0 when unset)."""
-    return stamp.seconds * 1_000_000 + stamp.nanos // 1000
+    def put_back(self, rows: dict[str, list[dict[str, Any]]]) -> None:
+        """Return rows a failed write did not store, ahead of the rows queued since."""
+        with self.lock:
+            for view, view_rows in rows.items():
+                self.rows[view][:0] = view_rows
 
 
 class EventIngestor:
@@ -115,18 +124,19 @@ class EventIngestor:
 
     def __init__(self, store: FeatureStore, profile: Profile, movies: dict[int, Movie] | None = None) -> None:
         self.store, self.profile = store, profile
+        self.online = online_state(store, profile)
+        self.on_loop = isinstance(self.online, RedisState)  # see the module doc
         self.movies = movies if movies is not None else catalogue(datasets.load(profile.raw_dir).movies)
         self.locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
         self.offline = OfflineQueue()
         self.offline_lock = threading.Lock()  # Feast's parquet append rewrites the file: one writer at a time
+        self.flush_guard = threading.Lock()
+        self.flusher: threading.Thread | None = None  # the background offline append (`flush_when_due`)
         # Feast's SQLite online store shares one connection between threads, and a second thread's
         # write fails ("cannot start a transaction within a transaction"): one batch at a time there.
         sqlite = store.config.online_store.type == "sqlite"
         self.store_lock: contextlib.AbstractContextManager[Any] = (threading.Lock() if sqlite
                                                                    else contextlib.nullcontext())
-        self.refs = ([f"{USER_STATE_VIEW}:{f.name}" for f in STATE_VIEWS[USER_STATE_VIEW][2]]
-                     + [f"{PAIR_STATE_VIEW}:{f.name}" for f in STATE_VIEWS[PAIR_STATE_VIEW][2]]
-                     + [f"{USER_VIEW}:age", f"{PAIR_VIEW}:watch_count"])  # the last two for their row times
 
     def check(self, events: Sequence[Event]) -> None:
         """Refuse a batch naming a movie the catalogue does not hold (nothing is applied)."""
@@ -151,29 +161,10 @@ class EventIngestor:
                             users=len({e.user_id for e in events}),
                             online_ms=(time.perf_counter() - started) * 1000, accepted_us=accepted)
 
-    def _read(self, pairs: list[tuple[int, int]]) -> tuple[dict[int, tuple[UserState, int]],
-                                                         dict[tuple[int, int], tuple[PairState, int]]]:
-        """Current state and newest row time (µs) of every user and pair, in one online read."""
-        rows = [{"user_id": u, "movie_id": m} for u, m in pairs]
-        response = self.store.get_online_features(features=self.refs, entity_rows=rows, full_feature_names=True)
-        values = response.to_dict()
-        names = list(response.proto.metadata.feature_names.val)
-        stamps = {name: result.event_timestamps for name, result in zip(names, response.proto.results)}
-        users: dict[int, tuple[UserState, int]] = {}
-        found: dict[tuple[int, int], tuple[PairState, int]] = {}
-        for i, (user, movie) in enumerate(pairs):
-            user_row = {f.name: values[f"{USER_STATE_VIEW}__{f.name}"][i] for f in STATE_VIEWS[USER_STATE_VIEW][2]}
-            pair_row = {f.name: values[f"{PAIR_STATE_VIEW}__{f.name}"][i] for f in STATE_VIEWS[PAIR_STATE_VIEW][2]}
-            users[user] = (user_state_of(user_row), max(_micros(stamps[f"{USER_VIEW}__age"][i]),
-                                                        _micros(stamps[f"{USER_STATE_VIEW}__age"][i])))
-            found[(user, movie)] = (pair_state_of(pair_row), max(_micros(stamps[f"{PAIR_VIEW}__watch_count"][i]),
-                                                                 _micros(stamps[f"{PAIR_STATE_VIEW}__latest_us"][i])))
-        return users, found
-
     def _apply(self, events: Sequence[Event]) -> list[int]:
         """Read, apply and push under the locks; returns the times of the events applied (duplicates skipped)."""
         pairs = list(dict.fromkeys((e.user_id, e.movie_id) for e in events))
-        users, found = self._read(pairs)
+        users, found = self.online.read(pairs)
         user_states = {u: state for u, (state, _) in users.items()}
         pair_states = {p: state for p, (state, _) in found.items()}
         newest: dict[Any, int] = {}
@@ -200,42 +191,57 @@ class EventIngestor:
             PAIR_STATE_VIEW: [{"user_id": u, "movie_id": m, "at": pair_at[(u, m)],
                                **pair_state_row(pair_states[(u, m)])} for u, m in changed_pairs],
         }
+        self.online.write(frames)
         for view, rows in frames.items():
-            if rows:
-                frame = typed_rows(view, rows)
-                self.store.write_to_online_store(view, frame, allow_registry_cache=True)
-                self.offline.add(view, frame)
+            self.offline.add(view, rows)
         return accepted
 
+    def flush_when_due(self, rows: int) -> None:
+        """Start an offline append in a background thread when `rows` or more are queued and none is running."""
+        with self.flush_guard:
+            if self.offline.pending() < rows or (self.flusher is not None and self.flusher.is_alive()):
+                return
+            self.flusher = threading.Thread(target=self._flush_logged, name="offline-append", daemon=True)
+            self.flusher.start()
+
+    def _flush_logged(self) -> None:
+        """`flush_offline`, a failure logged in one line (its rows stay queued for the next append)."""
+        try:
+            self.flush_offline()
+        except Exception as exc:  # noqa: BLE001 - a background append: the rows are kept, the next one retries
+            LOG.warning("offline append failed, %d rows kept for the next one: %s", self.offline.pending(), exc)
+
+    def close(self) -> None:
+        """Finish the running offline append, append the rest, close the online connections (the API's shutdown)."""
+        if self.flusher is not None:
+            self.flusher.join()
+        self._flush_logged()
+        self.online.close()
+
     def flush_offline(self) -> int:
-        """Write every queued row to the offline store; returns the number of rows written."""
+        """Write every queued row to the offline store; returns the number of rows written. Rows of a view
+        that failed go back to the queue."""
         with self.offline_lock:
-            tables = self.offline.take()
-            if not tables:
-                return 0
-            if self.profile.name == SCALEOUT:
-                append_parquet(self.profile, tables)
-            elif self.profile.offline_is_parquet:
-                for view, frame in tables.items():
-                    self.store.push(PUSHES[view], frame, to=PushMode.OFFLINE)
-            else:
-                append_postgres(self.profile, tables)
-            written = sum(len(frame) for frame in tables.values())
+            taken = self.offline.take()
+            stored: list[str] = []
+            try:
+                if self.profile.offline_is_parquet:
+                    append_parquet(self.profile, {view: typed_rows(view, rows) for view, rows in taken.items()})
+                else:
+                    append_postgres(self.profile, taken)
+                stored = list(taken)
+            finally:
+                self.offline.put_back({view: rows for view, rows in taken.items() if view not in stored})
+            written = sum(len(taken[view]) for view in stored)
             self.offline.written += written
             return written
 
 
-def typed_rows(view: str, rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Pushed rows as a frame with the view's offline columns and dtypes ("at": the version time in µs)."""
-    frame = pd.DataFrame(rows)
-    frame[TIMESTAMP_FIELD] = pd.to_datetime(frame.pop("at"), unit="us", utc=True)
-    return pd.DataFrame({c: frame[c].astype(t) for c, t in table_dtypes(view).items()})
-
-
 def append_parquet(profile: Profile, tables: dict[str, pd.DataFrame]) -> None:
-    """Append rows to the profile's parquet tables, rewritten whole (`adapter.write_parquet`); a row at an
-    existing (keys, time) replaces it. For scaleout: Feast's Spark `offline_write_batch` appends with
-    Spark's writer, which needs a folder, and the course's tables are single files."""
+    """Append rows to the profile's parquet tables, rewritten whole as the next generation
+    (`adapter.write_parquet`); a row at an existing (keys, time) replaces it. Feast's own push fails
+    here: on DuckDB it rewrites the file in place with event times as strings, on Spark it cannot
+    append to a single-file table (docs/realtime.md)."""
     merged = {}
     for view, frame in tables.items():
         old = pd.read_parquet(profile.offline_location(view))
@@ -245,20 +251,27 @@ def append_parquet(profile: Profile, tables: dict[str, pd.DataFrame]) -> None:
     write_parquet(merged, profile)
 
 
-def append_postgres(profile: Profile, tables: dict[str, pd.DataFrame]) -> None:
-    """Append rows to the PostgreSQL offline tables in one transaction (the course's workaround for
-    Feast's missing `offline_write_batch`); a row at an existing (keys, time) replaces it."""
-    schema = profile.offline_schema
+def append_postgres(profile: Profile, rows: dict[str, list[dict[str, Any]]]) -> None:
+    """Append rows ("at": the version time in µs) to the PostgreSQL offline tables in one transaction (the
+    course's workaround for Feast's missing `offline_write_batch`): COPY into a temporary table, then
+    one INSERT; a row at an existing (keys, time) replaces it, the last of equal ones wins."""
+    schema = sql.Identifier(profile.offline_schema)
     with psycopg.connect(profile.pg_conninfo()) as conn, conn.cursor() as cur:
-        for view, frame in tables.items():
-            columns = list(frame.columns)
-            keys = ", ".join([*join_keys(view), TIMESTAMP_FIELD])
-            updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in (*join_keys(view), TIMESTAMP_FIELD))
-            values = ", ".join(["%s"] * len(columns))
-            sql = (f'INSERT INTO "{schema}"."{view}" ({", ".join(columns)}) VALUES ({values}) '
-                   f"ON CONFLICT ({keys}) DO UPDATE SET {updates}")
-            cur.executemany(sql, [tuple(None if pd.isna(v) else v for v in row)
-                                  for row in frame.astype(object).itertuples(index=False)])
+        for view, view_rows in rows.items():
+            columns = list(table_dtypes(view))
+            keys = [*join_keys(view), TIMESTAMP_FIELD]
+            last = {(*(row[k] for k in join_keys(view)), row["at"]): row for row in view_rows}
+            staged, target = sql.Identifier(f"staged_{view}"), sql.SQL("{}.{}").format(schema, sql.Identifier(view))
+            names = sql.SQL(", ").join(map(sql.Identifier, columns))
+            cur.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(staged, target))
+            with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(staged, names)) as copy:
+                for row in last.values():
+                    copy.write_row([EPOCH + timedelta(microseconds=row["at"]) if c == TIMESTAMP_FIELD else row[c]
+                                    for c in columns])
+            updates = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
+                                         for c in columns if c not in keys)
+            cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) DO UPDATE SET {}").format(
+                target, names, names, staged, sql.SQL(", ").join(map(sql.Identifier, keys)), updates))
 
 
 def enable(store: FeatureStore, profile: Profile, dataset: datasets.Dataset, end: datetime) -> dict[str, int]:

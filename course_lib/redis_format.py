@@ -283,9 +283,14 @@ class ViewLayout:
             raise UnsupportedColumns(f"columns the bulk writer does not encode: {', '.join(wrong)}")
 
 
-def _bulk(item: bytes) -> bytes:
+def bulk(item: bytes) -> bytes:
     """A constant RESP bulk string."""
     return b"$%d\r\n%s\r\n" % (len(item), item)
+
+
+def command(*args: bytes) -> bytes:
+    """One RESP command, as redis-py packs it (arguments as bulk strings)."""
+    return b"*%d\r\n" % len(args) + b"".join(bulk(arg) for arg in args)
 
 
 def _bulk_column(values: pa.Array) -> list[bytes | pa.Array]:
@@ -298,10 +303,10 @@ def hset_commands(table: pa.Table | pa.RecordBatch, view: ViewLayout, project: s
     view.check(table)
     parts: list[bytes | pa.Array] = [b"*%d\r\n$4\r\nHSET\r\n" % (2 + 2 * (len(view.features) + 1)),
                                      *_bulk_column(entity_keys(table, view.join_keys, project)),
-                                     _bulk(f"_ts:{view.name}".encode()),
+                                     bulk(f"_ts:{view.name}".encode()),
                                      *_bulk_column(timestamp_protos(table.column(view.timestamp_field)))]
     for name, value_type in view.features:
-        parts += [_bulk(redis_field(view.name, name)), *_bulk_column(value_protos(table.column(name), value_type))]
+        parts += [bulk(redis_field(view.name, name)), *_bulk_column(value_protos(table.column(name), value_type))]
     return _join(*parts)
 
 
@@ -339,7 +344,7 @@ class HmgetCommands:
         fields, suffix = hash_fields(view), project.encode()
         key_length = len(key_prefix(self.names)) + 16 * len(self.names) + len(suffix)
         head = b"*%d\r\n$5\r\nHMGET\r\n$%d\r\n" % (2 + len(fields), key_length)
-        self.template = key_template(self.names, head, suffix + CRLF + b"".join(_bulk(f) for f in fields))
+        self.template = key_template(self.names, head, suffix + CRLF + b"".join(bulk(f) for f in fields))
 
     def pack(self, keys: Mapping[str, ArrayLike], rows: int) -> bytes:
         """The commands for `rows` entities (join key name -> values)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from support import DATA_END, api_dataset
@@ -13,6 +14,8 @@ from course_lib import events
 from course_lib.api import create_app
 from course_lib.api_models import MAX_EVENTS
 from course_lib.config import Profile, load_store
+from course_lib.offline import read_offline
+from feature_repo.definitions import PAIR_VIEW, TIMESTAMP_FIELD
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +99,17 @@ def test_event_outcomes_and_lag_are_exported(client: TestClient) -> None:
     after = counts()
     assert after["accepted"] - before["accepted"] == 1 and after["duplicate"] - before["duplicate"] == 1
     assert after["rejected"] - before["rejected"] == 2 and after["lags"] - before["lags"] == 1
+
+
+def test_events_queued_for_the_offline_store_are_appended_at_shutdown(client: TestClient, ready: Profile) -> None:
+    """Fewer rows than an append's batch wait in the queue; the app's shutdown appends them (none lost)."""
+    user = int(api_dataset().watch_events["user_id"].iloc[2])
+    movie = int(api_dataset().movies["movie_id"].iloc[3])
+    at = "2025-03-05T10:00:00+00:00"
+    with TestClient(create_app(ready)) as own:
+        assert own.post("/events", json={"events": [event(user_id=user, movie_id=movie, event_timestamp=at)]}
+                        ).json()["accepted"] == 1
+    table = read_offline(ready, [PAIR_VIEW])[PAIR_VIEW]
+    rows = table[(table["user_id"] == user) & (table["movie_id"] == movie)
+                 & (table[TIMESTAMP_FIELD] == pd.Timestamp(at))]
+    assert len(rows) == 1, table.tail()

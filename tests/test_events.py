@@ -15,13 +15,14 @@ import pandas as pd
 import pytest
 from support import PROFILE_PARAMS, isolated_profile
 
-from course_lib import datasets, event_state, events, serving
+from course_lib import datasets, event_online, event_state, events, serving
 from course_lib.adapter import build_feature_tables, write_offline
 from course_lib.config import load_store
 from course_lib.event_state import Event, PairState, UserState
+from course_lib.offline import read_offline
 from course_lib.reset import reset_online
 from feature_repo.definitions import PAIR_VIEW, STATE_VIEWS, TIMESTAMP_FIELD, USER_VIEW, VIEWS, join_keys
-from feature_repo.names import USER_STATE_VIEW
+from feature_repo.names import PAIR_STATE_VIEW, USER_STATE_VIEW
 
 PROJECT = "course_test_events"
 HOUR_US = 3_600_000_000
@@ -183,11 +184,84 @@ def test_events_for_a_movie_outside_the_catalogue_are_refused_whole(world) -> No
         ingestor.ingest([Event(1, 1, 1), Event(1, 999_999, 2)])
 
 
-@pytest.mark.parametrize("profile_name", ["local", pytest.param("scaleout", marks=[pytest.mark.scaleout])])
+@pytest.mark.parametrize("profile_name", WITH_SCALEOUT)
 def test_offline_append_reaches_the_next_training_set(world, profile_name) -> None:
+    """Every queued row lands in the offline table, once, with its values (all three offline stores)."""
     store, ingestor = world(profile_name)
+    queued = ingestor.offline.take()
+    ingestor.offline.put_back(queued)
     written = ingestor.flush_offline()
-    assert written > 0
-    table = pd.read_parquet(ingestor.profile.offline_location(PAIR_VIEW))
-    assert len(table) >= written // 4
+    assert written == sum(len(rows) for rows in queued.values()) > 0
+    table = read_offline(ingestor.profile, [PAIR_VIEW])[PAIR_VIEW]
+    keys = [*join_keys(PAIR_VIEW), TIMESTAMP_FIELD]
+    sent = event_state.typed_rows(PAIR_VIEW, queued[PAIR_VIEW]).drop_duplicates(keys, keep="last")  # the last wins
+    stored = sent[keys].merge(table, on=keys, how="left")
+    assert not table.duplicated(keys).any()
+    pd.testing.assert_frame_equal(stored[sent.columns].reset_index(drop=True), sent.reset_index(drop=True),
+                                  check_dtype=False)
 
+
+
+def edge_rows(users: list[int], movie: int, at_us: int) -> dict[str, list[dict]]:
+    """Rows of all four views for new keys and existing ones, with missing values of every type."""
+    movies = event_state.catalogue(base().movies)
+    full_user = UserState(age=41, signup_us=at_us - 9 * event_state.DAY_US, rating_sum=7.5, rating_count=2,
+                          movies_watched=2, genre_counts={"Drama": 2, "Comédie": 1}, last_watch_us=at_us)
+    full_pair = PairState(latest_us=at_us, previous_us=at_us - 3 * event_state.DAY_US, rated_us=at_us, count=2,
+                          rating=3.5, watch_seconds=1_234.5, seen=(at_us - 3 * event_state.DAY_US, at_us))
+    bare_pair = PairState(latest_us=at_us, count=1, seen=(at_us,))  # no rating, no watch time
+    rows: dict[str, list[dict]] = {USER_VIEW: [], USER_STATE_VIEW: [], PAIR_VIEW: [], PAIR_STATE_VIEW: []}
+    for i, user in enumerate(users):
+        state = full_user if i % 2 else UserState()
+        pair = full_pair if i % 2 else bare_pair
+        rows[USER_VIEW].append({"user_id": user, "at": at_us + i, **event_state.user_features(state)})
+        rows[USER_STATE_VIEW].append({"user_id": user, "at": at_us + i, **event_state.user_state_row(state)})
+        rows[PAIR_VIEW].append({"user_id": user, "movie_id": movie, "at": at_us + i,
+                                **event_state.pair_features(pair, movies[movie])})
+        rows[PAIR_STATE_VIEW].append({"user_id": user, "movie_id": movie, "at": at_us + i,
+                                      **event_state.pair_state_row(pair)})
+    return rows
+
+
+@pytest.mark.enterprise
+def test_raw_redis_state_reads_and_writes_what_feast_does(world) -> None:
+    """`RedisState` (Feast's hashes read and written directly) against `SdkState` (Feast's own calls): every
+    written hash field byte for byte, new keys and existing ones, and the state and row times read back."""
+    store, ingestor = world("enterprise")
+    raw, sdk = ingestor.online, event_online.SdkState(store)
+    assert isinstance(raw, event_online.RedisState)
+    users = sorted(int(u) for u in base().watch_events["user_id"].unique())[:6] + [9_000_001, 9_000_002]
+    movie = int(base().movies["movie_id"].iloc[0])
+    at_us = data_end().value // 1000 + 40 * 24 * HOUR_US
+    keys = [raw.keys[USER_VIEW]({"user_id": u}) for u in users]
+    keys += [raw.keys[PAIR_VIEW]({"user_id": u, "movie_id": movie}) for u in users]
+    written = {}
+    for name, state in (("sdk", sdk), ("raw", raw)):
+        for stamp in range(2):  # new keys, then the same keys again, a second later
+            state.write(edge_rows(users, movie, at_us + stamp * 1_000_000))
+        written[name] = {key: raw.client.hgetall(key) for key in keys}
+        if name == "sdk":
+            raw.client.delete(*keys)
+    assert written["raw"] == written["sdk"]
+    assert all(written["raw"].values())
+    pairs = [(u, movie) for u in users] + [(users[0], 9_999_999)]
+    assert raw.read(pairs) == sdk.read(pairs)
+    got_users, got_pairs = raw.read(pairs)
+    assert got_users[users[1]][1] == at_us + 1_000_001 and got_pairs[(users[0], 9_999_999)] == (PairState(), 0)
+
+
+def test_a_failed_offline_append_keeps_its_rows_for_the_next(world, monkeypatch) -> None:
+    store, ingestor = world("local")
+    users = sorted(int(u) for u in base().watch_events["user_id"].unique())
+    ingestor.flush_offline()
+    ingestor.ingest(new_events(users[40:42], seed=5, per_user=3))
+    pending = ingestor.offline.pending()
+
+    def disk_full(profile, tables):
+        raise OSError("disk full")
+    monkeypatch.setattr(events, "append_parquet", disk_full)
+    with pytest.raises(OSError, match="disk full"):
+        ingestor.flush_offline()
+    assert ingestor.offline.pending() == pending > 0
+    monkeypatch.undo()
+    assert ingestor.flush_offline() == pending and ingestor.offline.pending() == 0
