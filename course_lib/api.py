@@ -276,7 +276,7 @@ def add_routes(app: FastAPI) -> None:
         online_at = micros(datetime.now(timezone.utc))
         metrics.observe_events(done.accepted, done.duplicates, done.online_ms / 1000,
                                [(online_at - at) / 1e6 for at in done.accepted_us])
-        ingestor_of(request).flush_when_due(OFFLINE_FLUSH_ROWS)  # the offline append, in batches, in the background
+        ingestor.flush_when_due(OFFLINE_FLUSH_ROWS)  # the offline append, in batches, in the background
         return EventsResponse(accepted=done.accepted, duplicates=done.duplicates, users=done.users,
                               online_ms=done.online_ms)
 

@@ -129,7 +129,7 @@ class EventIngestor:
         self.movies = movies if movies is not None else catalogue(datasets.load(profile.raw_dir).movies)
         self.locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
         self.offline = OfflineQueue()
-        self.offline_lock = threading.Lock()  # Feast's parquet append rewrites the file: one writer at a time
+        self.offline_lock = threading.Lock()  # one offline append at a time (a parquet append rewrites the tables)
         self.flush_guard = threading.Lock()
         self.flusher: threading.Thread | None = None  # the background offline append (`flush_when_due`)
         # Feast's SQLite online store shares one connection between threads, and a second thread's
@@ -219,20 +219,19 @@ class EventIngestor:
         self.online.close()
 
     def flush_offline(self) -> int:
-        """Write every queued row to the offline store; returns the number of rows written. Rows of a view
-        that failed go back to the queue."""
+        """Write every queued row to the offline store in one append; returns the number of rows written.
+        A failed append puts its rows back in the queue."""
         with self.offline_lock:
             taken = self.offline.take()
-            stored: list[str] = []
             try:
                 if self.profile.offline_is_parquet:
                     append_parquet(self.profile, {view: typed_rows(view, rows) for view, rows in taken.items()})
                 else:
                     append_postgres(self.profile, taken)
-                stored = list(taken)
-            finally:
-                self.offline.put_back({view: rows for view, rows in taken.items() if view not in stored})
-            written = sum(len(taken[view]) for view in stored)
+            except BaseException:
+                self.offline.put_back(taken)
+                raise
+            written = sum(len(rows) for rows in taken.values())
             self.offline.written += written
             return written
 

@@ -78,15 +78,16 @@ def ingest_figures(profile: Any, dataset: datasets.Dataset, sent: list[dict[str,
     return out
 
 
-def background_load(requests: list[tuple[str, str, Any]], seconds: float, running: Any) -> None:
-    """`http_load` in a process of its own, `running` set once its warm-up is done (`freshness_figures`)."""
-    http_load(requests[:WARMUP], warmup=0, max_seconds=seconds)
+def background_load(requests: list[tuple[str, str, Any]], running: Any) -> None:
+    """`http_load` in a process of its own until it is stopped, `running` set once its warm-up is done
+    (`freshness_figures`)."""
+    http_load(requests[:WARMUP], warmup=0)
     running.set()
-    http_load(requests[WARMUP:], warmup=0, max_seconds=seconds)
+    http_load(requests[WARMUP:], warmup=0, max_seconds=3_600)
 
 
 def freshness_figures(profile: Any, probes: list[dict[str, Any]], users: list[int], movies: list[int],
-                      seconds: float, log_dir: Path) -> Latency:
+                      log_dir: Path) -> Latency:
     """Event-to-online milliseconds (`realtime.event_to_online`) under a concurrent `/recommendations` load.
 
     The first probe warms up (it opens the API's event ingestor) and is not counted. The load runs in
@@ -97,10 +98,10 @@ def freshness_figures(profile: Any, probes: list[dict[str, Any]], users: list[in
     with start_course_api(profile, log_dir / "course-api-freshness.log") as api:
         realtime.event_to_online(api.url, probes[:1])
         load = [("POST", f"{api.url}/recommendations", {"user_id": users[i % len(users)], "movie_ids": movies, "k": 10})
-                for i in range(20_000)]
+                for i in range(100_000)]
         spawn = multiprocessing.get_context("spawn")
         running = spawn.Event()
-        background = spawn.Process(target=background_load, args=(load, seconds, running), daemon=True)
+        background = spawn.Process(target=background_load, args=(load, running), daemon=True)
         background.start()
         try:
             if not running.wait(timeout=60):
@@ -142,5 +143,5 @@ def figures(bench: Any, size: Any, log_dir: Path) -> dict[str, Any]:
     ingest = ingest_figures(bench.profile, dataset, sent[:n], seconds, log_dir)
     return {"batch_events": BATCH, **ingest,
             "events_per_s": {name: lat.rps * BATCH for name, lat in ingest.items() if lat.rps},
-            "event_to_online": freshness_figures(bench.profile, sent[n:], bench.users, bench.movies, seconds, log_dir),
+            "event_to_online": freshness_figures(bench.profile, sent[n:], bench.users, bench.movies, log_dir),
             "on_demand": on_demand_figures(bench.store, bench.users[:size.on_demand_users], bench.movies)}
