@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import re
+import subprocess
 
 import pytest
 import yaml
 
+from course_lib import compose
 from course_lib.config import ENV_DEFAULTS, REPO_ROOT
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.feast.yml"
@@ -83,3 +85,26 @@ def test_init_script_creates_both_profile_databases(services: dict) -> None:
         assert postgres["environment"][variable] == f"${{{variable}:-{ENV_DEFAULTS[variable]}}}"
         assert f"${{{variable}:?" in INIT_SCRIPT.read_text(), f"the init script does not create {variable}"
     assert ENV_DEFAULTS["FEAST_REGISTRY_DB"] != ENV_DEFAULTS["FEAST_OFFLINE_DB"]
+
+
+def test_notebook_01_lists_the_services_with_loopback_ports_and_healthchecks() -> None:
+    table = compose.services()
+    assert list(table.index) == ["postgres", "redis"]
+    assert table["published on"].str.startswith("127.0.0.1:").all() and table["healthcheck"].all()
+
+
+@pytest.mark.parametrize(("found", "compose_rc", "config_rc", "says"), [
+    (False, 0, 0, "Docker is not installed"),
+    (True, 1, 0, "without its Compose plugin"),
+    (True, 0, 0, "valid"),
+    (True, 0, 1, "docker compose config: bad port"),
+])
+def test_the_validation_says_in_one_line_what_it_did(monkeypatch, found, compose_rc, config_rc, says) -> None:
+    monkeypatch.setattr(compose.shutil, "which", lambda name: "/usr/bin/docker" if found else None)
+
+    def run(args, **kwargs):
+        rc = compose_rc if args[-1] == "version" else config_rc
+        return subprocess.CompletedProcess(args, rc, stdout="", stderr="error\nbad port\n" if rc else "")
+    monkeypatch.setattr(compose.subprocess, "run", run)
+    line = compose.validate()
+    assert says in line and "\n" not in line
