@@ -223,6 +223,8 @@ class EventIngestor:
         A failed append puts its rows back in the queue."""
         with self.offline_lock:
             taken = self.offline.take()
+            if not taken:  # nothing to append: no new table generation, no connection
+                return 0
             try:
                 if self.profile.offline_is_parquet:
                     append_parquet(self.profile, {view: typed_rows(view, rows) for view, rows in taken.items()})

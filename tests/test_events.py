@@ -265,3 +265,12 @@ def test_a_failed_offline_append_keeps_its_rows_for_the_next(world, monkeypatch)
     assert ingestor.offline.pending() == pending > 0
     monkeypatch.undo()
     assert ingestor.flush_offline() == pending and ingestor.offline.pending() == 0
+
+
+def test_an_empty_offline_queue_writes_nothing(world) -> None:
+    """A flush with nothing queued (every API shutdown ends with one) leaves the table set as it is."""
+    store, ingestor = world("local")
+    ingestor.flush_offline()
+    current = Path(ingestor.profile.offline_dir).resolve()
+    assert ingestor.flush_offline() == 0
+    assert Path(ingestor.profile.offline_dir).resolve() == current  # no new generation of the tables
