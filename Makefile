@@ -98,7 +98,7 @@ translations: $(STAMP)
 	$(PY) -m course_lib.translations generate
 	$(PY) -m course_lib.translations status
 
-# The full benchmark (50k users, 1M events; about 4 minutes on a 2-core machine); results and plots go to bench/
+# The full benchmark (50k users, 1M events; several minutes); results and plots go to bench/
 bench: $(STAMP) services
 	$(BIN)/course bench --profile enterprise --size full --json bench/results.json --plots bench
 

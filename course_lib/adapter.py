@@ -23,7 +23,6 @@ from tqdm.auto import tqdm
 from course_lib.config import Profile, resolve_profile
 from course_lib.errors import CourseError
 from course_lib.files import swap_folder
-from course_lib.leakage import future_value_share, latest_value_join  # noqa: F401 - notebook 02 calls adapter.*
 from course_lib.store_lock import writing
 from feature_repo.definitions import MOVIE_VIEW, PAIR_VIEW, STATE_VIEWS, TIMESTAMP_FIELD, USER_VIEW, VIEWS, join_keys
 from feature_repo.names import TRACKED_GENRES

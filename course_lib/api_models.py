@@ -146,7 +146,7 @@ class FreshnessEntry(BaseModel):
     age_seconds: float | None = Field(description="never negative; null when there is nothing to measure")
     threshold_seconds: float
     timestamp: datetime | None = Field(description="materialization end (pipeline) or newest event timestamp (data)")
-    source: Literal["registry", "online", "offline", "none"]
+    source: Literal["registry", "online", "none"]
     future_end: bool = Field(description="the timestamp lies after now, so the age was clipped to 0")
     detail: str
 

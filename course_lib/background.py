@@ -121,13 +121,24 @@ def start_feast_serve(profile: Profile, log: Path, port: int | None = None, work
     `max_requests=0` stops gunicorn from recycling workers; Feast's default of 1000 restarts a
     worker about every 2 s under load.
     """
+    port = port or free_port()
+    command = feast_command(profile, "serve", "-h", "127.0.0.1", "-p", str(port),
+                            "-w", str(workers), "--max-requests", str(max_requests))
+    return launch(command, profile, port, log).wait_ready("/health")
+
+
+def start_feast_ui(profile: Profile, log: Path, port: int | None = None) -> BackgroundServer:
+    """Run Feast's web UI over the profile's registry on a free loopback port (its default host is 0.0.0.0)."""
+    port = port or free_port()
+    return launch(feast_command(profile, "ui", "-h", "127.0.0.1", "-p", str(port)), profile, port, log
+                  ).wait_ready("/health")
+
+
+def feast_command(profile: Profile, *args: str) -> list[str]:
+    """This environment's `feast` CLI on the profile's rendered repo, with `args`."""
     from course_lib.config import render
 
-    port = port or free_port()
-    feast = str(Path(sys.executable).with_name("feast"))
-    command = [feast, "-c", str(render(profile)), "serve", "-h", "127.0.0.1", "-p", str(port),
-               "-w", str(workers), "--max-requests", str(max_requests)]
-    return launch(command, profile, port, log).wait_ready("/health")
+    return [str(Path(sys.executable).with_name("feast")), "-c", str(render(profile)), *args]
 
 
 class RedisServer:

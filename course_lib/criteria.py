@@ -25,10 +25,11 @@ import pandas as pd
 import yaml
 from feast import FeatureStore
 
-from course_lib import datasets, doctor, monitoring, ranker, serving
+from course_lib import datasets, doctor, monitoring, ranker, realtime, serving
 from course_lib.adapter import build_feature_tables, write_offline
 from course_lib.caches import OnlineFeatureCache
 from course_lib.config import Profile, load_store
+from course_lib.events import enable as enable_events
 from course_lib.offline import offline_query, read_offline, table_expr
 from course_lib.pit import historical_features_tuned
 from course_lib.redis_reader import online_reader
@@ -41,11 +42,13 @@ from feature_repo.names import FEATURE_SERVICE
 BATCH = 100  # entities per batched online lookup
 PIT_ROWS = 5_000  # entity rows of the offline point-in-time throughput
 SCHEDULE_RUNS = 3
+EVENT_PROBES = 100  # new watch events sent one at a time to measure event-to-online
 
 
 @dataclass
 class Stage:
-    """The verification's own project, prepared from scratch: its store, data, users and 100 candidate movies."""
+    """The verification's own project, prepared from scratch: its store, data (real-time state included),
+    users and 100 candidate movies."""
 
     profile: Profile
     store: FeatureStore
@@ -57,7 +60,8 @@ class Stage:
 
 
 def prepare(profile: Profile, seed: int = 42) -> Stage:
-    """Data offline, definitions applied, features materialized up to the data's end, the ranker trained."""
+    """Data offline, definitions applied (the real-time ones too), features and event state materialized up to
+    the data's end, the ranker trained."""
     started = time.perf_counter()
     size = datasets.SIZES["small"]
     dataset = datasets.synthetic(seed=seed, n_users=size["n_users"], n_movies=size["n_movies"],
@@ -70,6 +74,7 @@ def prepare(profile: Profile, seed: int = 42) -> Stage:
     events = dataset.watch_events
     end = events["event_timestamp"].max().to_pydatetime()
     serving.materialize(store, profile, end=end)
+    enable_events(store, profile, dataset, end)  # POST /events updates state online from here on
     ranker.train_and_save(profile)
     rng = np.random.default_rng(seed)
     users = [int(u) for u in rng.choice(events["user_id"].unique(), 500)]
@@ -226,6 +231,14 @@ def freshness_endpoint(url: str) -> dict[str, Any]:
             "views": {v: {k: views[v][k]["status"] for k in ("pipeline", "data")} for v in views},
             "missing_views": [v for v in FEATURE_VIEWS if not {"pipeline", "data"} <= set(views.get(v, {}))],
             "gauges": {v: float(gauges[v]) for v in FEATURE_VIEWS if v in gauges}}
+
+
+def event_to_online(url: str, stage: Stage, probes: int = EVENT_PROBES) -> dict[str, Any]:
+    """Milliseconds from `POST /events` to the new value through `GET /users/{id}/features`, one new first
+    watch at a time (`realtime.event_to_online`); the first probe warms the ingestor up and is not counted."""
+    sent = realtime.new_events(datasets.load(stage.profile.raw_dir), stage.users, probes + 1, seed=3)
+    samples = realtime.event_to_online(url, sent)[1:]
+    return {"n": len(samples), "p50_ms": float(np.percentile(samples, 50)), "p99_ms": float(np.percentile(samples, 99))}
 
 
 def schedule_runs(profile: Profile, every_s: float = 2.0, runs: int = SCHEDULE_RUNS,

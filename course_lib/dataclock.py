@@ -6,7 +6,7 @@ leaves the API with a serving moment of now and the model with empty features
 (docs/troubleshooting.md #17). The course's present is therefore the data's present: the
 newest event timestamp written by `course data` (read back from the offline store, the one
 record of what was loaded), plus one second so that the newest event is included. The API
-scores as of the newest materialization end (`serving.ServingClock`), so it follows the same
+scores as of the newest materialization end (`registry_state.RegistryState`), so it follows the same
 clock. `course materialize --end now` uses the wall clock instead, as a live pipeline would.
 """
 from __future__ import annotations

@@ -26,7 +26,7 @@ from feature_repo.definitions import FEATURE_VIEWS, TIMESTAMP_FIELD, VIEWS, join
 Clock = Callable[[], datetime]
 FRESHNESS_KINDS = ("pipeline", "data")
 FRESHNESS_STATUSES = ("fresh", "stale", "never_materialized")
-DATA_SOURCES = ("online", "offline")
+DATA_SOURCES = ("online",)
 FRESHNESS_SAMPLE = 5  # entities per view whose online event timestamps are read
 SCAN_PER_ENTITY = 20  # newest offline rows read per sampled entity (more only if they hold too few entities)
 
@@ -46,7 +46,7 @@ class Freshness:
     age_seconds: float | None  # never negative; None when there is nothing to measure
     threshold_seconds: float
     timestamp: datetime | None  # materialization end (pipeline) or newest event timestamp (data)
-    source: str  # "registry" (pipeline), "online" or "offline" (data), "none"
+    source: str  # "registry" (pipeline), "online" (data), "none" (nothing to measure)
     future_end: bool  # the timestamp lies after now: age clipped to 0
     detail: str
 
@@ -168,9 +168,11 @@ def data_freshness(store: FeatureStore, profile: Profile, view: str, end: dateti
         return measure(view, "data", threshold, online, now, "online",
                        f"newest event timestamp online reads returned for {len(rows)} sampled entities")
     if offline_max is not None:
-        return measure(view, "data", threshold, offline_max.to_pydatetime(), now, "offline",
-                       f"no online value for the {len(rows)} sampled entities; newest offline row "
-                       "at or before the materialization end used instead")
+        return unmeasured(view, "data", threshold, "stale",
+                          f"nothing online for the {len(rows)} entities with the newest offline rows at or before "
+                          f"the materialization end ({offline_max:%Y-%m-%d %H:%M} UTC): rows that arrived late "
+                          "(before the last run's start) or an emptied online store; backfill the window with "
+                          "store.materialize(start_date=..., end_date=...)")
     return unmeasured(view, "data", threshold, "stale", "no offline rows at or before the materialization end")
 
 

@@ -70,7 +70,7 @@ FAMILIES = (
     Family("course_pipeline_freshness_seconds", "gauge",
            "Now minus the latest materialization end in the registry (never negative)", ("feature_view",)),
     Family("course_data_freshness_seconds", "gauge",
-           "Now minus the newest event timestamp stored online (source: online read or offline fallback)",
+           "Now minus the newest event timestamp online reads return for the newest offline entities",
            ("feature_view", "source")),
     Family("course_freshness_threshold_seconds", "gauge", "Age above which a view counts as stale",
            ("feature_view", "kind")),

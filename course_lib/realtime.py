@@ -109,6 +109,25 @@ def compare_rankers(frame: pd.DataFrame, variants: dict[str, list[str]] = VARIAN
 
 # --- event to online ----------------------------------------------------------------------------
 
+def new_events(dataset: datasets.Dataset, users: list[int], n: int, seed: int) -> list[dict[str, Any]]:
+    """`n` watch events after the log's end, a second apart, each a user's first watch of a movie."""
+    rng = np.random.default_rng(seed)
+    log = dataset.watch_events
+    start = log[TIMESTAMP_FIELD].max() + pd.Timedelta(hours=1)
+    watched = log.groupby("user_id")["movie_id"].agg(set).to_dict()
+    movies = dataset.movies["movie_id"].to_numpy()
+    out = []
+    for i in range(n):
+        user = users[i % len(users)]
+        seen = watched.setdefault(user, set())
+        movie = int(next(m for m in rng.permutation(movies) if m not in seen))
+        seen.add(movie)
+        at = start + pd.Timedelta(seconds=i)
+        out.append({"user_id": int(user), "movie_id": movie, "event_timestamp": at.isoformat(),
+                    "rating": float(rng.integers(1, 11)) / 2, "watch_seconds": float(rng.integers(60, 7_200))})
+    return out
+
+
 def event_to_online(base_url: str, events: Sequence[dict[str, Any]], timeout_s: float = 5.0,
                     client: httpx.Client | None = None) -> np.ndarray:
     """Milliseconds from sending each event to `POST /events` until `GET /users/{id}/features`

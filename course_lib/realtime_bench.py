@@ -13,36 +13,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from course_lib import datasets, event_state, events, realtime, serving
 from course_lib.background import start_course_api, start_feast_serve
+from course_lib.realtime import new_events
 from course_lib.timing import Latency, http_load, latency
 from feature_repo.definitions import PAIR_VIEW, TIMESTAMP_FIELD
 from feature_repo.names import GENRE_MATCH, GENRE_MATCH_VIEW, PUSH_SOURCES
 
 BATCH = 10  # events per request, for both servers
 WARMUP = 20  # calls per variant discarded before timing
-
-
-def new_events(dataset: datasets.Dataset, users: list[int], n: int, seed: int) -> list[dict[str, Any]]:
-    """`n` watch events after the log's end, a second apart, each a user's first watch of a movie."""
-    rng = np.random.default_rng(seed)
-    log = dataset.watch_events
-    start = log[TIMESTAMP_FIELD].max() + pd.Timedelta(hours=1)
-    watched = log.groupby("user_id")["movie_id"].agg(set).to_dict()
-    movies = dataset.movies["movie_id"].to_numpy()
-    out = []
-    for i in range(n):
-        user = users[i % len(users)]
-        seen = watched.setdefault(user, set())
-        movie = int(next(m for m in rng.permutation(movies) if m not in seen))
-        seen.add(movie)
-        at = start + pd.Timedelta(seconds=i)
-        out.append({"user_id": int(user), "movie_id": movie, "event_timestamp": at.isoformat(),
-                    "rating": float(rng.integers(1, 11)) / 2, "watch_seconds": float(rng.integers(60, 7_200))})
-    return out
 
 
 def push_rows(batch: list[dict[str, Any]], movies: dict[int, event_state.Movie]) -> dict[str, list[Any]]:

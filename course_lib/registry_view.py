@@ -7,6 +7,7 @@ therefore carry nothing machine-local.
 """
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -161,3 +162,21 @@ def timed_run(argv: Sequence[str]) -> tuple[str, float]:
         raise RuntimeError(f"{Path(argv[0]).name} {' '.join(argv[1:])} exited with {result.returncode}; "
                            f"its error output was:\n{result.stderr.strip()[-2000:]}")
     return result.stdout, seconds
+
+
+def definition_source(*names: str, path: Path = REPO_ROOT / "feature_repo" / "definitions.py") -> str:
+    """The source text of the named top-level assignments and functions of a module, in file order."""
+    source = path.read_text()
+    wanted = set(names)
+    segments = []
+    for node in ast.parse(source).body:
+        targets = ([t.id for t in node.targets if isinstance(t, ast.Name)] if isinstance(node, ast.Assign)
+                   else [node.target.id] if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                   else [node.name] if isinstance(node, ast.FunctionDef) else [])
+        if wanted & set(targets):
+            segments.append(ast.get_source_segment(source, node) or "")
+            wanted -= set(targets)
+    if wanted:
+        raise ValueError(f"{path.name} defines no top-level {sorted(wanted)}")
+    return "\n\n".join(segments)
+

@@ -17,7 +17,7 @@ import time
 import unicodedata
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,9 @@ LATENCY_GOAL_MS = 10.0
 QPS_GOAL = 1000.0
 AVAILABILITY_GOAL = 0.999
 RECOVERY_GOAL_S = 2.0
+EVENT_TO_ONLINE_GOAL_MS = 10.0  # the course's goal for real-time features (docs/realtime.md), p99
+NOT_LOCAL_EVENTS = ("not judged on local: the goal is the enterprise profile's, where POST /events writes Redis "
+                    "directly; on local every event goes through Feast's SDK and SQLite (measured above)")
 NOT_LOCAL = ("not applicable to local: the local profile's online store is an SQLite file and its registry a file, "
              "so there is no server to lose; `course verify --profile enterprise` injects this outage")
 
@@ -195,6 +198,17 @@ def schedule_figure(d: dict[str, Any]) -> tuple[str, bool, str]:
     return text, ok, f"runs: {d['outcomes']}"
 
 
+def event_row(profile: str, figures: dict[str, Any] | None) -> Row:
+    """Criterion 12's real-time row: p99 from `POST /events` to the value online, against the goal; on local
+    the figure is shown but not judged (the goal is the enterprise profile's)."""
+    row = verdict(12, "event to online", f"{criteria.EVENT_PROBES} new watch events, one at a time: from POST "
+                  f"/events accepted to the new value through GET /users/{{id}}/features (goal p99 ≤ "
+                  f"{EVENT_TO_ONLINE_GOAL_MS:g} ms)", figures,
+                  lambda d: (f"p50 {d['p50_ms']:.1f} ms, p99 {d['p99_ms']:.1f} ms over {d['n']} events",
+                             d["p99_ms"] <= EVENT_TO_ONLINE_GOAL_MS, f"p99 above {EVENT_TO_ONLINE_GOAL_MS:g} ms"))
+    return replace(row, status=NA, reason=NOT_LOCAL_EVENTS) if profile == "local" and row.figure != "-" else row
+
+
 def judge(profile: str, f: dict[str, Any]) -> list[Row]:
     """Every row of the table from the measured figures (pure: tests feed it figures)."""
     g = f.get
@@ -247,6 +261,7 @@ def judge(profile: str, f: dict[str, Any]) -> list[Row]:
                                                      for v, s in d["views"].items()),
                                            d["status"] == 200 and not d["missing_views"] and len(d["gauges"]) == 3,
                                            f"status {d['status']}, missing {d['missing_views']}")),
+        event_row(profile, g("event_to_online")),
         document_rows(13, "runbook", "docs/runbook.md; every alert of ops/alert-rules.yml has its section",
                       g("runbook")),
         document_rows(15, "operations guide", "docs/operations.md", g("operations")),
@@ -337,6 +352,7 @@ def run(profile_name: str | None = None, soak_seconds: float = 60.0, rate: float
             measure(figures, "api", lambda: criteria.api_answers(api.url, stage), log)
             measure(figures, "metrics", lambda: criteria.metrics_exact(api.url, stage), log)
             measure(figures, "freshness", lambda: criteria.freshness_endpoint(api.url), log)
+            measure(figures, "event_to_online", lambda: criteria.event_to_online(api.url, stage), log)
             log(f"verify: soak of {soak_seconds:g} s at {rate:g} requests/s"
                 + (", outages: " + ", ".join(f"{d.name} at {d.at_s:.0f} s" for d in drills) if drills else ""))
             report = measure(figures, "soak", lambda: soak.run_soak(

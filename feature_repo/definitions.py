@@ -4,7 +4,8 @@ Only the batch *source* differs between profiles (parquet read by duckdb, parque
 Spark, or a PostgreSQL table); `build(profile)` attaches the right one. Fixes to the guide's code:
 - `Entity(value_type=Int64)` mixes up two type systems: entities take `ValueType.INT64`
   (and `join_keys`), while `feast.types.Int64` is for `Field`s.
-- `source=None` cannot be applied: every batch feature view needs a real source.
+- `source=None` is registered without complaint, then fails at materialization and training
+  (notebook 01 shows both): every batch feature view needs a real source.
 - `entity_key_serialization_version: 2` was removed; the profiles render version 3.
 
 Real time (notebook 08): the user and interaction views take pushed rows through a `PushSource`

@@ -7,6 +7,7 @@ needs Redis, PostgreSQL or the cluster and runs the rest without services.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +21,10 @@ from course_lib.adapter import build_feature_tables, write_offline
 from course_lib.config import Profile, load_store, resolve_profile
 from course_lib.ranker import training_frame
 from course_lib.serving import apply
+
+# The suite checks English messages; tests of the Korean ones set the language themselves.
+os.environ["COURSE_LANG"] = "en"
+os.environ.pop("JPY_SESSION_NAME", None)
 
 RankerStores = Callable[[str], tuple[Profile, FeatureStore]]
 

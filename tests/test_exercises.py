@@ -7,7 +7,7 @@ import ast
 import binascii
 import math
 import zlib
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import nbformat
@@ -210,11 +210,28 @@ def _merge(entity_df, table, **options):
     return joined.sort_values("row").drop(columns="row").reset_index(drop=True)
 
 
-def _online(store, rows):
-    """The three candidate columns for some entity rows, read online."""
-    refs = ["movie_metadata_features:vote_average", "movie_metadata_features:popularity",
-            "user_movie_interaction_features:watch_count"]
-    return store.get_online_features(features=refs, entity_rows=rows).to_df()
+def _service(store):
+    """The registered movie_recommendation_service."""
+    return store.get_feature_service("movie_recommendation_service")
+
+
+def _online(store, rows, features=None):
+    """The service's features (or `features`) for some entity rows, read online in one call; no user_id column."""
+    online = store.get_online_features(features=features or _service(store), entity_rows=rows).to_df()
+    return online.drop(columns="user_id", errors="ignore")
+
+
+def _historical(store, entity_df, features=None):
+    """The service's (or `features`') point-in-time training frame for entity_df, in entity_df's order."""
+    numbered = entity_df.reset_index(drop=True).assign(entity_row=np.arange(len(entity_df)))
+    frame = store.get_historical_features(entity_df=numbered, features=features or _service(store)).to_df()
+    return frame.sort_values("entity_row").drop(columns="entity_row").reset_index(drop=True)
+
+
+def _online_training(store, entity_df):
+    """entity_df with the service's online (today's) values beside each row."""
+    online = _online(store, entity_df[["user_id", "movie_id"]].to_dict("records")).drop(columns="movie_id")
+    return pd.concat([entity_df.reset_index(drop=True), online], axis=1)
 
 
 def _ratings(events: pd.DataFrame, user: int, at: pd.Timestamp, strict: bool = False) -> pd.Series:
@@ -245,19 +262,34 @@ def _first_discount_zero(ranked: np.ndarray) -> float:
         return float(np.sum(ranked / np.log2(np.arange(1, len(ranked) + 1))))
 
 
-def _end(store, view: str):
-    """A view's newest materialization end, as the registry records it."""
-    return store.get_feature_view(view).most_recent_end_time
+def _intervals(store, pick=max) -> dict:
+    """Each feature view's newest (or, with pick=min, oldest) materialization interval."""
+    return {view.name: pick(view.materialization_intervals, key=lambda pair: pair[1])
+            for view in store.list_feature_views()}
 
 
-def _newest_start(store, view: str):
-    """The start of a view's newest materialization interval."""
-    return max(store.get_feature_view(view).materialization_intervals, key=lambda pair: pair[1])[0]
+def _incremental(store, end, pick=max) -> dict:
+    """Materialize incrementally to `end`, then each view's newest (or picked) interval."""
+    store.materialize_incremental(end_date=end)
+    return _intervals(store, pick)
 
 
-def _percentiles(samples, index) -> tuple:
-    """p50 and p99 as the samples at index(q, n), without interpolation."""
-    return tuple(samples[min(index(q, len(samples)), len(samples) - 1)] for q in (0.5, 0.99))
+MOVIE_REFS = ["movie_metadata_features:vote_average", "movie_metadata_features:popularity"]
+
+
+def _movie_reads(store, movie_ids) -> dict:
+    """vote_average and popularity of some movies in one online read: movie_id -> values."""
+    read = store.get_online_features(features=MOVIE_REFS, entity_rows=[{"movie_id": m} for m in movie_ids]).to_dict()
+    return {m: {name: read[name][i] for name in ("vote_average", "popularity")} for i, m in enumerate(movie_ids)}
+
+
+def _cached(store, movie_ids, cache, read=_movie_reads, write=True, read_cached=False, order=list):
+    """Cache-aside with one part changed: how it reads, whether it writes, what it reads, the row order."""
+    missing = [m for m in movie_ids if read_cached or m not in cache]
+    fresh = read(store, missing) if missing else {}
+    if write:
+        cache.update(fresh)
+    return pd.DataFrame([{"movie_id": m, **{**cache, **fresh}[m]} for m in order(movie_ids)])
 
 
 def _crc(data: bytes, modulo: int = 16384) -> int:
@@ -334,13 +366,33 @@ WRONG_ANSWERS: dict[str, list[tuple[str, object, str]]] = {
     ],
     "candidate_features": [
         ("no user_id", lambda store, user, movies: _online(store, [{"movie_id": m} for m in movies]),
-         "keyed by the (user, movie) pair"),
+         "every row needs user_id and movie_id"),
         ("reversed", lambda store, user, movies: _online(store, _pairs(user, movies[::-1])),
          "keep the candidates' order"),
         ("unknown movies dropped", lambda store, user, movies: _online(store, _pairs(user, movies)).dropna(
             subset=["vote_average"]), "one row per candidate, unknown ones included"),
-        ("another user's watches", lambda store, user, movies: _online(store, _pairs(user + 1, movies)),
-         "your watch_count is"),
+        ("another user", lambda store, user, movies: _online(store, _pairs(user + 1, movies)),
+         "did you send user_id="),
+        ("a features list", lambda store, user, movies: _online(store, _pairs(user, movies),
+                                                                definitions.RECOMMENDATION_FEATURES),
+         "ask through the feature service: features=store.get_feature_service('movie_recommendation_service')"),
+        ("one call per candidate", lambda store, user, movies: pd.DataFrame(
+            [_online(store, _pairs(user, [m])).iloc[0] for m in movies]),
+         "use one get_online_features call for all candidates"),
+    ],
+    "training_set": [
+        ("online features", _online_training, "online values are today's"),
+        ("time order", lambda store, entity_df: _historical(store, entity_df).sort_values(
+            "event_timestamp", ignore_index=True), "Feast does not keep entity_df's order"),
+        ("part of the service", lambda store, entity_df: _historical(
+            store, entity_df, definitions.RECOMMENDATION_FEATURES[:3]), "Missing columns ['vote_average'"),
+        ("a features list", lambda store, entity_df: _historical(store, entity_df, definitions.RECOMMENDATION_FEATURES),
+         "ask through the feature service"),
+        ("timestamps replaced by now", lambda store, entity_df: _historical(
+            store, entity_df.assign(event_timestamp=pd.Timestamp.now(tz="UTC"))), "leakage"),
+        ("joined at the data's end", lambda store, entity_df: _historical(
+            store, entity_df.assign(event_timestamp=entity_df["event_timestamp"].max())).assign(
+            event_timestamp=entity_df["event_timestamp"].to_numpy()), "after the row's event_timestamp"),
     ],
     "ndcg_at_k": [
         ("DCG, not normalized", lambda rel, scores, k: _dcg(_ranked(rel, scores), k), "divide by the ideal DCG@k"),
@@ -379,13 +431,16 @@ WRONG_ANSWERS: dict[str, list[tuple[str, object, str]]] = {
          "its count is 0"),
         ("a string", lambda text, endpoint: str(checks.monitoring._requests(text, endpoint)), "return one number"),
     ],
-    "pipeline_age": [
-        ("not clipped", lambda store, view, now: (now - _end(store, view)).total_seconds(), "clip the age at 0"),
-        ("from the start", lambda store, view, now: max((now - _newest_start(store, view)).total_seconds(), 0.0),
-         "not its start"),
-        ("milliseconds", lambda store, view, now: max((now - _end(store, view)).total_seconds(), 0.0) * 1000,
-         "not milliseconds"),
-        ("a timedelta", lambda store, view, now: max(now - _end(store, view), timedelta(0)), "seconds as a float"),
+    "catch_up": [
+        ("fixed start", lambda store, end: (store.materialize(start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+                                                              end_date=end), _intervals(store))[1],
+         "each run must start where the last one ended"),
+        ("oldest interval", lambda store, end: _incremental(store, end, min), "return the newest one"),
+        ("not materialized", lambda store, end: _intervals(store), "nothing was materialized"),
+        ("a timedelta", lambda store, end: {view: b - a for view, (a, b) in _incremental(store, end).items()},
+         "not its length"),
+        ("strings", lambda store, end: {view: (str(a), str(b)) for view, (a, b) in _incremental(store, end).items()},
+         "not strings"),
     ],
     "views_to_invalidate": [
         ("forward moves only", lambda previous, current: {
@@ -400,15 +455,17 @@ WRONG_ANSWERS: dict[str, list[tuple[str, object, str]]] = {
         ("the unchanged ones", lambda previous, current: {
             view for view in previous if previous[view] == current.get(view)}, "did *not* change"),
     ],
-    "latency_percentiles": [
-        ("fractions to np.percentile", lambda samples: tuple(np.percentile(samples, [0.5, 0.99])),
-         "np.percentile takes percents"),
-        ("mean as p50", lambda samples: (np.mean(samples), np.percentile(samples, 99)), "not the mean"),
-        ("max as p99", lambda samples: (np.median(samples), max(samples)), "not the maximum"),
-        ("nearest rank", lambda samples: _percentiles(sorted(samples), lambda q, n: int(q * n)),
-         "interpolate linearly"),
-        ("unsorted", lambda samples: _percentiles(samples, lambda q, n: int(q * n)), "sort the samples first"),
-        ("one number", lambda samples: float(np.median(samples)), "a pair of numbers"),
+    "cached_movie_features": [
+        ("no caching", lambda store, movies, cache: _cached(store, movies, {}), "the cache is still empty"),
+        ("cache never written", lambda store, movies, cache: _cached(store, movies, cache, write=False),
+         "the cache is still empty"),
+        ("cached ids read again", lambda store, movies, cache: _cached(store, movies, cache, read_cached=True),
+         "cached ids read again"),
+        ("one call per movie", lambda store, movies, cache: _cached(
+            store, movies, cache, read=lambda s, ids: {m: _movie_reads(s, [m])[m] for m in ids}),
+         "use one call for all missing ids"),
+        ("order lost", lambda store, movies, cache: _cached(store, movies, cache, order=sorted),
+         "keep the requested order"),
     ],
     "key_slot": [
         ("hash tags ignored", lambda key: _crc(key), "hash only the bytes between the first '{'"),

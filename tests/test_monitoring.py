@@ -7,6 +7,7 @@ the test stops and restarts; the shared services are never stopped.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -342,6 +343,38 @@ def test_local_health_fails_on_a_missing_parquet_table_and_recovers(materialized
     assert health(store, profile)[0]
 
 
+def test_late_rows_leave_the_data_stale_after_an_incremental_run_until_a_backfill(tmp_path: Path) -> None:
+    """Notebook 04's story on an injected clock: rows that arrive late (event times before the last
+    run's end) are skipped by an incremental run, so the pipeline is fresh while the interaction
+    data stays stale; a backfill of the window (`store.materialize(start, end)`) makes it fresh."""
+    profile = resolve_profile("local", mon_env(tmp_path, project="course_test_late"))
+    log = datasets.synthetic(seed=5, n_users=80, n_movies=40, n_events=2000, days=20)
+    cut, view = T_END - timedelta(days=2), "user_movie_interaction_features"
+    def until(moment: datetime) -> datasets.Dataset:
+        """The log as it stood at `moment`."""
+        return dataclasses.replace(log, watch_events=log.watch_events[log.watch_events["event_timestamp"] < moment])
+
+    write_offline(build_feature_tables(until(cut)), profile)  # the upstream stopped two days before the run
+    store = load_store(profile)
+    serving.apply(store, profile)
+    clock = FakeClock(T_END + timedelta(minutes=1))
+
+    def status(end: datetime) -> tuple[str, str, str]:
+        """Pipeline status, data status and data source of the interaction view, a minute after `end`."""
+        clock.now = end + timedelta(minutes=1)
+        report = freshness(store, profile, now=clock)
+        return report.get(view, "pipeline").status, report.get(view, "data").status, report.get(view, "data").source
+
+    serving.materialize(store, profile, end=T_END)
+    assert status(T_END) == ("fresh", "stale", "online")  # ran, but with nothing new to carry
+    write_offline(build_feature_tables(until(T_END)), profile)  # the two missing days arrive, late
+    later = T_END + timedelta(hours=1)
+    serving.materialize(store, profile, end=later, incremental=True)
+    assert status(later)[:2] == ("fresh", "stale")  # the newest offline pairs have nothing new online
+    store.materialize(start_date=cut, end_date=later)
+    assert status(later) == ("fresh", "fresh", "online")
+
+
 @pytest.mark.enterprise
 @pytest.mark.parametrize("materialized", ["enterprise"], indirect=True)
 def test_redis_outage_fails_the_online_store_and_recovers(materialized) -> None:
@@ -364,10 +397,12 @@ def test_redis_outage_fails_the_online_store_and_recovers(materialized) -> None:
         server.start()
         assert health(store, profile)[0] and refresh(metrics, store, profile).freshness is not None
         assert value(parsed(metrics), "course_component_up", component="online_store") == 1
-        # Registry says materialized, this Redis holds nothing: data freshness falls back to offline.
+        # Registry says materialized, this Redis holds nothing: the online data is stale, not as fresh
+        # as the offline rows it lacks.
         entry = freshness(store, profile, now=FakeClock(T_END)).get("user_profile_features", "data")
-        assert entry.source == "offline" and entry.timestamp == offline_newest_at_or_before(
-            profile, "user_profile_features", T_END)
+        assert (entry.status, entry.source, entry.age_seconds) == ("stale", "none", None), entry
+        newest = offline_newest_at_or_before(profile, "user_profile_features", T_END)
+        assert f"{newest:%Y-%m-%d %H:%M} UTC" in entry.detail
     finally:
         server.stop()
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import httpx
 import pandas as pd
+import psutil
 import pytest
 from feast import FeatureStore
 
+from course_lib.background import start_feast_ui
 from course_lib.config import ENV_DEFAULTS, PROFILES, REPO_ROOT, ConfigError, Profile, load_store, resolve_profile
 from course_lib.registry_view import (
     config_table,
+    definition_source,
     display_config,
     entity_table,
     env_table,
@@ -143,3 +147,28 @@ def test_scratch_store_is_deleted_and_spares_the_course_project(
     with pytest.raises(ConfigError, match="course project"):
         with scratch_store("movie_recommendation"):
             pass
+
+
+def test_definition_source_shows_the_file_text_of_each_name() -> None:
+    """Notebook 01 prints definitions.py's own code: each segment is verbatim file text, in file order."""
+    text = (REPO_ROOT / "feature_repo" / "definitions.py").read_text()
+    names = ("user", "VIEWS", "feature_view")
+    assert all(definition_source(name) in text for name in names)
+    assert [text.index(definition_source(name)) for name in names] == sorted(text.index(definition_source(n))
+                                                                             for n in names)
+    assert definition_source("feature_view", "user", "VIEWS") == "\n\n".join(definition_source(n) for n in names)
+    assert definition_source("user").startswith("user = Entity(")
+    with pytest.raises(ValueError, match=r"no top-level \['nowhere'\]"):
+        definition_source("user", "nowhere")
+
+
+def test_feast_ui_shows_the_registry_on_loopback_only(applied: FeatureStore, profile: Profile, tmp_path: Path) -> None:
+    """Notebook 01's optional `feast ui`: bound to 127.0.0.1 (Feast's default is 0.0.0.0), it lists
+    the registered feature views through the REST API its pages use, and stops."""
+    with start_feast_ui(profile, tmp_path / "ui.log") as ui:
+        listening = [c.laddr for c in psutil.Process(ui.process.pid).net_connections() if c.status == "LISTEN"]
+        assert listening and {address.ip for address in listening} == {"127.0.0.1"}, listening
+        body = httpx.get(f"{ui.url}/api/v1/feature_views", params={"project": profile.project}, timeout=30).json()
+        assert {v["spec"]["name"] for v in body["featureViews"]} == {v.name for v in applied.list_all_feature_views()}
+    assert ui.process.poll() is not None
+

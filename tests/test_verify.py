@@ -38,6 +38,7 @@ def figures(**changes: object) -> dict:
         "cache": {"hit_rate": 0.8, "hits": 8, "misses": 2, "p50_ms": 0.01, "identical_to_store": True},
         "freshness": {"status": 200, "views": {"a": {"pipeline": "fresh", "data": "fresh"}}, "missing_views": [],
                       "gauges": {"a": 1.0, "b": 1.0, "c": 1.0}},
+        "event_to_online": {"n": 100, "p50_ms": 4.0, "p99_ms": 9.0},
         "runbook": {**doc, "alerts": 7, "alerts_without_section": []},
         "operations": doc,
         "soak": {"seconds": 60, "rate": 200, "requests": 12_000, "statuses": {"200": 11_000, "503": 1_000},
@@ -91,8 +92,8 @@ def test_local_marks_the_outages_not_applicable_and_passes_the_rest() -> None:
     local["soak"] = {**local["soak"], "windows": []}
     result = Verification("local", judge("local", local), local)
     na = [r for r in result.rows if r.status == NA]
-    assert {r.check for r in na} == {"redis outage", "postgres outage"}
-    assert all(r.reason.startswith("not applicable to local") for r in na)
+    assert {r.check for r in na} == {"redis outage", "postgres outage", "event to online"}
+    assert all(r.reason.startswith(("not applicable to local", "not judged on local")) for r in na)
     assert statuses(result)[11] == PASS and result.passed  # availability applies and passed
     assert "N/A" in verify.format_table(result)
 
@@ -121,3 +122,22 @@ def test_course_verify_rejects_a_short_soak_and_scaleout_in_one_line(capsys: pyt
     assert main(["verify", "--profile", "scaleout"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "--soak-seconds must be at least 20" in err[0] and "local and enterprise" in err[1]
+
+
+@pytest.mark.parametrize(("p99", "status"), [(10.0, PASS), (10.5, FAIL)])
+def test_event_to_online_passes_at_the_goal_and_fails_above_it(p99: float, status: str) -> None:
+    """Criterion 12 gains the real-time row: p99 from POST /events to the value online, against 10 ms."""
+    rows = judge("enterprise", figures(event_to_online={"n": 100, "p50_ms": 4.0, "p99_ms": p99}))
+    row = next(r for r in rows if r.check == "event to online")
+    assert (row.criterion, row.status) == (12, status) and f"p99 {p99:.1f} ms over 100 events" in row.figure
+    assert statuses(Verification("enterprise", rows, figures()))[12] == status
+
+
+def test_event_to_online_is_shown_but_not_judged_on_local() -> None:
+    """On local the SDK and SQLite carry every event: the figure is reported, the 10 ms goal is enterprise's."""
+    rows = judge("local", figures(event_to_online={"n": 100, "p50_ms": 20.0, "p99_ms": 70.0}))
+    row = next(r for r in rows if r.check == "event to online")
+    assert (row.status, row.figure) == (NA, "p50 20.0 ms, p99 70.0 ms over 100 events") and "enterprise" in row.reason
+    failed = judge("local", figures(event_to_online={"error": "TimeoutError: event not visible"}))
+    assert next(r for r in failed if r.check == "event to online").status == FAIL  # a broken ingest still fails
+

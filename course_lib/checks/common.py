@@ -1,29 +1,44 @@
-"""What every exercise check shares: the failure type, calling the learner's function, comparing and showing values."""
+"""What every exercise check shares: the failure type, calling the learner's function, comparing and showing
+values, a store that records the learner's feature reads, and a throwaway store with tiny feature tables."""
 from __future__ import annotations
 
+import inspect
 import math
+import os
 import sys
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from feast import FeatureStore, FeatureView
+from feast import FeatureService, FeatureStore, FeatureView
 
+from course_lib import registry_view
+from course_lib.adapter import conform
+from course_lib.config import Profile, resolve_profile
+from course_lib.messages import say
 from feature_repo.definitions import MOVIE_VIEW as MOVIES
 from feature_repo.definitions import PAIR_VIEW as INTERACTIONS
-from feature_repo.definitions import TIMESTAMP_FIELD
+from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS
 from feature_repo.definitions import USER_VIEW as USERS
 
-__all__ = ["HOUR", "INTERACTIONS", "MOVIES", "T0", "USERS", "CheckFailed", "answer", "is_missing", "keep_going",
-           "passed", "pit_expected", "registered_view", "same_value", "show"]
+__all__ = ["HOUR", "INTERACTIONS", "MOVIES", "T0", "TINY_KEYS", "TINY_TIMES", "USERS", "CheckFailed", "Read",
+           "RecordingStore", "answer", "is_missing", "keep_going", "passed", "pit_expected", "registered_view",
+           "same_value", "scratch_course", "show", "through_service", "tiny_tables"]
 
-NOT_DONE = ("`{name}` is not written yet: it still raises NotImplementedError. Replace the "
-            "`# YOUR CODE HERE` stub in the exercise cell with your code, run that cell, then this one.")
 T0 = pd.Timestamp("2025-01-01", tz="UTC")
 HOUR = pd.Timedelta(hours=1)
+# Tiny feature tables for a scratch store: every key has a row at T0 and at T0 + 2 days.
+TINY_KEYS: dict[str, list[dict[str, int]]] = {
+    USERS: [{"user_id": 1}, {"user_id": 2}],
+    MOVIES: [{"movie_id": 10}, {"movie_id": 11}],
+    INTERACTIONS: [{"user_id": 1, "movie_id": 10}, {"user_id": 1, "movie_id": 11}, {"user_id": 2, "movie_id": 10}],
+}
+TINY_TIMES = (T0, T0 + pd.Timedelta(days=2))
 
 
 class CheckFailed(AssertionError):
@@ -33,13 +48,13 @@ class CheckFailed(AssertionError):
 def answer(fn: Callable[..., Any], name: str, *args: Any) -> Any:
     """Call the learner's function; a stub or an exception becomes a CheckFailed naming it."""
     if not callable(fn):
-        raise CheckFailed(f"expected your function `{name}`, got {fn!r}; run the exercise cell first")
+        raise CheckFailed(say("common.not_a_function", name=name, got=fn))
     try:
         return fn(*args)
     except NotImplementedError:
-        raise CheckFailed(NOT_DONE.format(name=name)) from None
+        raise CheckFailed(say("common.not_done", name=name)) from None
     except Exception as exc:
-        raise CheckFailed(f"your `{name}` raised {type(exc).__name__}: {exc}") from exc
+        raise CheckFailed(say("common.raised", name=name, error=type(exc).__name__, detail=exc)) from exc
 
 
 @contextmanager
@@ -48,8 +63,7 @@ def keep_going(label: str) -> Iterator[None]:
     try:
         yield
     except CheckFailed as failure:
-        print(f"✗ Exercise {label} is not solved yet: {failure}\n  (Learner copy: the notebook goes on; no later "
-              "cell uses your answer.)", file=sys.stderr)
+        print(say("common.not_solved", label=label, failure=failure), file=sys.stderr)
 
 
 def passed(name: str, detail: str) -> None:
@@ -79,8 +93,9 @@ def show(value: Any) -> str:
         return f"{value:%Y-%m-%d %H:%M:%S} UTC"
     if isinstance(value, timedelta):
         hours = value / timedelta(hours=1)
-        number, unit = (hours / 24, "day") if hours % 24 == 0 else (hours, "hour")
-        return f"{number:g} {unit}{'' if number == 1 else 's'}"
+        if hours % 24 == 0:
+            return say("common.day" if hours == 24 else "common.days", number=f"{hours / 24:g}")
+        return say("common.hour" if hours == 1 else "common.hours", number=f"{hours:g}")
     if isinstance(value, (float, np.floating)):
         return f"{float(value):.4g}"
     return repr(value.item() if isinstance(value, np.generic) else value)
@@ -91,8 +106,7 @@ def registered_view(store: FeatureStore, name: str) -> FeatureView:
     try:
         return store.get_feature_view(name)
     except Exception as exc:
-        raise CheckFailed(f"the registry has no {name!r} ({type(exc).__name__}); register the course "
-                          "definitions first (`course apply`, or run the notebook from the top)") from exc
+        raise CheckFailed(say("common.not_registered", name=name, error=type(exc).__name__)) from exc
 
 
 def pit_expected(table: pd.DataFrame, keys: list[str], probe: dict[str, Any], ttl: timedelta) -> pd.Series | None:
@@ -103,3 +117,82 @@ def pit_expected(table: pd.DataFrame, keys: list[str], probe: dict[str, Any], tt
         match &= ts >= probe[TIMESTAMP_FIELD] - ttl
     rows = table[match]
     return None if rows.empty else rows.loc[ts[match].idxmax()]
+
+
+def _sample_value(dtype_name: str, i: int) -> Any:
+    """A distinct value of a Feast dtype for row i."""
+    return {"Int64": i + 1, "Float32": i + 0.5, "String": f"value {i}"}[dtype_name]
+
+
+def tiny_tables() -> dict[str, pd.DataFrame]:
+    """The scratch store's feature tables: distinct values for every key at both TINY_TIMES."""
+    tables = {}
+    for view, keys in TINY_KEYS.items():
+        rows = [{**key, TIMESTAMP_FIELD: ts} for ts in TINY_TIMES for key in keys]
+        for i, row in enumerate(rows):
+            row.update({f.name: _sample_value(str(f.dtype), 100 * i) for f in VIEWS[view][2]})
+        tables[view] = conform(view, pd.DataFrame(rows))
+    return tables
+
+
+@contextmanager
+def scratch_course() -> Iterator[tuple[FeatureStore, Profile]]:
+    """A throwaway local store (registry_view.scratch_store) with the tiny tables as its parquet
+    sources; third-party deprecation notices are silenced so the check prints only its verdict."""
+    project = f"exercise_check_{os.getpid()}"
+    with registry_view.scratch_store(project) as store, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        profile = resolve_profile("local", {**os.environ, "FEAST_PROJECT": project})
+        profile.offline_dir.mkdir(parents=True, exist_ok=True)  # a plain folder: nothing reads it while it changes
+        for view, table in tiny_tables().items():
+            table.to_parquet(profile.offline_location(view), index=False)
+        yield store, profile
+
+
+@dataclass(frozen=True)
+class Read:
+    """One feature read a RecordingStore forwarded: its `features` argument and its entity rows (online reads)."""
+
+    features: Any
+    rows: list[dict[str, Any]]
+
+
+def _entity_rows(rows: Any) -> list[dict[str, Any]]:
+    """Entity rows as a list of dicts, given as rows or as columns ({key: values})."""
+    if isinstance(rows, Mapping):
+        return [dict(zip(rows, values)) for values in zip(*rows.values())]
+    return [dict(row) for row in rows or []]
+
+
+class RecordingStore:
+    """A FeatureStore stand-in for the learner's function: forwards everything, and records each
+    get_online_features and get_historical_features call before passing it on."""
+
+    def __init__(self, store: FeatureStore) -> None:
+        self._store = store
+        self.online: list[Read] = []
+        self.historical: list[Read] = []
+
+    def __getattr__(self, name: str) -> Any:
+        """Everything else is the real store's."""
+        return getattr(self._store, name)
+
+    @staticmethod
+    def _record(reads: list[Read], method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Record a call's features (and entity rows, for an online read), then make it."""
+        bound = inspect.signature(method).bind(*args, **kwargs).arguments
+        reads.append(Read(bound.get("features"), _entity_rows(bound.get("entity_rows"))))
+        return method(*args, **kwargs)
+
+    def get_online_features(self, *args: Any, **kwargs: Any) -> Any:
+        """The real get_online_features, recorded."""
+        return self._record(self.online, self._store.get_online_features, *args, **kwargs)
+
+    def get_historical_features(self, *args: Any, **kwargs: Any) -> Any:
+        """The real get_historical_features, recorded."""
+        return self._record(self.historical, self._store.get_historical_features, *args, **kwargs)
+
+
+def through_service(reads: list[Read], service: str) -> bool:
+    """Whether every recorded read asked for the named feature service (not a list of references)."""
+    return all(isinstance(read.features, FeatureService) and read.features.name == service for read in reads)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from course_lib.checks.common import CheckFailed, answer, passed, same_value, show
+from course_lib.messages import say
 from course_lib.soak import Sample, Window
 
 REDIS = Window("redis", 10.0, 15.0, (503,))
@@ -41,13 +42,13 @@ def _availability(cases: list[Sample], windows: list[Window]) -> float:
 def _availability_hint(got: Any, cases: list[Sample], windows: list[Window]) -> str:
     """The likely mistake behind a wrong availability."""
     if same_value(got, 100 * _availability(cases, windows)):
-        return "return a share between 0 and 1, not a percentage"
+        return say("completion_criteria.hint_percentage")
     if same_value(got, sum(s.status == 200 for s in cases) / len(cases)):
-        return "leave out the requests in flight during an outage window"
+        return say("completion_criteria.hint_windows")
     sent_outside = [s for s in cases if not any(w.start_s <= s.sent_s < w.end_s for w in windows)]
     if same_value(got, sum(s.status == 200 for s in sent_outside) / len(sent_outside)):
-        return "a request sent before a window and still running when it started is affected too"
-    return "count the requests that overlap no window, and the share of them that answered 200"
+        return say("completion_criteria.hint_straggler")
+    return say("completion_criteria.hint_availability")
 
 
 def availability_outside(fn: Callable[..., Any]) -> None:
@@ -55,11 +56,12 @@ def availability_outside(fn: Callable[..., Any]) -> None:
     cases, windows = samples(), [REDIS, POSTGRES]
     got = answer(fn, "availability_outside", list(cases), list(windows))
     if not isinstance(got, (int, float, np.number)):
-        raise CheckFailed(f"availability_outside returned {type(got).__name__}; return one number")
+        raise CheckFailed(say("common.not_a_number", function="availability_outside", type=type(got).__name__))
     want = _availability(cases, windows)
     if not same_value(got, want):
-        raise CheckFailed(f"you computed {show(got)}, expected {want:.4f}: " + _availability_hint(got, cases, windows))
-    passed("availability_outside", f"{want:.2%} of the requests outside the two windows answered 200")
+        raise CheckFailed(say("completion_criteria.availability_wrong", got=show(got), want=want,
+                              hint=_availability_hint(got, cases, windows)))
+    passed("availability_outside", say("completion_criteria.availability_passed", share=want))
 
 
 def _recovery(cases: list[Sample], end: float, until: float) -> float:
@@ -73,11 +75,11 @@ def _recovery_hint(got: Any, cases: list[Sample], end: float) -> str:
     """The likely mistake behind a wrong recovery time."""
     first_ok = min(s.done_s for s in cases if s.sent_s >= end and s.status == 200)
     if same_value(got, first_ok - end):
-        return "the first success is not enough: recovery ends after the last failure that followed the outage"
+        return say("completion_criteria.hint_first_success")
     sent = min(s.sent_s for s in cases if s.sent_s > 16.0 and s.status == 200)
     if same_value(got, sent - end):
-        return "measure until the answer came back (done_s), not when the request was sent"
-    return "find the last failure after the window, then the first 200 after it; subtract the window's end"
+        return say("completion_criteria.hint_sent")
+    return say("completion_criteria.hint_recovery")
 
 
 def recovery_time(fn: Callable[..., Any]) -> None:
@@ -85,9 +87,9 @@ def recovery_time(fn: Callable[..., Any]) -> None:
     cases = samples()
     got = answer(fn, "recovery_time", list(cases), REDIS.end_s, POSTGRES.start_s)
     if not isinstance(got, (int, float, np.number)):
-        raise CheckFailed(f"recovery_time returned {type(got).__name__}; return seconds as a number")
+        raise CheckFailed(say("completion_criteria.recovery_not_number", type=type(got).__name__))
     want = _recovery(cases, REDIS.end_s, POSTGRES.start_s)
     if not same_value(got, want):
-        raise CheckFailed(f"you computed {show(got)} s, expected {want:.3f} s: "
-                          + _recovery_hint(got, cases, REDIS.end_s))
-    passed("recovery_time", f"{want:.3f} s after the Redis outage, the flap at 15.5-16 s included")
+        raise CheckFailed(say("completion_criteria.recovery_wrong", got=show(got), want=want,
+                              hint=_recovery_hint(got, cases, REDIS.end_s)))
+    passed("recovery_time", say("completion_criteria.recovery_passed", seconds=want))

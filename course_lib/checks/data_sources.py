@@ -21,6 +21,7 @@ from course_lib.checks.common import (
     same_value,
     show,
 )
+from course_lib.messages import say
 from course_lib.serving import feature_refs, historical_features
 from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS
 
@@ -65,18 +66,17 @@ def _avg_rating_hint(events: pd.DataFrame, user_id: int, as_of: pd.Timestamp, go
     mine = events[events["user_id"] == user_id]
     known = mine[mine[TIMESTAMP_FIELD] <= as_of]
     mistakes = [
-        (mine["rating"].mean(), "did you include events after the timestamp?"),
-        (mine.loc[mine[TIMESTAMP_FIELD] < as_of, "rating"].mean(),
-         "an event exactly at as_of is already known then: keep event_timestamp <= as_of, not <"),
-        (known["rating"].fillna(0).mean(), "unrated events (rating NaN) must be skipped, not counted as 0"),
-        (events.loc[events[TIMESTAMP_FIELD] <= as_of, "rating"].mean(), "did you filter on user_id?"),
+        (mine["rating"].mean(), "data_sources.hint_future"),
+        (mine.loc[mine[TIMESTAMP_FIELD] < as_of, "rating"].mean(), "data_sources.hint_strict"),
+        (known["rating"].fillna(0).mean(), "data_sources.hint_zeros"),
+        (events.loc[events[TIMESTAMP_FIELD] <= as_of, "rating"].mean(), "data_sources.hint_all_users"),
     ]
     for value, hint in mistakes:
         if same_value(got, value):
-            return hint
+            return say(hint)
     if known["rating"].notna().sum() == 0:
-        return "this user has no rated event at or before that time, so the mean is undefined: return float('nan')"
-    return "average the ratings of this user's events at or before as_of"
+        return say("data_sources.hint_no_ratings")
+    return say("data_sources.hint_average")
 
 
 def avg_rating_as_of(fn: Callable[..., Any], events: pd.DataFrame) -> None:
@@ -85,13 +85,12 @@ def avg_rating_as_of(fn: Callable[..., Any], events: pd.DataFrame) -> None:
     for user_id, as_of in cases:
         got = answer(fn, "avg_rating_as_of", events, user_id, as_of)
         if not (got is None or isinstance(got, (int, float, np.number))):
-            raise CheckFailed(f"avg_rating_as_of returned {type(got).__name__}; return one number (a float)")
+            raise CheckFailed(say("common.not_a_float", function="avg_rating_as_of", type=type(got).__name__))
         want = _avg_rating(events, user_id, as_of)
         if not same_value(got, want):
-            raise CheckFailed(f"your avg_rating for user {user_id} at {show(as_of)} is {show(got)}; the "
-                              f"point-in-time value is {show(want)} — "
-                              + _avg_rating_hint(events, user_id, as_of, got))
-    passed("avg_rating_as_of", f"matches the point-in-time value at all {len(cases)} (user, time) points")
+            raise CheckFailed(say("data_sources.avg_wrong", user=user_id, at=show(as_of), got=show(got),
+                                  want=show(want), hint=_avg_rating_hint(events, user_id, as_of, got)))
+    passed("avg_rating_as_of", say("data_sources.avg_passed", count=len(cases)))
 
 
 def pit_probes(table: pd.DataFrame, ttl: timedelta, n_random: int = 60) -> pd.DataFrame:
@@ -127,20 +126,19 @@ def _pit_hint(table: pd.DataFrame, probe: pd.Series, column: str, got: Any, ttl:
     want = pit_expected(table, ["user_id"], probe, ttl)
     used = None if is_missing(got) else _snapshot_with(table, user, column, got, at)
     if used is not None and used > at:
-        return (f"you used the snapshot from {show(used)}, after the row's time — look backwards only "
-                "(merge_asof(..., direction='backward'))")
+        return say("data_sources.hint_forward", used=show(used))
     if want is not None and is_missing(got) and want[TIMESTAMP_FIELD] < at:
-        return (f"Feast uses the user's snapshot from {show(want[TIMESTAMP_FIELD])}, the newest at or before the "
-                "row and within the TTL — match on user_id, looking backwards (merge_asof(..., direction='backward'))")
+        return say("data_sources.hint_backward", at=show(want[TIMESTAMP_FIELD]))
     if want is None and not is_missing(got):
         earlier = pit_expected(table, ["user_id"], probe, timedelta(0))
         if earlier is not None:
-            return (f"the newest snapshot at or before then is from {show(earlier[TIMESTAMP_FIELD])}, older than "
-                    f"the view's TTL ({show(ttl)}), so the join returns null — drop older matches (tolerance=ttl)")
-        return "this user has no snapshot at or before that time, so the join returns null"
+            return say("data_sources.hint_expired", at=show(earlier[TIMESTAMP_FIELD]), ttl=show(ttl))
+        return say("data_sources.hint_no_snapshot")
     if want is not None and want[TIMESTAMP_FIELD] == at:
-        return "a snapshot taken exactly at the row's time counts (allow_exact_matches=True)"
-    return f"Feast used the snapshot from {show(want[TIMESTAMP_FIELD])}" if want is not None else "expected null"
+        return say("data_sources.hint_exact")
+    if want is not None:
+        return say("data_sources.hint_used", at=show(want[TIMESTAMP_FIELD]))
+    return say("data_sources.hint_null")
 
 
 def pit_join(fn: Callable[..., Any], store: FeatureStore, table: pd.DataFrame) -> None:
@@ -152,26 +150,22 @@ def pit_join(fn: Callable[..., Any], store: FeatureStore, table: pd.DataFrame) -
     want = want.sort_values("probe", ignore_index=True)
     features = [f.name for f in VIEWS[USERS][2]]
     if not isinstance(got, pd.DataFrame):
-        raise CheckFailed(f"pit_join returned {type(got).__name__}; it must return a DataFrame")
+        raise CheckFailed(say("data_sources.not_a_frame", type=type(got).__name__))
     if len(got) != len(probes):
-        raise CheckFailed(f"pit_join returned {len(got)} rows for {len(probes)} entity rows: keep every entity "
-                          "row (a left join), in order")
+        raise CheckFailed(say("data_sources.row_count", got=len(got), want=len(probes)))
     absent = [c for c in ["user_id", TIMESTAMP_FIELD, *features] if c not in got.columns]
     if absent:
-        raise CheckFailed(f"pit_join's result lacks the columns {absent}; return entity_df with the feature "
-                          "columns added")
+        raise CheckFailed(say("data_sources.columns", absent=absent))
     got = got.reset_index(drop=True)
     for i, probe in probes.iterrows():
         if got.at[i, "user_id"] != probe["user_id"] or got.at[i, TIMESTAMP_FIELD] != probe[TIMESTAMP_FIELD]:
-            raise CheckFailed(f"row {i} of your result is user {got.at[i, 'user_id']} at "
-                              f"{show(got.at[i, TIMESTAMP_FIELD])}; entity_df's row {i} is user "
-                              f"{probe['user_id']} at {show(probe[TIMESTAMP_FIELD])}: "
-                              "keep entity_df's row order (merge_asof needs sorted input, so sort back afterwards)")
+            raise CheckFailed(say("data_sources.row_order", i=i, got_user=got.at[i, "user_id"],
+                                  got_at=show(got.at[i, TIMESTAMP_FIELD]), user=probe["user_id"],
+                                  at=show(probe[TIMESTAMP_FIELD])))
         for column in features:
             if not same_value(got.at[i, column], want.at[i, column]):
-                raise CheckFailed(f"row {i} (user {probe['user_id']} at {show(probe[TIMESTAMP_FIELD])}): your "
-                                  f"{column} is {show(got.at[i, column])}; Feast's point-in-time join gives "
-                                  f"{show(want.at[i, column])} — "
-                                  + _pit_hint(table, probe, column, got.at[i, column], ttl))
-    passed("pit_join", f"identical to Feast's get_historical_features on all {len(probes)} entity rows "
-                        f"({len(features)} features, TTL {show(ttl)})")
+                raise CheckFailed(say("data_sources.pit_wrong", i=i, user=probe["user_id"],
+                                      at=show(probe[TIMESTAMP_FIELD]), column=column, got=show(got.at[i, column]),
+                                      want=show(want.at[i, column]),
+                                      hint=_pit_hint(table, probe, column, got.at[i, column], ttl)))
+    passed("pit_join", say("data_sources.pit_passed", rows=len(probes), features=len(features), ttl=show(ttl)))

@@ -8,6 +8,9 @@ import numpy as np
 import pandas as pd
 
 from course_lib.checks.common import CheckFailed, answer, passed
+from course_lib.messages import say
+
+ARRIVAL_ORDERS = 200  # random arrival orders merge_watch_times is checked on
 
 
 def _two_latest(times: list[int]) -> tuple[int, int | None]:
@@ -21,27 +24,27 @@ def merge_watch_times(fn: Callable[..., Any]) -> None:
     def merged(latest: int | None, previous: int | None, at: int) -> Any:
         got = answer(fn, "merge_watch_times", latest, previous, at)
         if not (isinstance(got, tuple) and len(got) == 2):
-            raise CheckFailed(f"merge_watch_times returned {got!r}; return a tuple (latest, previous)")
+            raise CheckFailed(say("realtime_features.not_a_tuple", got=got))
         return got
 
     # The two situations learners get wrong, named first; then random arrival orders.
     for (latest, previous, at), want, hint in (
-            ((5, None, 9), (9, 5), "a newer watch makes the old latest the previous one"),
-            ((9, 2, 5), (9, 5), "an older watch can still become the previous one: compare it with `previous`"),
-            ((9, 5, 2), (9, 5), "a watch older than both changes neither")):
+            ((5, None, 9), (9, 5), "realtime_features.hint_newer"),
+            ((9, 2, 5), (9, 5), "realtime_features.hint_older"),
+            ((9, 5, 2), (9, 5), "realtime_features.hint_oldest")):
         got = merged(latest, previous, at)
         if got != want:
-            raise CheckFailed(f"merge_watch_times({latest}, {previous}, {at}) returned {got}, expected {want}: {hint}")
+            raise CheckFailed(say("realtime_features.merge_wrong", latest=latest, previous=previous, at=at, got=got,
+                                  want=want, hint=say(hint)))
     rng = np.random.default_rng(8)
-    for _ in range(200):
+    for _ in range(ARRIVAL_ORDERS):
         times = [int(t) for t in rng.choice(10_000, int(rng.integers(1, 6)), replace=False)]
         state: tuple[Any, Any] = (None, None)
         for at in times:
             state = merged(*state, at)
         if state != _two_latest(times):
-            raise CheckFailed(f"watches arriving in the order {times} gave (latest, previous) = {state}, "
-                              f"expected {_two_latest(times)}")
-    passed("merge_watch_times", "200 random arrival orders give the two newest watch times")
+            raise CheckFailed(say("realtime_features.order_wrong", times=times, got=state, want=_two_latest(times)))
+    passed("merge_watch_times", say("realtime_features.merge_passed", count=ARRIVAL_ORDERS))
 
 
 def favorite_genre(fn: Callable[..., Any]) -> None:
@@ -56,8 +59,8 @@ def favorite_genre(fn: Callable[..., Any]) -> None:
         watched = pd.Series(counts, dtype="int64")
         want = None if watched.empty else sorted(watched[watched == watched.max()].index)[0]
         if got != want:
-            hint = ("with no watches there is no favourite: return None" if want is None else
-                    "ties go to the alphabetically first genre" if counts.get(got) == counts[want] else
-                    "pick the genre with the highest count")
-            raise CheckFailed(f"favorite_genre({counts}) returned {got!r}, expected {want!r}: {hint}")
-    passed("favorite_genre", f"{len(cases)} genre counts, ties and the empty case included")
+            hint = ("realtime_features.hint_none" if want is None else
+                    "realtime_features.hint_ties" if counts.get(got) == counts[want] else
+                    "realtime_features.hint_highest")
+            raise CheckFailed(say("realtime_features.genre_wrong", counts=counts, got=got, want=want, hint=say(hint)))
+    passed("favorite_genre", say("realtime_features.genre_passed", count=len(cases)))

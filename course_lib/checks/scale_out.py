@@ -14,18 +14,20 @@ from redis import crc as redis_crc
 from course_lib.capacity import Assumptions, CapacityInputs, capacity_plan
 from course_lib.checks.common import CheckFailed, answer, passed, same_value, show
 from course_lib.cluster import SLOTS
+from course_lib.messages import say
 from course_lib.redis_format import redis_key
 
 # Keys for the hash-tag rule: when a "{" is followed later by a "}" with at least one byte between
 # them, only the bytes between the first "{" and the first "}" after it are hashed.
+# (message key of the description, key)
 TAGGED_KEYS: list[tuple[str, bytes]] = [
-    ("a hash tag", b"{user1000}.following"),
-    ("the same hash tag, so the same slot", b"{user1000}.followers"),
-    ("two tags: only the first counts", b"foo{bar}{zap}"),
-    ("an empty tag: the whole key is hashed", b"foo{}{bar}"),
-    ("a tag that contains '{'", b"foo{{bar}}zap"),
-    ("no '}' after its '{'", b"}{no tag"),
-    ("no bytes at all", b""),
+    ("scale_out.key_tag", b"{user1000}.following"),
+    ("scale_out.key_same_tag", b"{user1000}.followers"),
+    ("scale_out.key_two_tags", b"foo{bar}{zap}"),
+    ("scale_out.key_empty_tag", b"foo{}{bar}"),
+    ("scale_out.key_brace_in_tag", b"foo{{bar}}zap"),
+    ("scale_out.key_no_close", b"}{no tag"),
+    ("scale_out.key_empty", b""),
 ]
 # Entities whose Feast keys hold the id bytes 0x7b '{' and 0x7d '}': a tag, the wrong order, an empty tag, a 1-byte tag.
 ACCIDENTAL_TAGS = [{"movie_id": 123, "user_id": 125}, {"movie_id": 125, "user_id": 123}, {"movie_id": 32_123},
@@ -36,10 +38,10 @@ def slot_keys(project: str) -> list[tuple[str, bytes]]:
     """(description, key): Feast keys of many users, movies and pairs, then keys with hash tags."""
     rows = ([{"user_id": u} for u in range(1, 1001)] + [{"movie_id": m} for m in range(1, 201)]
             + [{"user_id": u, "movie_id": m} for u in range(1, 21) for m in range(1, 21)])
-    feast = [(f"Feast's key of {row}", redis_key(row, project)) for row in rows]
-    accidental = [(f"Feast's key of {row}; an id byte 0x7b is '{{', 0x7d is '}}'", redis_key(row, project))
-                  for row in ACCIDENTAL_TAGS]
-    return feast + TAGGED_KEYS + accidental
+    feast = [(say("scale_out.key_feast", row=row), redis_key(row, project)) for row in rows]
+    tagged = [(say(what), key) for what, key in TAGGED_KEYS]
+    accidental = [(say("scale_out.key_accidental", row=row), redis_key(row, project)) for row in ACCIDENTAL_TAGS]
+    return feast + tagged + accidental
 
 
 def _crc_slot(data: bytes) -> int:
@@ -52,24 +54,19 @@ def _slot_hint(key: bytes, got: Any) -> str:
     start = key.find(b"{")
     end = key.find(b"}", start + 1) if start >= 0 else -1
     whole = binascii.crc_hqx(key, 0)
-    mistakes = [(whole, "take the CRC modulo 16384: slots run from 0 to 16383"),
-                (whole % (SLOTS - 1), "take the CRC modulo 16384, not 16383"),
-                (zlib.crc32(key) % SLOTS,
-                 "Redis Cluster uses CRC16 in the XMODEM variant (binascii.crc_hqx(key, 0)), not CRC32")]
+    mistakes = [(whole, say("scale_out.hint_modulo")), (whole % (SLOTS - 1), say("scale_out.hint_16383")),
+                (zlib.crc32(key) % SLOTS, say("scale_out.hint_crc32"))]
     if end > start + 1:
-        mistakes += [(_crc_slot(key), f"this key has the hash tag {key[start + 1:end]!r}: hash only the bytes "
-                                      "between the first '{' and the first '}' after it"),
-                     (_crc_slot(key[start:end + 1]), "hash the bytes between the braces, without the braces"),
-                     (_crc_slot(key[start + 1:key.rfind(b"}")]),
-                      "the tag ends at the first '}' after the first '{', not at the last '}'")]
+        mistakes += [(_crc_slot(key), say("scale_out.hint_tag", tag=key[start + 1:end])),
+                     (_crc_slot(key[start:end + 1]), say("scale_out.hint_braces")),
+                     (_crc_slot(key[start + 1:key.rfind(b"}")]), say("scale_out.hint_last_brace"))]
     if end == start + 1:
-        mistakes.append((_crc_slot(b""), "an empty tag '{}' does not count: then the whole key is hashed"))
+        mistakes.append((_crc_slot(b""), say("scale_out.hint_empty_tag")))
     want = redis_crc.key_slot(key)
     for value, hint in mistakes:
         if value != want and got == value:
             return hint
-    return ("the slot is CRC16/XMODEM (binascii.crc_hqx(data, 0)) modulo 16384 of the hash tag — the bytes between "
-            "the first '{' and the first '}' after it, if at least one lies between them — or else of the whole key")
+    return say("scale_out.hint_slot")
 
 
 def key_slot(fn: Callable[..., Any], project: str) -> None:
@@ -78,14 +75,12 @@ def key_slot(fn: Callable[..., Any], project: str) -> None:
     for what, key in keys:
         got = answer(fn, "key_slot", key)
         if isinstance(got, bool) or not isinstance(got, (int, np.integer)):
-            raise CheckFailed(f"key_slot returned {got!r:.60} ({type(got).__name__}); return the slot as an int "
-                              "from 0 to 16383")
+            raise CheckFailed(say("scale_out.slot_type", got=got, type=type(got).__name__))
         want = redis_crc.key_slot(key)
         if got != want:
-            raise CheckFailed(f"for the key {key!r} ({what}), your slot is {got}; Redis Cluster puts it in slot {want} "
-                              "(redis.crc.key_slot) — " + _slot_hint(key, got))
-    passed("key_slot", f"equals redis-py's key_slot on all {len(keys)} keys: Feast keys of project {project!r} "
-                        "and keys with hash tags, accidental ones in Feast keys included")
+            raise CheckFailed(say("scale_out.slot_wrong", key=key, what=what, got=got, want=want,
+                                  hint=_slot_hint(key, got)))
+    passed("key_slot", say("scale_out.slot_passed", count=len(keys), project=project))
 
 
 # (requests/s, entity hashes, measured figures, assumptions) the master count is checked on: figures like
@@ -100,8 +95,12 @@ CAPACITY_ASSUMPTIONS = [Assumptions(),
                         Assumptions(target_utilization=0.7, shard_memory_gib=16.0, memory_fill=0.6)]
 CAPACITY_LOADS = [(100, 100_000), (5_000, 10_000_000), (2_000, 300_000_000), (20_000, 100_000_000),
                   (200_000, 1_000_000)]
-MASTERS_RULE = ("masters = max(⌈qps × keys_per_request / (key_reads_per_s × target_utilization)⌉, "
-                "⌈entities × bytes_per_key / (shard_memory_gib × 2**30 × memory_fill)⌉, 3)")
+
+
+def figures(inputs: CapacityInputs) -> str:
+    """The measured figures of a case, as its message shows them (CAPACITY_FIGURES' `source`, in English)."""
+    return say("scale_out.figures", keys=inputs.keys_per_request, reads=inputs.key_reads_per_s,
+               size=inputs.bytes_per_key)
 
 
 def capacity_cases() -> list[CapacityCase]:
@@ -117,7 +116,7 @@ def _plan_row(case: CapacityCase) -> pd.Series:
 
 
 def _master_mistakes(case: CapacityCase) -> list[tuple[int, str]]:
-    """(master count, hint) of typical mistakes: the course's plan with one rule broken."""
+    """(master count, hint's message key) of typical mistakes: the course's plan with one rule broken."""
     qps, entities, inputs, a = case
     row = _plan_row(case)
     reads, memory = int(row["masters for reads"]), int(row["masters for memory"])
@@ -126,19 +125,15 @@ def _master_mistakes(case: CapacityCase) -> list[tuple[int, str]]:
         return int(_plan_row((qps, entities, figures, assumptions))["Redis masters"])
 
     return [
-        (masters(inputs, replace(a, target_utilization=1.0)),
-         "plan the reads at the target utilization: a master serves key_reads_per_s × target_utilization hash reads/s"),
-        (masters(inputs, replace(a, memory_fill=1.0)),
-         "only memory_fill of a master's memory may hold data: shard_memory_gib × 2**30 × memory_fill bytes"),
-        (masters(inputs, replace(a, shard_memory_gib=a.shard_memory_gib * 1e9 / 2**30)),
-         "a GiB is 2**30 bytes, not 10**9"),
-        (masters(replace(inputs, keys_per_request=1), a), "each request reads keys_per_request entity hashes, not one"),
-        (max(reads, memory), "Redis Cluster needs at least 3 masters, whatever the load: they vote on failovers"),
-        (max(reads, 3), "the data must fit too: add the masters that entities × bytes_per_key needs"),
-        (max(memory, 3), "the reads must be served too: add the masters that qps × keys_per_request hash reads/s need"),
-        (max(reads + memory, 3),
-         "every master serves reads and holds data at once: take the larger of the two needs, not their sum"),
-        (int(row["Redis nodes incl. replicas"]), "count masters only: the failover replicas come on top of them"),
+        (masters(inputs, replace(a, target_utilization=1.0)), "scale_out.hint_utilization"),
+        (masters(inputs, replace(a, memory_fill=1.0)), "scale_out.hint_fill"),
+        (masters(inputs, replace(a, shard_memory_gib=a.shard_memory_gib * 1e9 / 2**30)), "scale_out.hint_gib"),
+        (masters(replace(inputs, keys_per_request=1), a), "scale_out.hint_per_request"),
+        (max(reads, memory), "scale_out.hint_minimum"),
+        (max(reads, 3), "scale_out.hint_memory"),
+        (max(memory, 3), "scale_out.hint_reads"),
+        (max(reads + memory, 3), "scale_out.hint_sum"),
+        (int(row["Redis nodes incl. replicas"]), "scale_out.hint_replicas"),
     ]
 
 
@@ -147,8 +142,8 @@ def _masters_hint(cases: list[CapacityCase], answers: list[Any]) -> str:
     mistakes = [_master_mistakes(case) for case in cases]
     for k, (_, hint) in enumerate(mistakes[0]):
         if all(same_value(got, found[k][0]) for got, found in zip(answers, mistakes)):
-            return hint
-    return MASTERS_RULE
+            return say(hint)
+    return say("scale_out.masters_rule")
 
 
 def redis_masters(fn: Callable[..., Any]) -> None:
@@ -157,22 +152,18 @@ def redis_masters(fn: Callable[..., Any]) -> None:
     for qps, entities, inputs, assumptions in cases:
         got = answer(fn, "redis_masters", qps, entities, inputs, assumptions)
         if isinstance(got, bool) or not isinstance(got, (int, float, np.number)):
-            raise CheckFailed(f"redis_masters returned {got!r:.60} ({type(got).__name__}); return a whole number "
-                              "of masters")
+            raise CheckFailed(say("scale_out.masters_type", got=got, type=type(got).__name__))
         if not float(got).is_integer():
-            raise CheckFailed(f"redis_masters returned {show(got)} for {qps:,} requests/s over {entities:,} entity "
-                              "hashes; a master cannot be split: round each need up (math.ceil)")
+            raise CheckFailed(say("scale_out.masters_fraction", got=show(got), qps=qps, entities=entities))
         answers.append(got)
     for case, got in zip(cases, answers):
         qps, entities, inputs, a = case
         want, reads, memory = (int(_plan_row(case)[column]) for column in
                                ("Redis masters", "masters for reads", "masters for memory"))
         if not same_value(got, want):
-            raise CheckFailed(
-                f"for {qps:,} requests/s over {entities:,} entity hashes ({inputs.source}; target utilization "
-                f"{a.target_utilization:g}, {a.shard_memory_gib:g} GiB masters, {a.memory_fill:.0%} of it for data) "
-                f"your count is {show(got)}; the course's capacity plan needs {want} masters: {reads} for the reads, "
-                f"{memory} for the memory, at least 3 — " + _masters_hint(cases, answers))
-    passed("redis_masters", f"equals the course's capacity plan in all {len(cases)} cases ({len(CAPACITY_LOADS)} "
-                             f"loads × {len(CAPACITY_FIGURES)} sets of figures × {len(CAPACITY_ASSUMPTIONS)} of "
-                             "assumptions)")
+            raise CheckFailed(say("scale_out.masters_wrong", qps=qps, entities=entities, figures=figures(inputs),
+                                  utilization=a.target_utilization, gib=a.shard_memory_gib, fill=a.memory_fill,
+                                  got=show(got), want=want, reads=reads, memory=memory,
+                                  hint=_masters_hint(cases, answers)))
+    passed("redis_masters", say("scale_out.masters_passed", cases=len(cases), loads=len(CAPACITY_LOADS),
+                                figures=len(CAPACITY_FIGURES), assumptions=len(CAPACITY_ASSUMPTIONS)))
