@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from course_lib.config import Profile, resolve_profile
 from course_lib.errors import CourseError
 from course_lib.files import swap_folder
+from course_lib.messages import say
 from course_lib.store_lock import writing
 from feature_repo.definitions import MOVIE_VIEW, PAIR_VIEW, STATE_VIEWS, TIMESTAMP_FIELD, USER_VIEW, VIEWS, join_keys
 from feature_repo.names import TRACKED_GENRES
@@ -65,27 +66,24 @@ def _column_problems(table: str, df: pd.DataFrame, assume_timezone: str | None) 
     problems = []
     for column, kind in INPUT_SCHEMA[table].items():
         if column not in df.columns:
-            problems.append(f"{table}: missing column {column!r} (expected columns: "
-                            f"{', '.join(INPUT_SCHEMA[table])})")
+            problems.append(say("adapter.missing_column", table=table, column=column,
+                                expected=", ".join(INPUT_SCHEMA[table])))
             continue
         series = df[column]
         if kind == "ts":
             if not pd.api.types.is_datetime64_any_dtype(series):
-                problems.append(f"{table}.{column}: expected timestamps, got {series.dtype}; "
-                                "convert with pd.to_datetime(..., utc=True)")
+                problems.append(say("adapter.not_timestamps", table=table, column=column, dtype=series.dtype))
             elif series.dt.tz is None and assume_timezone is None:
-                problems.append(f"{table}.{column}: timestamps are timezone-naive; localize them "
-                                "(series.dt.tz_localize('UTC')) or pass assume_timezone='UTC'")
+                problems.append(say("adapter.naive_timestamps", table=table, column=column))
         elif kind in ("id", "int", "float") and not pd.api.types.is_numeric_dtype(series):
-            problems.append(f"{table}.{column}: expected numbers, got {series.dtype}")
+            problems.append(say("adapter.not_numbers", table=table, column=column, dtype=series.dtype))
         elif kind in ("int", "float") and (infinite := int(np.isinf(series.astype("float64")).sum())):
-            problems.append(f"{table}.{column}: {infinite} infinite values; values must be finite "
-                            "(use NaN when unknown)")
+            problems.append(say("adapter.infinite_values", table=table, column=column, count=infinite))
         elif kind == "id" and (series.isna().any() or not pd.api.types.is_integer_dtype(series)
                                or (series <= 0).any()):
-            problems.append(f"{table}.{column}: ids must be positive integers without nulls")
+            problems.append(say("adapter.bad_ids", table=table, column=column))
         elif kind == "str" and not (pd.api.types.is_string_dtype(series) or series.dtype == object):
-            problems.append(f"{table}.{column}: expected text, got {series.dtype}")
+            problems.append(say("adapter.not_text", table=table, column=column, dtype=series.dtype))
     return problems
 
 
@@ -95,17 +93,14 @@ def _value_problems(events: pd.DataFrame) -> list[str]:
     rating = events["rating"]
     bad = rating.notna() & ((rating < 0.5) | (rating > 5.0))
     if bad.any():
-        problems.append(f"watch_events.rating: {int(bad.sum())} ratings outside 0.5..5.0 "
-                        f"(first: {rating[bad].iloc[0]!r}); fix or drop those rows")
+        problems.append(say("adapter.rating_range", count=int(bad.sum()), first=rating[bad].iloc[0]))
     negative = events["watch_seconds"] < 0
     if negative.any():
-        problems.append(f"watch_events.watch_seconds: {int(negative.sum())} negative watch times; "
-                        "watch time must be >= 0 (use NaN when unknown)")
+        problems.append(say("adapter.negative_watch_times", count=int(negative.sum())))
     dupes = events.duplicated(["user_id", "movie_id", TIMESTAMP_FIELD])
     if dupes.any():
         first = events.loc[dupes, ["user_id", "movie_id", TIMESTAMP_FIELD]].iloc[0].to_dict()
-        problems.append(f"watch_events: {int(dupes.sum())} duplicate events (same user_id, movie_id "
-                        f"and event_timestamp; first: {first}); deduplicate before building features")
+        problems.append(say("adapter.duplicate_events", count=int(dupes.sum()), first=first))
     return problems
 
 
@@ -123,14 +118,13 @@ def validate(dataset: Dataset, assume_timezone: str | None = None) -> Canonical:
     if not problems:
         problems = _value_problems(dataset.watch_events)
     if problems:
-        raise AdapterError("invalid input, nothing was written:\n- " + "\n- ".join(problems))
+        raise AdapterError(say("adapter.invalid_input", problems="\n- ".join(problems)))
     users = dataset.users.assign(signup_timestamp=_to_utc(dataset.users["signup_timestamp"], assume_timezone))
     events = dataset.watch_events.assign(
         **{TIMESTAMP_FIELD: _to_utc(dataset.watch_events[TIMESTAMP_FIELD], assume_timezone)})
     unknown = ~events["movie_id"].isin(dataset.movies["movie_id"]) | ~events["user_id"].isin(users["user_id"])
     if unknown.any():
-        raise AdapterError(f"invalid input, nothing was written:\n- watch_events: {int(unknown.sum())} "
-                           "events name a user_id or movie_id missing from users/movies")
+        raise AdapterError(say("adapter.invalid_input", problems=say("adapter.unknown_ids", count=int(unknown.sum()))))
     events = events.sort_values([TIMESTAMP_FIELD, "user_id", "movie_id"], kind="stable", ignore_index=True)
     return Canonical(users=users, movies=dataset.movies, events=events)
 
@@ -299,24 +293,22 @@ def check_tables(tables: dict[str, pd.DataFrame]) -> None:
     problems = []
     for view in VIEWS:
         if view not in tables:
-            problems.append(f"missing table {view!r}")
+            problems.append(say("adapter.missing_table", view=view))
             continue
         actual = {c: str(t) for c, t in tables[view].dtypes.items()}
         if list(actual.items()) != list(table_dtypes(view).items()):
-            problems.append(f"{view}: columns/dtypes {actual} differ from {table_dtypes(view)}; "
-                            "build tables with build_feature_tables()")
+            problems.append(say("adapter.dtypes_differ", view=view, actual=actual, expected=table_dtypes(view)))
             continue
         key = [*join_keys(view), TIMESTAMP_FIELD]
         repeated = tables[view][tables[view].duplicated(key, keep=False)]
         if len(repeated):
             example = {k: str(v) for k, v in repeated.iloc[0][key].items()}
-            problems.append(f"{view}: {len(repeated)} rows share their {key} with another row (e.g. {example}); "
-                            "keep one row per entity and time (build tables with build_feature_tables())")
+            problems.append(say("adapter.repeated_keys", view=view, count=len(repeated), key=key, example=example))
     extra = set(tables) - set(VIEWS)
     if extra:
-        problems.append(f"unknown tables {sorted(extra)}")
+        problems.append(say("adapter.unknown_tables", tables=sorted(extra)))
     if problems:
-        raise AdapterError("refusing to write, nothing was changed:\n- " + "\n- ".join(problems))
+        raise AdapterError(say("adapter.refused", problems="\n- ".join(problems)))
 
 
 def write_parquet(tables: dict[str, pd.DataFrame], profile: Profile) -> None:
@@ -381,6 +373,6 @@ def write_offline(tables: dict[str, pd.DataFrame], profile: str | Profile | None
     if checked:
         check_tables(tables)
     resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
-    with writing(resolved, "write the offline tables"):
+    with writing(resolved, say("adapter.lock_what")):
         (write_parquet if resolved.offline_is_parquet else _write_postgres)(tables, resolved)
     return {view: resolved.offline_location(view) for view in tables}

@@ -80,6 +80,7 @@ from course_lib.errors import CourseError, reason
 from course_lib.event_state import Event
 from course_lib.freshness import Clock
 from course_lib.health import missing_views, ms_since, registry_hint, registry_location
+from course_lib.messages import language, say
 from course_lib.monitoring import Metrics, RequestMetrics
 from course_lib.observer import Observer
 from course_lib.redis_reader import CandidateRedisReader, RawRedisReader, standalone_redis
@@ -121,12 +122,11 @@ def open_store(profile: Profile) -> FeatureStore:
         store = load_store(profile, serving=True)
         missing = missing_views(store)
     except Exception as exc:  # any failure here must stop start-up with a clear message
-        raise ApiStartupError(f"API start-up failed: cannot read the feature registry ({registry_location(profile)}): "
-                              f"{reason(exc)}. Fix: {registry_hint(profile)}") from exc
+        raise ApiStartupError(say("api.registry_unreadable", location=registry_location(profile),
+                                  reason=reason(exc), fix=registry_hint(profile, language()))) from exc
     if missing:
-        raise ApiStartupError(f"API start-up failed: project {profile.project!r} has no feature views {missing}. "
-                              f"Fix: `course apply --profile {profile.name}`, then "
-                              f"`course materialize --profile {profile.name}`")
+        raise ApiStartupError(say("api.views_missing", project=profile.project, missing=missing,
+                                  profile=profile.name))
     return store
 
 
@@ -147,7 +147,7 @@ def open_services(profile: Profile, now: Clock) -> Services:
         model = ranker.load(profile)
         scorer = model.scorer(profile.model_path)
     except (ranker.RankerError, scoring.ScoringError) as exc:
-        raise ApiStartupError(f"API start-up failed: {exc}") from exc
+        raise ApiStartupError(say("api.startup_failed", error=exc)) from exc
     fetch: Fetch
     read: Callable[[list[str], EntityRows], Awaitable[Rows]]
     candidates: CandidateRedisReader | SqliteReader | None = None
@@ -362,7 +362,7 @@ def serve(profile: Profile | str | None = None, host: str = "127.0.0.1", port: i
     import uvicorn
 
     if workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {workers}")
+        raise ConfigError(say("api.workers", workers=workers))
     resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
     # Start-up is checked here, before uvicorn: a broken set-up (no registry, no model) fails with
     # its one-line message instead of uvicorn's start-up traceback (or workers restarting).

@@ -21,6 +21,7 @@ import redis
 
 from course_lib.config import Profile
 from course_lib.errors import CourseError
+from course_lib.messages import say
 
 START_S = 180  # importing Feast and opening a store can take a while on a busy 2-core machine
 STOP_S = 30
@@ -65,8 +66,8 @@ class BackgroundServer:
                 pass
             time.sleep(0.2)
         self.stop()
-        raise ServerError(f"server at {self.url} never answered 200 on {path} "
-                           f"(exit code {self.process.poll()}); its output:\n{self.output()[-3000:]}")
+        raise ServerError(say("background.never_healthy", url=self.url, path=path, code=self.process.poll(),
+                              output=self.output()[-3000:]))
 
     def observed(self, path: str, timeout_s: float = START_S) -> httpx.Response:
         """GET an endpoint the course API serves from its background round (/health, /freshness, /metrics),
@@ -74,8 +75,8 @@ class BackgroundServer:
         since, deadline = datetime.now(timezone.utc), time.monotonic() + timeout_s
         while datetime.fromisoformat(httpx.get(f"{self.url}/health", timeout=5).json()["checked_at"]) < since:
             if time.monotonic() > deadline:
-                raise ServerError(f"{self.url} ran no health round in {timeout_s} s; its output:\n"
-                                  f"{self.output()[-3000:]}")
+                raise ServerError(say("background.no_health_round", url=self.url, timeout_s=timeout_s,
+                                      output=self.output()[-3000:]))
             time.sleep(0.2)
         return httpx.get(f"{self.url}{path}", timeout=30)
 
@@ -163,8 +164,7 @@ class RedisServer:
     def start(self) -> RedisServer:
         """Start the server (again, on the same port) and wait until it answers PING."""
         if not self.available():
-            raise ServerError("redis-server is not installed: `sudo apt-get install redis-server`, "
-                               "`brew install redis` or `conda install -c conda-forge redis-server`")
+            raise ServerError(say("background.redis_missing"))
         # The configuration arrives on stdin (`redis-server -`), so a password never shows in process lists.
         config = f'port {self.port}\nbind 127.0.0.1\nsave ""\nappendonly no\n'
         if self.workdir:
@@ -183,7 +183,7 @@ class RedisServer:
                     return self
             except redis.ConnectionError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise ServerError(f"redis-server on port {self.port} did not start") from None
+                    raise ServerError(say("background.redis_no_start", port=self.port)) from None
                 time.sleep(0.05)
 
     def stop(self) -> None:

@@ -24,6 +24,7 @@ from feast import ValueType
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.type_map import feast_value_type_to_python_type
 
+from course_lib.messages import say
 from course_lib.ranker import FEATURES, RankerError
 from course_lib.redis_format import VALUE_TAG, event_seconds
 from course_lib.redis_reader import Reply
@@ -202,8 +203,7 @@ class MatrixLayout:
         """The layout for a model reading `features` (a subset of `ranker.FEATURES`)."""
         unknown = sorted(set(features) - set(FEATURES))
         if unknown:
-            raise RankerError(f"the model reads features the course does not serve: {unknown}; "
-                              "retrain it with `course train`")
+            raise RankerError(say("candidate_matrix.unknown_features", unknown=unknown))
         sources: dict[str, np.ndarray] = {}
         targets: dict[str, np.ndarray] = {}
         for view, columns in VIEW_COLUMNS.items():

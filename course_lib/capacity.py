@@ -18,6 +18,7 @@ from redis.crc import key_slot
 from course_lib import serving
 from course_lib.cluster import ClusterError, client
 from course_lib.config import Profile
+from course_lib.messages import say
 from course_lib.placement import masters, owner_of
 from course_lib.redis_format import redis_key
 from course_lib.timing import time_calls
@@ -113,7 +114,7 @@ def mean_key_bytes(profile: Profile, keys: list[bytes]) -> float:
         if size:
             sizes.append(size)
     if not sizes:
-        raise ClusterError("none of the sampled keys is in the cluster: materialize first")
+        raise ClusterError(say("capacity.no_sampled_key"))
     return sum(sizes) / len(sizes)
 
 

@@ -28,7 +28,8 @@ import redis
 from psycopg import sql
 
 from course_lib.config import ConfigError, Profile, load_store
-from course_lib.settings import IDENTIFIER_RULE, Settings
+from course_lib.messages import say
+from course_lib.settings import Settings
 
 MANIFEST = "course_classroom"
 POLICY = "course_learner_rows"
@@ -57,9 +58,7 @@ def check_names(names: list[str]) -> None:
         Settings.from_env({"FEAST_PROJECT": name})  # the project-name rule, as a ConfigError
     clashes = [(a, b) for a in names for b in names if a != b and a.endswith(b)]
     if len(set(names)) != len(names) or clashes:
-        raise ConfigError(f"learner names must be unique and none may end with another ({clashes[:3]}): Feast's "
-                          "Redis keys end with the project name. Use names such as learner_01, learner_02 "
-                          f"({IDENTIFIER_RULE})")
+        raise ConfigError(say("classroom.names_clash", clashes=clashes[:3], rule=say("settings.identifier_rule")))
 
 
 def _registry_tables(conn: psycopg.Connection[Any]) -> list[str]:
@@ -144,6 +143,6 @@ def learner_names(count: int | None, names: list[str] | None, prefix: str = "lea
     if names:
         return names
     if not count or count < 1:
-        raise ConfigError("give --count N (N >= 1) or --learners name1,name2")
+        raise ConfigError(say("classroom.no_learners"))
     width = max(2, len(str(count)))
     return [f"{prefix}{i:0{width}d}" for i in range(1, count + 1)]

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from course_lib.config import ALL_PROFILES, ConfigError, Profile
 from course_lib.diagnose import DEBUG_VARIABLE, run_verb
+from course_lib.messages import say
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
@@ -45,7 +46,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     if args.source == "movielens":
         if not args.path:
-            raise ConfigError("--source movielens needs --path DIR (an unzipped ml-latest-small folder)")
+            raise ConfigError(say("cli.movielens_needs_path"))
         dataset = datasets.movielens(args.path)
     else:
         size = {**datasets.SIZES[args.size], **{k: v for k, v in (
@@ -68,13 +69,13 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     from course_lib.materialize import RetryPolicy, materialize_every, materialize_once, parse_every
 
     if args.attempts < 1:
-        raise ConfigError(f"--attempts must be at least 1, got {args.attempts}")
+        raise ConfigError(say("cli.attempts", attempts=args.attempts))
     retry = RetryPolicy(attempts=args.attempts)
     profile = resolve_profile(args.profile)
     store = load_store(profile, tuned=args.tuned)
     if args.every:
         if args.end:
-            raise ConfigError("--end cannot be combined with --every: each scheduled run ends at its start time")
+            raise ConfigError(say("cli.end_with_every"))
         try:
             materialize_every(store, profile, parse_every(args.every), incremental=args.incremental, retry=retry,
                               on_outcome=lambda outcome: print("\n".join(outcome.lines()), flush=True))

@@ -32,7 +32,7 @@ from redis.retry import Retry
 
 from course_lib.config import LOOPBACK, ConfigError, Profile, resolve_profile
 from course_lib.errors import CourseError, reason
-from course_lib.health import REDIS_FIX
+from course_lib.messages import say
 
 SLOTS = 16384
 NODE_TIMEOUT_MS = 2000
@@ -55,7 +55,7 @@ def free_node_port(low: int = 20_000, high: int = 55_535) -> int:
                 return port
         except OSError:
             continue
-    raise ClusterError(f"no free port pair (port, port + 10000) found in {low}..{high}")
+    raise ClusterError(say("cluster.no_free_ports", low=low, high=high))
 
 
 def node_name(node: Node) -> str:
@@ -94,14 +94,12 @@ class LocalCluster:
     def __init__(self, nodes: list[Node], root: Path, password: str = "") -> None:
         off_machine = [node_name(n) for n in nodes if n[0] not in LOOPBACK]
         if off_machine:
-            raise ConfigError(f"FEAST_REDIS_CLUSTER_NODES lists {off_machine}, which are not on this machine: "
-                              "start that cluster where it runs, or list 127.0.0.1 ports here")
+            raise ConfigError(say("cluster.off_machine", nodes=off_machine))
         too_high = [node_name(n) for n in nodes if n[1] > 55_535]
         if too_high:
-            raise ConfigError(f"FEAST_REDIS_CLUSTER_NODES lists {too_high}: cluster nodes need ports up to 55535, "
-                              "because each also listens on its port + 10000 (the cluster bus)")
+            raise ConfigError(say("cluster.ports_too_high", nodes=too_high))
         if len(nodes) < 3:
-            raise ConfigError(f"a Redis Cluster needs at least 3 masters; FEAST_REDIS_CLUSTER_NODES lists {len(nodes)}")
+            raise ConfigError(say("cluster.too_few_masters", count=len(nodes)))
         self.nodes, self.root, self.password = nodes, root, password
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -130,7 +128,7 @@ class LocalCluster:
     def start_node(self, node: Node) -> None:
         """Start one node (again, with its own folder and cluster state) and wait until it answers."""
         if not shutil.which("redis-server"):
-            raise ClusterError(f"redis-server is not installed: {REDIS_FIX}")
+            raise ClusterError(say("cluster.redis_missing", fix=say("health.redis_fix")))
         folder = self.folder(node)
         folder.mkdir(parents=True, exist_ok=True)
         # The password arrives on stdin (`redis-server -` reads configuration there first), never as an argument
@@ -152,8 +150,8 @@ class LocalCluster:
         deadline = time.monotonic() + READY_S
         while not (self.answers(node) and self.pidfile(node).exists()):
             if process.poll() is not None or time.monotonic() > deadline:
-                raise ClusterError(f"redis-server {node_name(node)} did not start (exit code {process.poll()}); "
-                                   f"see {folder / 'redis.log'}; is the port taken by another program?")
+                raise ClusterError(say("cluster.node_no_start", node=node_name(node), code=process.poll(),
+                                       log=folder / "redis.log"))
             time.sleep(0.05)
 
     def own_pid(self, node: Node) -> int | None:
@@ -177,7 +175,7 @@ class LocalCluster:
         deadline = time.monotonic() + STOP_S
         while _alive(pid):
             if time.monotonic() > deadline:
-                raise ClusterError(f"redis-server {node_name(node)} (pid {pid}) did not stop within {STOP_S} s")
+                raise ClusterError(say("cluster.node_no_stop", node=node_name(node), pid=pid, seconds=STOP_S))
             time.sleep(0.05)
         return True
 
@@ -188,7 +186,8 @@ class LocalCluster:
                                  "--cluster-replicas", "0", "--cluster-yes"],
                                 capture_output=True, text=True, timeout=READY_S, env=env)
         if result.returncode != 0:
-            raise ClusterError(f"redis-cli --cluster create failed: {result.stdout[-2000:]}{result.stderr[-2000:]}")
+            raise ClusterError(say("cluster.create_failed", stdout=result.stdout[-2000:],
+                                   stderr=result.stderr[-2000:]))
 
     def states(self) -> dict[str, dict[str, str] | str]:
         """Each node's `CLUSTER INFO`, or the reason it could not be read."""
@@ -212,9 +211,8 @@ class LocalCluster:
         deadline = time.monotonic() + timeout_s
         while not self.ok():
             if time.monotonic() > deadline:
-                raise ClusterError(f"the cluster did not reach cluster_state:ok within {timeout_s} s: "
-                                   f"{self.summary()}. Fix: `make services-cluster-down`, remove the node "
-                                   f"folders under {self.root}, then `make services-cluster`")
+                raise ClusterError(say("cluster.not_ok", timeout_s=timeout_s, summary=self.summary(),
+                                       root=self.root))
             time.sleep(0.1)
 
     def start(self) -> list[int]:
@@ -232,8 +230,7 @@ class LocalCluster:
                     and int(i["cluster_slots_assigned"]) == 0 for i in states.values())
         not_cluster = [name for name, info in states.items() if not isinstance(info, dict)]
         if not_cluster:
-            raise ClusterError(f"{not_cluster} answer PING but not CLUSTER INFO: another Redis without "
-                               "--cluster-enabled uses those ports; stop it or set FEAST_REDIS_CLUSTER_NODES")
+            raise ClusterError(say("cluster.not_cluster_enabled", nodes=not_cluster))
         if fresh:
             self._form()
         self.wait_ok()

@@ -48,6 +48,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from course_lib.errors import CourseError
+from course_lib.messages import say
 
 # The versions the internals below were written and tested against. redis-py 5.3 is the first
 # whose ConnectionPool.get_connection() (sync and asyncio) takes no command name; 8 is not released yet.
@@ -66,8 +67,7 @@ def check_versions(installed: dict[str, str] | None = None) -> None:
     wrong = [f"{name} {versions[name]} (needs {SUPPORTED[name]})" for name in SUPPORTED
              if not SUPPORTED[name].contains(Version(versions[name]), prereleases=True)]
     if wrong:
-        raise IncompatibleVersion(f"course_lib.compat was written for other versions: {', '.join(wrong)}; "
-                                  "reinstall the locked environment with `make venv` (requirements.lock)")
+        raise IncompatibleVersion(say("compat.versions", wrong=", ".join(wrong)))
 
 
 check_versions()

@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 import yaml
 
 from course_lib.files import write_private
+from course_lib.messages import say
 from course_lib.settings import REPO_ROOT as REPO_ROOT  # re-exported: notebooks and modules import it from config
 from course_lib.settings import ConfigError as ConfigError  # re-exported: the error of a bad profile or setting
 from course_lib.settings import Settings, variables
@@ -309,8 +310,7 @@ def resolve_profile(profile: str | None = None, env: Mapping[str, str] | None = 
     env = os.environ if env is None else env
     name = profile or env.get("COURSE_PROFILE", ENV_DEFAULTS["COURSE_PROFILE"])
     if name not in ALL_PROFILES:
-        raise ConfigError(f"unknown profile {name!r}: choose one of {', '.join(ALL_PROFILES)} "
-                          "(--profile flag or COURSE_PROFILE environment variable)")
+        raise ConfigError(say("config.unknown_profile", name=name, profiles=", ".join(ALL_PROFILES)))
     return Profile(name=name, settings=Settings.from_env({**env, "COURSE_PROFILE": name}))
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from course_lib.config import ConfigError, Profile
 from course_lib.errors import CourseError
+from course_lib.messages import say
 from course_lib.offline import offline_time_range
 from feature_repo.definitions import VIEWS
 
@@ -32,8 +33,7 @@ def newest_event(profile: Profile) -> datetime:
     """The newest event timestamp in the profile's offline tables (UTC), or NoDataError when there are none."""
     newest = [offline_time_range(profile, view)[1] for view in VIEWS]
     if any(pd.isna(stamp) for stamp in newest):  # an empty table gives NaT
-        raise NoDataError(f"the offline store of profile {profile.name} (project {profile.project}) has no rows; "
-                          f"run `course data --profile {profile.name}` first")
+        raise NoDataError(say("dataclock.no_rows", profile=profile.name, project=profile.project))
     return max(newest).to_pydatetime()
 
 
@@ -56,6 +56,5 @@ def materialization_end(text: str | None, profile: Profile) -> datetime:
     try:
         end = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise ConfigError(f"--end {text!r} is not a time: use ISO 8601 (e.g. 2025-04-02T00:00:00), "
-                          f"`{WALL_CLOCK}` for the wall clock, or leave it out for the data's own end") from None
+        raise ConfigError(say("dataclock.bad_end", text=text, wall_clock=WALL_CLOCK)) from None
     return end.replace(tzinfo=timezone.utc) if end.tzinfo is None else end.astimezone(timezone.utc)

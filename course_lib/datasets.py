@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from course_lib.errors import CourseError
+from course_lib.messages import say
 
 # Genre vocabulary with rough relative frequencies (MovieLens-like): drama and comedy
 # dominate, film-noir is rare. Spelling follows MovieLens, so both sources agree.
@@ -36,9 +37,6 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "watch_events": ("user_id", "movie_id", "event_timestamp", "rating", "watch_seconds"),
 }
 
-MOVIELENS_SOURCE = ("the MovieLens files come from https://grouplens.org/datasets/movielens/ "
-                    "(download and unzip ml-latest-small.zip); they are licensed for research "
-                    "use only and are not redistributed by this course")
 # MovieLens genre labels whose spelling differs from GENRES; None means "no genre".
 MOVIELENS_GENRE_ALIASES: dict[str, str | None] = {"(no genres listed)": None, "Children's": "Children"}
 # The two ml-latest-small files the loader reads: column -> dtype.
@@ -101,7 +99,7 @@ def load(folder: str | Path) -> Dataset:
     """Read a dataset written by `Dataset.save`."""
     folder = Path(folder)
     if not (folder / "dataset.json").is_file():
-        raise DatasetError(f"no saved dataset in {folder}; create one with `course data`")
+        raise DatasetError(say("datasets.no_saved_dataset", folder=folder))
     meta = json.loads((folder / "dataset.json").read_text())
     tables = {t: pd.read_parquet(folder / f"{t}.parquet") for t in ("users", "movies", "watch_events")}
     return Dataset(meta["name"], provenance=meta["provenance"], **tables)
@@ -235,8 +233,8 @@ def synthetic(seed: int = 42, n_users: int = _SMALL["n_users"], n_movies: int = 
               n_events: int = _SMALL["n_events"], start: str = "2025-01-01", days: int = 90) -> Dataset:
     """A seeded, deterministic streaming-service log shaped like real viewing data."""
     if min(n_users, n_movies, n_events) < 1 or days < 2:
-        raise DatasetError(f"synthetic() needs n_users, n_movies, n_events >= 1 and days >= 2; got "
-                           f"{n_users=}, {n_movies=}, {n_events=}, {days=}")
+        raise DatasetError(say("datasets.synthetic_sizes", n_users=n_users, n_movies=n_movies, n_events=n_events,
+                               days=days))
     origin = pd.Timestamp(start)
     origin = origin.tz_localize("UTC") if origin.tz is None else origin.tz_convert("UTC")
     rng = np.random.default_rng(seed)
@@ -261,16 +259,16 @@ def _read_movielens_csv(folder: Path, name: str) -> pd.DataFrame:
     """One MovieLens CSV with its expected columns, or a DatasetError saying what is wrong."""
     path, columns = folder / name, MOVIELENS_COLUMNS[name]
     if not path.is_file():
-        raise DatasetError(f"{path} is missing: {MOVIELENS_SOURCE}. Put ratings.csv and movies.csv "
-                           f"from that zip in {folder}.")
-    layout = f"expected the ml-latest-small layout {','.join(columns)}: {MOVIELENS_SOURCE}"
+        raise DatasetError(say("datasets.file_missing", path=path, source=say("datasets.movielens_source"),
+                               folder=folder))
+    layout = say("datasets.movielens_layout", columns=",".join(columns), source=say("datasets.movielens_source"))
     try:
         table = pd.read_csv(path, dtype=columns, keep_default_na=False)
     except ValueError as error:
-        raise DatasetError(f"{path} cannot be parsed ({error}); {layout}.") from error
+        raise DatasetError(say("datasets.unparsable", path=path, error=error, layout=layout)) from error
     missing = [column for column in columns if column not in table.columns]
     if missing:
-        raise DatasetError(f"{path} lacks columns {missing}; {layout}.")
+        raise DatasetError(say("datasets.columns_missing", path=path, missing=missing, layout=layout))
     return table
 
 
@@ -284,12 +282,12 @@ def movielens(path: str | Path) -> Dataset:
     """Load the MovieLens ml-latest-small folder (ratings.csv, movies.csv) as a Dataset."""
     folder = Path(path).expanduser()
     if not folder.is_dir():
-        raise DatasetError(f"MovieLens folder {folder} does not exist: {MOVIELENS_SOURCE}.")
+        raise DatasetError(say("datasets.no_folder", folder=folder, source=say("datasets.movielens_source")))
     ratings, raw_movies = _read_movielens_csv(folder, "ratings.csv"), _read_movielens_csv(folder, "movies.csv")
     unknown = np.setdiff1d(ratings["movieId"].unique(), raw_movies["movieId"].to_numpy())
     if len(unknown):
-        raise DatasetError(f"ratings.csv in {folder} rates {len(unknown)} movieIds absent from movies.csv "
-                           f"(e.g. {unknown[:3].tolist()}); use both files from the same ml-latest-small.zip.")
+        raise DatasetError(say("datasets.unknown_movies", folder=folder, count=len(unknown),
+                               examples=unknown[:3].tolist()))
 
     events = pd.DataFrame({
         "user_id": ratings["userId"], "movie_id": ratings["movieId"],

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from course_lib.config import SCALEOUT, ConfigError, Profile, resolve_profile
 from course_lib.errors import CourseError, reason
+from course_lib.messages import say
 
 DEBUG_VARIABLE = "COURSE_DEBUG"
 INTERRUPTED = 130  # the shell's code for a process stopped by Ctrl-C
@@ -35,8 +36,8 @@ class Diagnosis:
     of_the_command: bool = False  # a bad setting or option: reported as `course: ...`, whatever the verb
 
     def line(self, verb: str) -> str:
-        """The one line printed for it: `course VERB: problem. Fix: fix`."""
-        text = f"{self.problem}. Fix: {self.fix}" if self.fix else self.problem
+        """The one line printed for it: `course VERB: problem. Fix: fix` (`해결 방법:` in Korean)."""
+        text = say("diagnose.line_with_fix", problem=self.problem, fix=self.fix) if self.fix else self.problem
         return f"course{'' if self.of_the_command else ' ' + verb}: {' '.join(text.split())}"
 
 
@@ -63,20 +64,19 @@ def postgres(exc: BaseException, profile: Profile | None) -> Diagnosis | None:
     """A PostgreSQL server that is down, refuses the login, lacks a course database or an offline table."""
     text = str(exc)
     s = profile.settings if profile else None
-    where = f"{s.pg_host}:{s.pg_port}" if s else "the configured host and port"
+    where = f"{s.pg_host}:{s.pg_port}" if s else say("diagnose.configured_address")
     if match := MISSING_DATABASE.search(text):
         create = f"`createdb -h {s.pg_host} -p {s.pg_port} -U {s.pg_user} {match[1]}`" if s else "`createdb`"
-        return Diagnosis(f"PostgreSQL database {match[1]} does not exist on {where}",
-                         f"`make services` creates the course databases (or {create})")
+        return Diagnosis(say("diagnose.database_missing", database=match[1], where=where),
+                         say("diagnose.database_fix", create=create))
     if match := MISSING_RELATION.search(text):
-        return Diagnosis(f"the offline table {match[1]} does not exist",
-                         f"`course data --profile {_name(profile)}` writes it")
+        return Diagnosis(say("diagnose.table_missing", table=match[1]),
+                         say("diagnose.data_fix", profile=_name(profile)))
     if any(marker in text for marker in BAD_LOGIN):
-        return Diagnosis(f"PostgreSQL at {where} refused the login: {first_line(text)}",
-                         "set FEAST_PG_USER and FEAST_PG_PASSWORD to an account of that server")
-    return Diagnosis(f"PostgreSQL at {where} is unreachable ({first_line(text)})",
-                     "`make services` starts it, or point FEAST_PG_HOST/FEAST_PG_PORT at your server; "
-                     f"`course doctor --profile {_name(profile)}` checks the connection")
+        return Diagnosis(say("diagnose.pg_login_refused", where=where, detail=first_line(text)),
+                         say("diagnose.pg_login_fix"))
+    return Diagnosis(say("diagnose.pg_unreachable", where=where, detail=first_line(text)),
+                     say("diagnose.pg_unreachable_fix", profile=_name(profile)))
 
 
 def redis_failure(exc: BaseException, profile: Profile | None) -> Diagnosis:
@@ -84,15 +84,16 @@ def redis_failure(exc: BaseException, profile: Profile | None) -> Diagnosis:
     import redis
 
     if profile and profile.name == SCALEOUT:
-        return Diagnosis(f"the Redis Cluster at {profile.settings.redis_cluster_nodes} does not answer "
-                         f"({first_line(str(exc))})",
-                         "`make services-cluster` starts it, or point FEAST_REDIS_CLUSTER_NODES at your cluster")
+        return Diagnosis(say("diagnose.cluster_down", nodes=profile.settings.redis_cluster_nodes,
+                             detail=first_line(str(exc))),
+                         say("diagnose.cluster_down_fix"))
     s = profile.settings if profile else None
-    where = f"Redis at {s.redis_host}:{s.redis_port}" if s else "Redis"
+    where = say("diagnose.redis_at", address=f"{s.redis_host}:{s.redis_port}") if s else "Redis"
     if isinstance(exc, redis.AuthenticationError):
-        return Diagnosis(f"{where} refused the password ({first_line(str(exc))})", "set FEAST_REDIS_PASSWORD")
-    return Diagnosis(f"{where} is unreachable ({first_line(str(exc))})",
-                     "`make services` starts it, or point FEAST_REDIS_HOST/FEAST_REDIS_PORT at your server")
+        return Diagnosis(say("diagnose.redis_password_refused", where=where, detail=first_line(str(exc))),
+                         say("diagnose.redis_password_fix"))
+    return Diagnosis(say("diagnose.redis_unreachable", where=where, detail=first_line(str(exc))),
+                     say("diagnose.redis_unreachable_fix"))
 
 
 def first_line(text: str) -> str:
@@ -116,18 +117,19 @@ def library_failure(exc: BaseException, profile: Profile | None) -> Diagnosis | 
                 type(exc).__name__ == "RedisClusterException"):
             return redis_failure(exc, profile)
     if isinstance(exc, FeastObjectNotFoundException):
-        project = f"project {profile.project}" if profile else "the project"
-        return Diagnosis(f"{first_line(str(exc)).rstrip('.')}: the course definitions are not registered in {project}",
-                         f"`course apply --profile {_name(profile)}` registers them")
+        project = say("diagnose.project_named", project=profile.project) if profile else say("diagnose.the_project")
+        return Diagnosis(say("diagnose.not_registered", detail=first_line(str(exc)).rstrip("."), project=project),
+                         say("diagnose.apply_fix", profile=_name(profile)))
     if match := MISSING_FILES.search(str(exc)):
-        return Diagnosis(f"no offline data at {match[1]}", f"`course data --profile {_name(profile)}` writes it")
+        return Diagnosis(say("diagnose.no_offline_data", path=match[1]),
+                         say("diagnose.data_fix", profile=_name(profile)))
     return None
 
 
 def diagnose(exc: BaseException, profile: Profile | None) -> Diagnosis | None:
     """What an exception means for the learner, or None when nobody expected it (a bug)."""
     if isinstance(exc, ConfigError):
-        return Diagnosis(f"configuration error: {exc}", exit_code=2, of_the_command=True)
+        return Diagnosis(say("diagnose.configuration_error", error=exc), exit_code=2, of_the_command=True)
     # A library's failure names the precise problem, also under a CourseError that wraps it.
     found = next(filter(None, (library_failure(cause, profile) for cause in chain(exc))), None)
     if found is None and isinstance(exc, CourseError):
@@ -153,15 +155,14 @@ def run_verb(verb: str, handler: Callable[[], int], profile: str | None = None, 
     try:
         return handler()
     except KeyboardInterrupt:
-        print(f"course {verb}: interrupted", file=sys.stderr)
+        print(f"course {verb}: {say('diagnose.interrupted')}", file=sys.stderr)
         return INTERRUPTED
     except Exception as exc:
         if debugging(debug):
             raise
         found = diagnose(exc, profile_or_none(profile))
         if found is None:
-            found = Diagnosis(f"unexpected error: {reason(exc)}",
-                              f"run again with --debug (or {DEBUG_VARIABLE}=1) to see the traceback, "
-                              "and report it if it looks like a bug in the course")
+            found = Diagnosis(say("diagnose.unexpected", reason=reason(exc)),
+                              say("diagnose.unexpected_fix", variable=DEBUG_VARIABLE))
         print(found.line(verb), file=sys.stderr)
         return found.exit_code

@@ -27,6 +27,7 @@ import nbformat
 import yaml
 
 from course_lib.exercises import write_exercises
+from course_lib.messages import say
 from course_lib.translation_store import (
     Block,
     BlockFile,
@@ -103,17 +104,19 @@ def load_manifest(root: Path) -> dict[str, str]:
     """Source -> `complete`, `pending` or `bilingual`, from translations/ko/manifest.yml."""
     path = root / MANIFEST
     if not path.exists():
-        raise TranslationFormatError(f"{MANIFEST} is missing: it lists every source and its state")
+        raise TranslationFormatError(say("edition.no_manifest", manifest=MANIFEST))
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise TranslationFormatError(f"{MANIFEST} is not valid YAML: {' '.join(str(exc).split())}") from exc
+        raise TranslationFormatError(say("edition.manifest_not_yaml", manifest=MANIFEST,
+                                         error=" ".join(str(exc).split()))) from exc
     sources = data.get("sources") if isinstance(data, dict) else None
     if not isinstance(sources, dict):
-        raise TranslationFormatError(f"{MANIFEST}: expected a `sources:` mapping of path to state")
+        raise TranslationFormatError(say("edition.manifest_shape", manifest=MANIFEST))
     wrong = {source: state for source, state in sources.items() if state not in STATES}
     if wrong:
-        raise TranslationFormatError(f"{MANIFEST}: unknown state for {wrong}; use one of {', '.join(STATES)}")
+        raise TranslationFormatError(say("edition.unknown_state", manifest=MANIFEST, wrong=wrong,
+                                         states=", ".join(STATES)))
     return {str(source): str(state) for source, state in sources.items()}
 
 
@@ -146,7 +149,7 @@ def units(root: Path, source: str) -> list[Unit]:
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type == "markdown":
             if "id" not in cell:
-                raise TranslationFormatError(f"{source} cell {index} has no id; save it with nbformat >= 4.5")
+                raise TranslationFormatError(say("edition.cell_without_id", source=source, index=index))
             found.append(Unit(cell.id, cell.source))
     return found
 
@@ -160,8 +163,8 @@ def translations(root: Path, source: str) -> BlockFile:
     file = parse_blocks(path.read_text(encoding="utf-8"), where)
     wrong = [block.key for block in file.blocks if block.kind != block_kind(source)]
     if wrong:
-        raise TranslationFormatError(f"{where}: {source} is translated per {block_kind(source)}, "
-                                     f"but these blocks are not: {wrong}")
+        raise TranslationFormatError(say("edition.wrong_block_kind", where=where, source=source,
+                                         kind=block_kind(source), wrong=wrong))
     return file
 
 

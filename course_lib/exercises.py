@@ -23,6 +23,7 @@ import nbformat
 
 from course_lib.config import REPO_ROOT
 from course_lib.errors import CourseError
+from course_lib.messages import say
 
 BEGIN, END, STUB = "# BEGIN SOLUTION", "# END SOLUTION", "# YOUR CODE HERE"
 KEEP_GOING = ("# Learner copy: if the check fails, it prints what is wrong and Run All goes on.",
@@ -51,7 +52,7 @@ def notebook_number(path: Path) -> str:
     """The section number in a notebook's file name: `02_data_sources.ipynb` -> `2`."""
     match = re.match(r"(\d+)_", path.name)
     if not match:
-        raise ExerciseError(f"{path.name}: notebook names must start with their number, e.g. 02_name.ipynb")
+        raise ExerciseError(say("exercises.unnumbered", notebook=path.name))
     return str(int(match.group(1)))
 
 
@@ -60,25 +61,26 @@ def stub_lines(indent: str, label: str) -> list[str]:
     return [f"{indent}{STUB}", f'{indent}raise NotImplementedError("Exercise {label}: write your solution here")']
 
 
-def strip_solutions(source: str, label: str, where: str = "cell") -> str:
-    """The cell source with every solution block replaced by a stub."""
+def strip_solutions(source: str, label: str, where: str | None = None) -> str:
+    """The cell source with every solution block replaced by a stub; `where` names the cell in errors."""
+    where = where or say("exercises.a_cell")
     out: list[str] = []
     inside = False
     for line in source.split("\n"):
         marker = line.strip()
         if marker == BEGIN:
             if inside:
-                raise ExerciseError(f"{where}: {BEGIN} inside another solution block")
+                raise ExerciseError(say("exercises.nested_solution", where=where, begin=BEGIN))
             inside = True
             out += stub_lines(line[: len(line) - len(line.lstrip())], label)
         elif marker == END:
             if not inside:
-                raise ExerciseError(f"{where}: {END} without a {BEGIN}")
+                raise ExerciseError(say("exercises.end_without_begin", where=where, end=END, begin=BEGIN))
             inside = False
         elif not inside:
             out.append(line)
     if inside:
-        raise ExerciseError(f"{where}: {BEGIN} is never closed by {END}")
+        raise ExerciseError(say("exercises.unclosed_solution", where=where, begin=BEGIN, end=END))
     return "\n".join(out)
 
 
@@ -97,7 +99,8 @@ def exercises(path: Path) -> list[Exercise]:
         label = f"{number}.{len(found) + 1}"
         later = [i for i in range(index + 1, len(notebook.cells)) if notebook.cells[i].cell_type == "code"]
         found.append(Exercise(notebook=path.name, label=label, cell=index, solution=cell.source,
-                              stub=strip_solutions(cell.source, label, f"{path.name} cell {index}"),
+                              stub=strip_solutions(cell.source, label,
+                                                   say("exercises.cell_at", notebook=path.name, index=index)),
                               check=notebook.cells[later[0]].source if later else "",
                               check_cell=later[0] if later else -1))
     return found
@@ -119,7 +122,7 @@ def learner_notebook(path: Path) -> nbformat.NotebookNode:
     learner |= {e.check_cell: keep_going(e.check, e.label) for e in found if e.check_cell >= 0}
     for index, cell in enumerate(notebook.cells):
         if "id" not in cell:
-            raise ExerciseError(f"{path.name} cell {index} has no id; save it with nbformat >= 4.5 (JupyterLab 3+)")
+            raise ExerciseError(say("exercises.cell_without_id", notebook=path.name, index=index))
         cell.metadata.pop("execution", None)
         if cell.cell_type == "code":
             cell.source = learner.get(index, cell.source)
@@ -137,7 +140,7 @@ def write_exercises(notebook_dir: Path, out_dir: Path) -> dict[str, int]:
     """Write the learner version of every notebook to `out_dir`, removing stale ones; name -> exercises."""
     sources = sorted(notebook_dir.glob("*.ipynb"))
     if not sources:
-        raise ExerciseError(f"no notebooks in {notebook_dir}")
+        raise ExerciseError(say("exercises.no_notebooks", folder=notebook_dir))
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in set(out_dir.glob("*.ipynb")) - {out_dir / path.name for path in sources}:
         stale.unlink()

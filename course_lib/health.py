@@ -18,14 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 from course_lib.config import SCALEOUT, Profile
 from course_lib.errors import CourseError, reason
+from course_lib.messages import Language, render
 from feature_repo.names import FEATURE_VIEWS
 
 if TYPE_CHECKING:
     from feast import FeatureStore
 
-SERVICES_FIX = "`make services` or `docker compose -f docker-compose.feast.yml up -d`"
-REDIS_FIX = ("install Redis: `sudo apt-get install redis-server redis-tools`, `brew install redis` "
-             "or `conda install -c conda-forge redis-server`")
+# In English: `course doctor` reports and the API's bodies (an API contract) use them; course_lib.catalog has both.
+SERVICES_FIX = render("health.services_fix", "en")
+REDIS_FIX = render("health.redis_fix", "en")
 HEALTH_COMPONENTS = ("online_store", "registry", "offline_store")
 HEALTH_PROBE_USER = 1  # any id works: the probe checks that a read round trip succeeds
 
@@ -74,12 +75,12 @@ def registry_location(profile: Profile) -> str:
     return f"PostgreSQL {s.pg_host}:{s.pg_port}/{profile.registry_database}"
 
 
-def registry_hint(profile: Profile) -> str:
-    """How to fix a registry that cannot be read."""
+def registry_hint(profile: Profile, language: Language = "en") -> str:
+    """How to fix a registry that cannot be read; in English unless a command line asks for the learner's language."""
     if profile.name == "local":
-        return f"run `course apply --profile local` (the registry file is {registry_location(profile)})"
-    return (f"start PostgreSQL ({SERVICES_FIX}) or point FEAST_PG_HOST/FEAST_PG_PORT/FEAST_PG_USER/"
-            f"FEAST_PG_PASSWORD at it; `course doctor --profile {profile.name}` checks the connection")
+        return render("health.registry_hint_local", language, location=registry_location(profile))
+    return render("health.registry_hint_postgres", language, services=render("health.services_fix", language),
+                  profile=profile.name)
 
 
 def online_store_hint(profile: Profile) -> str:

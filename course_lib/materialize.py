@@ -35,6 +35,7 @@ from feast.infra.registry.base_registry import BaseRegistry
 
 from course_lib.compat import ComputeEngine, PlanBuilder, context_online_client
 from course_lib.config import ConfigError, Profile
+from course_lib.messages import say
 from course_lib.redis_format import BATCH_ROWS, UnsupportedColumns, ViewLayout, hset_commands, send_commands
 from course_lib.serving import MaterializeReport, latest_interval, materialize
 from course_lib.store_lock import project_lock
@@ -209,7 +210,7 @@ def materialize_every(store: FeatureStore, profile: Profile, every: timedelta, r
     """`materialize_once` every `every` (fixed rate, overrun ticks skipped), `runs` times or until interrupted."""
     period = every.total_seconds()
     if period <= 0:
-        raise ConfigError(f"the schedule interval must be positive, got {every}")
+        raise ConfigError(say("materialize.interval_not_positive", every=every))
     outcomes: list[RunOutcome] = []
     next_tick = clock()
     while runs is None or len(outcomes) < runs:
@@ -228,6 +229,6 @@ def parse_every(text: str) -> timedelta:
     """A schedule interval such as `90s`, `5m`, `1h` or `1d` (a bare number means seconds)."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
     if not match or float(match.group(1)) <= 0:
-        raise ConfigError(f"invalid interval {text!r}: use a positive number with s, m, h or d, e.g. 5m")
+        raise ConfigError(say("materialize.bad_interval", text=text))
     unit = {"": "seconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
     return timedelta(**{unit: float(match.group(1))})

@@ -1,10 +1,14 @@
 """Learner-facing messages in English or Korean: `say(key, **values)` renders a catalog entry in the current language.
 
-The catalog (course_lib.checks.catalog) holds one `Message` per key, an English and a Korean `str.format`
+The catalog (course_lib.catalog) holds one `Message` per key, an English and a Korean `str.format`
 template with the same named placeholders; values computed where a message is raised go in as
-placeholders. The language is Korean when COURSE_LANG is `ko`, or, with COURSE_LANG unset or empty, when the
-Jupyter kernel runs a notebook of the Korean edition: jupyter_server sets JPY_SESSION_NAME to the
-notebook's path in the kernel's environment. Anything else is English.
+placeholders. It holds the exercise checks' messages and the expected failures the `course` command line
+prints as one line. `render(key, language, **values)` renders one in a given language: the hints the API's
+bodies share with the command line stay English there (an API contract).
+
+The language is Korean when COURSE_LANG is `ko`, or, with COURSE_LANG unset or empty, when the Jupyter
+kernel runs a notebook of the Korean edition: jupyter_server sets JPY_SESSION_NAME to the notebook's path
+in the kernel's environment. Anything else is English.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from course_lib.checks.catalog import Message
+    from course_lib.catalog import Message
 
 Language = Literal["en", "ko"]
 LANGUAGE_VARIABLE = "COURSE_LANG"
@@ -39,13 +43,18 @@ def in_korean_folder(path: str) -> bool:
 
 @functools.cache
 def catalog() -> Mapping[str, Message]:
-    """Every message by key; imported on first use, as the catalog lives in course_lib.checks, which uses `say`."""
-    from course_lib.checks.catalog import CATALOG
+    """Every message by key; imported on first use, so a command that never says anything never loads it."""
+    from course_lib.catalog import CATALOG
 
     return CATALOG
 
 
 def say(key: str, /, **values: Any) -> str:
     """The message `key` in the current language, its placeholders filled from `values`."""
+    return render(key, language(), **values)
+
+
+def render(key: str, in_language: Language, /, **values: Any) -> str:
+    """The message `key` in `in_language`, its placeholders filled from `values`."""
     message = catalog()[key]
-    return (message.ko if language() == "ko" else message.en).format(**values)
+    return (message.ko if in_language == "ko" else message.en).format(**values)

@@ -86,9 +86,16 @@ FAMILIES = (
     Family("course_component_up", "gauge", "1 when the component's last health check passed", ("component",)),
     Family("course_component_check_seconds", "gauge", "Duration of the component's last health check",
            ("component",)),
+    Family("course_feature_drift", "gauge",
+           "Drift of a feature's recent window from its training baseline (psi, ks, wasserstein/std)",
+           ("feature", "statistic")),
+    Family("course_feature_drifted", "gauge", "1 when the feature's last drift report flagged it, else 0",
+           ("feature",)),
 )
 # Every metric family the course exports; the ops artefacts may only name these.
 METRIC_NAMES = tuple(family.name for family in FAMILIES)
+# course_feature_drift's statistic label -> the `course_lib.drift.drift_report` column it exports
+DRIFT_STATISTICS = {"psi": "psi", "ks": "ks_statistic", "wasserstein": "wasserstein"}
 FAMILY_TYPES = {"counter": CounterMetricFamily, "gauge": GaugeMetricFamily, "histogram": HistogramMetricFamily}
 
 Labels = tuple[str, ...]
@@ -217,6 +224,19 @@ class Metrics:
         for name, component in report["components"].items():
             self._set("course_component_up", (name,), int(component["ok"]))
             self._set("course_component_check_seconds", (name,), component["latency_ms"] / 1000)
+
+    def record_drift(self, report: pd.DataFrame) -> None:
+        """Replace the drift gauges with a `drift.drift_report`: one series per feature and statistic it
+        measured (a categorical feature has no ks or wasserstein), and each feature's drifted flag."""
+        drift: dict[Labels, float] = {}
+        flags: dict[Labels, float] = {}
+        for row in report.to_dict("records"):
+            for statistic, column in DRIFT_STATISTICS.items():
+                if pd.notna(row.get(column)):
+                    drift[self._labels("course_feature_drift", (row["feature"], statistic))] = float(row[column])
+            flags[self._labels("course_feature_drifted", (row["feature"],))] = float(bool(row["drifted"]))
+        with self._lock:  # swapped whole: features absent from this report stop being exported
+            self._values["course_feature_drift"], self._values["course_feature_drifted"] = drift, flags
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition of this registry and its content type."""

@@ -16,6 +16,7 @@ import pandas as pd
 
 from course_lib.config import Profile, resolve_profile
 from course_lib.errors import CourseError
+from course_lib.messages import say
 from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS, join_keys
 
 
@@ -53,8 +54,7 @@ def offline_query(profile: Profile, sql: str, params: list[Any], bounded: bool =
             for view in VIEWS:  # each parquet file as a view named after it; its path never enters the SQL
                 if not Path(path := profile.offline_location(view)).exists():
                     if f'"{view}"' in sql or view in sql.split():
-                        raise MissingOfflineData(f"no offline data at {path}: `course data --profile "
-                                                 f"{profile.name}` writes it")
+                        raise MissingOfflineData(say("offline.missing", path=path, profile=profile.name))
                     continue
                 conn.read_parquet(path).create_view(view)
             (row,) = conn.execute(sql, params).fetchall()  # an aggregate: exactly one row

@@ -24,6 +24,7 @@ from enum import Enum
 from types import TracebackType
 
 from course_lib.errors import CourseError
+from course_lib.messages import say
 
 POLL_S = 0.05  # how often waiting threads look at the mode again
 CHUNK = 65536
@@ -140,7 +141,7 @@ class Forwarder:
     def _set_mode(self, mode: Mode) -> None:
         """Switch modes: (re)open or close the listener, gate or release the copying threads."""
         if self._stopped:
-            raise ForwarderError("the forwarder was stopped; call start() first")
+            raise ForwarderError(say("outage.stopped"))
         self._mode = mode
         if mode is Mode.PASS:
             self._flowing.set()
@@ -168,8 +169,7 @@ class Forwarder:
             listener.bind(("127.0.0.1", self.port))
         except OSError as exc:
             listener.close()
-            raise ForwarderError(f"cannot listen on 127.0.0.1:{self.port} again ({exc}); another process took "
-                                 "the port: start a new Forwarder") from exc
+            raise ForwarderError(say("outage.port_taken", port=self.port, error=exc)) from exc
         listener.listen(128)
         listener.settimeout(POLL_S)
         self.port = listener.getsockname()[1]

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from course_lib.compat import resolve_features
 from course_lib.errors import CourseError
+from course_lib.messages import say
 from course_lib.serving import historical_features, normalize_frame
 from feature_repo.definitions import TIMESTAMP_FIELD
 
@@ -77,8 +78,7 @@ def _pg_type(column: str, dtype: Any) -> str:
         return "TIMESTAMPTZ"
     if pd.api.types.is_string_dtype(dtype):
         return "TEXT"
-    raise RetrievalError(f"entity_df column {column!r} has dtype {dtype}, which the tuned upload does not "
-                     "handle; convert it to a number, bool, string or UTC timestamp")
+    raise RetrievalError(say("pit.unsupported_dtype", column=column, dtype=dtype))
 
 
 def _entity_table_columns(entity_df: pd.DataFrame) -> str:
@@ -93,23 +93,19 @@ def _query_contexts(store: FeatureStore, features: list[str] | FeatureService,
     registry, project = store.registry, store.project
     refs, views, on_demand = resolve_features(store, features)
     if on_demand:
-        raise RetrievalError(f"historical_features_tuned does not compute on-demand feature views "
-                          f"({', '.join(v.name for v in on_demand)}); use serving.historical_features")
+        raise RetrievalError(say("pit.on_demand", views=", ".join(v.name for v in on_demand)))
     for view in views:
         if not isinstance(view.batch_source, PostgreSQLSource):
-            raise RetrievalError(f"feature view {view.name!r} reads a {type(view.batch_source).__name__}; "
-                              "historical_features_tuned only joins PostgreSQL sources")
+            raise RetrievalError(say("pit.not_postgres", view=view.name, source=type(view.batch_source).__name__))
     missing = (offline_utils.get_expected_join_keys(project, views, registry) | {TIMESTAMP_FIELD}) - set(entity_df)
     if missing:
-        raise RetrievalError(f"entity_df lacks the column(s) {sorted(missing)}: it needs {TIMESTAMP_FIELD!r} and "
-                         "every join key of the requested feature views")
+        raise RetrievalError(say("pit.entity_df_lacks", missing=sorted(missing), timestamp=TIMESTAMP_FIELD))
     timestamps = pd.to_datetime(entity_df[TIMESTAMP_FIELD], utc=True)
     contexts = offline_utils.get_feature_view_query_context(refs, views, registry, project,
                                                             (timestamps.min(), timestamps.max()))
     clash = set(entity_df) & {view.field_mapping.get(f, f) for view in contexts for f in view.features}
     if clash:
-        raise RetrievalError(f"entity_df columns {sorted(clash)} have the names of requested features "
-                         "(Feast's query fails on them too); rename those columns")
+        raise RetrievalError(say("pit.name_clash", columns=sorted(clash)))
     return contexts
 
 
@@ -192,8 +188,7 @@ def _arrow_types(cursor: Cursor, sql: str) -> dict[str, pa.DataType]:
         arrow = pg_type_code_to_arrow(column.type_code)
         if not (pa.types.is_boolean(arrow) or pa.types.is_integer(arrow) or pa.types.is_floating(arrow)
                 or pa.types.is_string(arrow) or pa.types.is_timestamp(arrow)):
-            raise RetrievalError(f"column {column.name!r} has PostgreSQL type oid {column.type_code} (Arrow {arrow}); "
-                              "historical_features_tuned reads scalar columns only, use serving.historical_features")
+            raise RetrievalError(say("pit.not_scalar", column=column.name, oid=column.type_code, arrow=arrow))
         types[column.name] = arrow
     return types
 

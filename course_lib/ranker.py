@@ -33,6 +33,7 @@ from course_lib.adapter import table_dtypes
 from course_lib.config import Profile, load_store
 from course_lib.errors import CourseError
 from course_lib.files import write_private
+from course_lib.messages import say
 from course_lib.pit import historical_features_tuned
 from course_lib.serving import EntityFeatures, candidate_features, feature_refs, with_on_demand
 from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS, genre_match_udf, join_keys
@@ -82,15 +83,14 @@ def design_matrix(frame: pd.DataFrame, features: Sequence[str] = tuple(FEATURES)
     outputs the frame holds) as float64, NaN where missing (training and serving alike)."""
     missing = [c for c in [*VIEW_FEATURES, "favorite_genre"] if c not in frame.columns]
     if missing:
-        raise RankerError(f"frame lacks feature columns {missing}; build it with training_frame() "
-                          "or candidate_frame()")
+        raise RankerError(say("ranker.frame_lacks_features", missing=missing))
     columns = {c: frame[c].to_numpy(dtype="float64", na_value=np.nan) for c in VIEW_FEATURES}
     # Computed by Feast's on-demand view when the frame comes from the ranker service.
     match = frame[GENRE_MATCH] if GENRE_MATCH in frame.columns else favorite_genre_match(frame)
     columns[GENRE_MATCH] = match.to_numpy(dtype="float64", na_value=np.nan)
     for name in set(features) - set(columns):
         if name not in frame.columns:
-            raise RankerError(f"frame lacks the on-demand feature {name!r}; add it with serving.with_on_demand()")
+            raise RankerError(say("ranker.frame_lacks_on_demand", name=name))
         columns[name] = frame[name].to_numpy(dtype="float64", na_value=np.nan)
     return pd.DataFrame(columns, index=frame.index)[list(features)]
 
@@ -202,8 +202,7 @@ def evaluate(ranker: Ranker, test: pd.DataFrame) -> dict[str, Any]:
     """AUC and NDCG@10 of the model and of the popularity baseline on held-out rows."""
     labels = test["label"].to_numpy(dtype="int64")
     if len(np.unique(labels)) < 2:
-        raise RankerError(f"the {len(test)} held-out rows need both labels to compute AUC; "
-                          "use more data or a larger test_fraction")
+        raise RankerError(say("ranker.test_one_label", count=len(test)))
     popularity = design_matrix(test)["popularity"].fillna(0.0).to_numpy()
     metrics: dict[str, Any] = {}
     for name, scores in (("model", ranker.score(test)), ("popularity", popularity)):
@@ -216,13 +215,12 @@ def train(frame: pd.DataFrame, test_fraction: float = 0.2, features: Sequence[st
     """Fit on all but the last `test_fraction` of the time range and evaluate on that last part;
     `features` other than FEATURES are for evaluations (the request path serves FEATURES)."""
     if not 0 < test_fraction < 1:
-        raise RankerError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
+        raise RankerError(say("ranker.test_fraction", test_fraction=test_fraction))
     times = frame[TIMESTAMP_FIELD]
     split = times.min() + (times.max() - times.min()) * (1 - test_fraction)
     fit, test = frame[times < split], frame[times >= split]
     if fit["label"].nunique() < 2:
-        raise RankerError(f"the {len(fit)} training rows before {split} need both labels; "
-                          "use more data or a smaller test_fraction")
+        raise RankerError(say("ranker.train_one_label", count=len(fit), split=split))
     inputs = design_matrix(fit, features)
     # A feature the source never fills (MovieLens has no watch times) is left out: it carries
     # no signal, and HistGradientBoosting fails on an all-NaN column.
@@ -257,17 +255,15 @@ def load(profile: Profile) -> Ranker:
     """The profile's saved ranker, verified against the hash recorded at training before it is unpickled,
     or a RankerError saying to run `course train`."""
     path = profile.model_path
-    retrain = f"run `course train --profile {profile.name}`"
+    retrain = say("ranker.retrain", profile=profile.name)
     if not path.is_file():
-        raise RankerError(f"no trained ranker at {path}; {retrain} first")
+        raise RankerError(say("ranker.not_trained", path=path, retrain=retrain))
     data, recorded = path.read_bytes(), digest_path(path)
     if not recorded.is_file() or recorded.read_text().strip() != hashlib.sha256(data).hexdigest():
-        raise RankerError(f"{path} does not match the SHA-256 recorded when it was trained ({recorded.name}), so it "
-                          f"was not loaded (a model file is code: it is unpickled); {retrain} to replace it")
+        raise RankerError(say("ranker.checksum", path=path, recorded=recorded.name, retrain=retrain))
     ranker = joblib.load(io.BytesIO(data))
     if not isinstance(ranker, Ranker) or not set(ranker.features) <= set(FEATURES):
-        raise RankerError(f"{path} was saved with different model features; retrain it with "
-                          f"`course train --profile {profile.name}`")
+        raise RankerError(say("ranker.features_changed", path=path, profile=profile.name))
     return ranker
 
 

@@ -34,6 +34,7 @@ from numpy.typing import ArrayLike
 
 from course_lib.compat import raw_connection
 from course_lib.config import ConfigError
+from course_lib.messages import say
 from feature_repo.definitions import VIEWS, join_keys
 
 STRING, INT64, FLOAT = ValueType.STRING, ValueType.INT64, ValueType.FLOAT
@@ -94,11 +95,10 @@ def check_key_layout(store: FeatureStore, reads: str) -> None:
     keys of unversioned feature views (`reads`: "raw Redis reads" or "raw SQLite reads", for the message)."""
     config = store.config
     if config.entity_key_serialization_version != 3 or config.registry.enable_online_feature_view_versioning:
-        raise ConfigError(f"{reads} need entity_key_serialization_version 3 keys of unversioned "
-                          "feature views; set entity_key_serialization_version: 3 in feature_store.yaml")
+        raise ConfigError(say("redis_format.key_version", reads=reads))
     not_int = [e.name for entities, _, _ in VIEWS.values() for e in entities if e.value_type != ValueType.INT64]
     if not_int:
-        raise ConfigError(f"{reads} encode INT64 join keys only; entities {not_int} are not INT64")
+        raise ConfigError(say("redis_format.int64_only", reads=reads, entities=not_int))
 
 
 def key_template(names: Sequence[str], head: bytes, tail: bytes) -> np.ndarray:

@@ -25,6 +25,7 @@ from feast.type_map import feast_value_type_to_python_type
 
 from course_lib.compat import async_raw_connection
 from course_lib.config import ConfigError, Profile
+from course_lib.messages import say
 from course_lib.redis_format import HmgetCommands, check_key_layout, event_seconds, hash_fields, key_builder
 from course_lib.serving import EntityFeatures, EntityRows, Fetch, Rows, sdk_fetch
 from course_lib.sqlite_reader import SqliteReader, is_sqlite
@@ -46,12 +47,11 @@ def check_raw_reads(store: FeatureStore, profile: Profile) -> None:
     the profile's connection settings."""
     config = store.config
     if not standalone_redis(store):
-        raise ConfigError(f"raw Redis reads need a single-server Redis online store (enterprise profile), "
-                          f"not {config.online_store.type!r}; use sdk_fetch(store) instead")
-    check_key_layout(store, "raw Redis reads")
+        raise ConfigError(say("redis_reader.not_redis", store=config.online_store.type))
+    check_key_layout(store, say("redis_reader.raw_reads"))
     if config.online_store.connection_string != profile.redis_connection_string():
-        raise ConfigError(f"the store's Redis ({config.online_store.connection_string}) is not profile "
-                          f"{profile.name!r}'s; open the store with load_store(profile)")
+        raise ConfigError(say("redis_reader.other_redis", connection=config.online_store.connection_string,
+                              profile=profile.name))
 
 
 def online_reader(store: FeatureStore, profile: Profile) -> Fetch:

@@ -24,6 +24,7 @@ from feast import Entity, FeatureService, FeatureStore, FeatureView, FileSource
 from feast.data_source import DataSource
 
 from course_lib.config import ENV_DEFAULTS, REPO_ROOT, ConfigError, Profile, load_store, resolve_profile
+from course_lib.messages import say
 
 WORKDIR_TOKEN = "<workdir>"
 ENV_TOKEN = "<env>"
@@ -136,8 +137,7 @@ def scratch_store(project: str) -> Iterator[FeatureStore]:
     """A throwaway local-profile store in its own Feast project, deleted on exit."""
     profile = resolve_profile("local", {**os.environ, "FEAST_PROJECT": project})
     if project == resolve_profile("local").project:
-        raise ConfigError(f"scratch project {project!r} is the course project; pick another name "
-                         "so the scratch store cannot delete your registry")
+        raise ConfigError(say("registry_view.scratch_is_course", project=project))
     try:
         yield load_store(profile)
     finally:

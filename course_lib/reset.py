@@ -19,6 +19,7 @@ from psycopg import sql
 from course_lib.compat import drop_online_tables, online_client
 from course_lib.config import Profile, load_store, resolve_profile
 from course_lib.files import remove_folder
+from course_lib.messages import say
 from course_lib.redis_format import project_keys
 from course_lib.store_lock import writing
 from feature_repo.definitions import STATE_VIEWS, VIEWS, build
@@ -121,7 +122,7 @@ def reset_course(profile: Profile | str | None = None) -> ResetReport:
     Never `FeatureStore.teardown()`: on a SQL registry it deletes every project in the database.
     """
     resolved = profile if isinstance(profile, Profile) else resolve_profile(profile)
-    with writing(resolved, "reset the project"):
+    with writing(resolved, say("reset.lock_what")):
         return _reset(load_store(resolved), resolved)
 
 

@@ -36,6 +36,7 @@ import numpy as np
 from scipy.special import expit
 
 from course_lib.errors import CourseError
+from course_lib.messages import say
 
 if TYPE_CHECKING:
     import treelite
@@ -126,8 +127,7 @@ def compile_model(model: object) -> CompiledModel | None:
         try:
             tl2cgen.export_lib(trees, toolchain=compiler, libpath=path, params=COMPILE_PARAMS, nthread=2)
         except Exception as exc:  # a compiler that fails: say which, with its log
-            raise ScoringError(f"compiling the ranker with {compiler} failed ({exc}); fix the compiler or "
-                               f"unset CC to let `course train` pick gcc/clang. Log: {log()[-500:]}") from exc
+            raise ScoringError(say("scoring.compile_failed", compiler=compiler, error=exc, log=log()[-500:])) from exc
         library = path.read_bytes()
     return CompiledModel(library=library, sha256=hashlib.sha256(library).hexdigest(),
                          runtime=f"tl2cgen {tl2cgen.__version__} ({compiler})", num_feature=trees.num_feature)
@@ -151,11 +151,10 @@ class CompiledScorer:
             with quiet():
                 self._predictor = tl2cgen.Predictor(path, nthread=1)
         except Exception as exc:  # e.g. a model file trained on another platform
-            raise ScoringError(f"cannot load the compiled ranker {path} ({exc}); retrain it on this machine "
-                               "with `course train`") from exc
+            raise ScoringError(say("scoring.load_failed", path=path, error=exc)) from exc
         if self._predictor.num_feature != compiled.num_feature:
-            raise ScoringError(f"{path} reads {self._predictor.num_feature} features, the model "
-                               f"{compiled.num_feature}; retrain with `course train`")
+            raise ScoringError(say("scoring.feature_count", path=path, compiled=self._predictor.num_feature,
+                                   model=compiled.num_feature))
         self._lock = threading.Lock()  # a TL2cgen predictor serves one thread at a time
 
     def __call__(self, inputs: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ from course_lib import compat
 from course_lib.adapter import PANDAS_DTYPE
 from course_lib.config import Profile, resolve_profile
 from course_lib.errors import CourseError
+from course_lib.messages import say
 from course_lib.offline import offline_entity_count, offline_time_range
 from course_lib.store_lock import writing
 from feature_repo.definitions import MOVIE_VIEW, TIMESTAMP_FIELD, USER_VIEW, VIEWS, Definitions, build, join_keys
@@ -172,10 +173,7 @@ def check_end(store: FeatureStore, end: datetime, force: bool = False) -> None:
              if interval and interval[1] > end}
     if newer:
         view, last = max(newer.items(), key=lambda item: item[1])
-        raise MaterializeError(f"--end {end:%Y-%m-%d %H:%M:%S%z} is older than the last materialization end "
-                               f"{last:%Y-%m-%d %H:%M:%S%z} of {view}: a tuned run overwrites online rows without "
-                               "comparing timestamps, so newer values would be replaced by older ones. Use an end at "
-                               "or after it, or pass --force to roll the online store back on purpose")
+        raise MaterializeError(say("serving.end_older", end=end, last=last, view=view))
 
 
 def materialize(store: FeatureStore, profile: Profile, end: datetime | None = None,
@@ -189,7 +187,7 @@ def materialize(store: FeatureStore, profile: Profile, end: datetime | None = No
     `end` older than the last one unless `force` (`check_end`).
     """
     if lock:
-        with writing(profile, "materialize"):
+        with writing(profile, say("serving.lock_what")):
             return materialize(store, profile, end, incremental, force, lock=False)
     end = _utc(end or datetime.now(timezone.utc))
     check_end(store, end, force)

@@ -16,14 +16,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from course_lib.errors import CourseError
+from course_lib.messages import say
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Feast project names and PostgreSQL schemas the course creates: lower case, so a name means the
 # same table quoted or not (PostgreSQL folds unquoted names to lower case, and Feast's own SQL
 # does not quote them), without quotes, spaces or `;`.
 IDENTIFIER = r"^[a-z][a-z0-9_]{0,62}$"
-IDENTIFIER_RULE = ("must start with a lower-case letter and hold only lower-case letters, digits and _ "
-                   "(at most 63 characters, PostgreSQL's limit), e.g. 'alice_01'")
 IDENTIFIER_FIELDS = ("project", "offline_schema", "bench_project")
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -119,7 +118,7 @@ class Settings(BaseModel):
     def _identifier(cls, value: str) -> str:
         """Project and schema names: one strict pattern, so they are safe and unambiguous in SQL and Redis keys."""
         if not re.fullmatch(IDENTIFIER, value):
-            raise ValueError(IDENTIFIER_RULE)
+            raise ValueError(say("settings.identifier_rule"))
         return value
 
     @field_validator("redis_password")
@@ -127,8 +126,7 @@ class Settings(BaseModel):
     def _one_connection_string_option(cls, value: SecretStr) -> SecretStr:
         """Feast reads the Redis password from a comma-separated connection string, so it cannot hold a comma."""
         if "," in value.get_secret_value():
-            raise ValueError("must not contain ',' (Feast's Redis connection string separates options with it); "
-                             "choose a password without a comma")
+            raise ValueError(say("settings.password_comma"))
         return value
 
     @field_validator("redis_cluster_nodes")
@@ -137,8 +135,7 @@ class Settings(BaseModel):
         """Every entry is `host:port` with a port number."""
         bad = [item for item in value.split(",") if not re.fullmatch(r"\s*[^:\s]+:\d+\s*", item)]
         if bad:
-            raise ValueError(f"entry {bad[0]!r} is not host:port; expected e.g. "
-                             "'127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003'")
+            raise ValueError(say("settings.not_host_port", entry=bad[0]))
         return value
 
     @classmethod
@@ -152,8 +149,8 @@ class Settings(BaseModel):
             name = str(error["loc"][0])
             shown = "****" if "PASSWORD" in name else repr(values.get(name))
             message = error["msg"].removeprefix("Value error, ")
-            raise ConfigError(f"{name}={shown} is invalid: {message}; fix the environment variable "
-                              f"(default: {variables()[name]!r})") from None
+            raise ConfigError(say("settings.invalid", variable=name, shown=shown, message=message,
+                                  default=variables()[name])) from None
 
     def env(self) -> dict[str, str]:
         """Every setting as an environment variable, secrets revealed (for a child process's environment)."""

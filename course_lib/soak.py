@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from course_lib.errors import CourseError
+from course_lib.messages import say
 from course_lib.timing import encode_request, ensure_loopback, latency, read_response
 
 OK = 200
@@ -211,7 +212,7 @@ def run_drills(drills: Sequence[Drill], clock: Clock, windows: list[Window], err
             try:
                 windows.append(drill.run(clock))
             except Exception as exc:  # noqa: BLE001 - reported in the soak's result, the load goes on
-                errors.append(f"{drill.name} drill failed: {type(exc).__name__}: {exc}")
+                errors.append(say("soak.drill_failed", drill=drill.name, error=type(exc).__name__, detail=exc))
     thread = threading.Thread(target=schedule, name="soak-drills", daemon=True)
     thread.start()
     return thread

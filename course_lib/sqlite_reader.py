@@ -34,6 +34,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from course_lib import compat
 from course_lib.config import ConfigError
+from course_lib.messages import say
 from course_lib.redis_format import check_key_layout, filled, key_template
 from course_lib.serving import EntityFeatures, EntityRows, Rows
 from feature_repo.definitions import MOVIE_VIEW, PAIR_VIEW, USER_VIEW, VIEWS, join_keys
@@ -53,9 +54,8 @@ def is_sqlite(store: FeatureStore) -> bool:
 def check_sqlite_reads(store: FeatureStore) -> None:
     """ConfigError unless the course can read the store's SQLite tables itself (`check_key_layout`)."""
     if not is_sqlite(store):
-        raise ConfigError(f"raw SQLite reads need the SQLite online store (local profile), not "
-                          f"{store.config.online_store.type!r}; use sdk_fetch(store) instead")
-    check_key_layout(store, "raw SQLite reads")
+        raise ConfigError(say("sqlite_reader.not_sqlite", store=store.config.online_store.type))
+    check_key_layout(store, say("sqlite_reader.raw_reads"))
 
 
 def use_wal(path: Path) -> bool:

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 from course_lib.config import Profile
 from course_lib.errors import CourseError
+from course_lib.messages import say
 
 LOCK_FILE = "materialize.lock"
 
@@ -64,7 +65,5 @@ def writing(profile: Profile, what: str) -> Iterator[None]:
     """Hold the project's write lock for `what`, or raise StoreBusyError saying who to wait for."""
     with project_lock(profile) as acquired:
         if not acquired:
-            raise StoreBusyError(f"cannot {what}: another command (course data, materialize or reset) is writing "
-                                 f"project {profile.project!r} ({profile.name} profile); nothing was changed. "
-                                 "Wait for it to finish, then run this again")
+            raise StoreBusyError(say("store_lock.busy", what=what, project=profile.project, profile=profile.name))
         yield

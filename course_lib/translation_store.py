@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from markdown_it import MarkdownIt
 
 from course_lib.errors import CourseError
+from course_lib.messages import say
 
 DIGEST_CHARS = 12
 MARKER = re.compile(rf"^<!-- (?P<kind>cell|section) (?P<key>\S+) en=(?P<english>[0-9a-f]{{{DIGEST_CHARS}}})"
@@ -100,12 +101,12 @@ def parse_blocks(text: str, where: str) -> BlockFile:
         if match:
             first = seen.setdefault(match["key"], number)
             if first != number:
-                raise TranslationFormatError(f"{where}:{number}: {match['kind']} {match['key']} "
-                                             f"is translated twice (first on line {first}); keep one block")
+                raise TranslationFormatError(say("translation_store.twice", where=where, line=number,
+                                                 kind=match["kind"], key=match["key"], first=first))
             blocks.append((match, []))
         elif MARKER_START.match(line):
-            raise TranslationFormatError(f"{where}:{number}: malformed marker {line.strip()!r}; expected "
-                                         f"'<!-- cell|section KEY en=<{DIGEST_CHARS} hex digits> [todo] -->'")
+            raise TranslationFormatError(say("translation_store.malformed", where=where, line=number,
+                                             marker=line.strip(), digits=DIGEST_CHARS))
         else:
             (blocks[-1][1] if blocks else header).append(line)
     return BlockFile(header=strip_blank_lines(header),

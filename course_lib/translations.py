@@ -31,6 +31,7 @@ from course_lib.edition import (
     units,
 )
 from course_lib.exercises import ExerciseError
+from course_lib.messages import say
 from course_lib.translation_store import Block, BlockFile, TranslationFormatError, digest, format_blocks, sections
 
 # --- helping translators ---------------------------------------------------------------------
@@ -70,12 +71,12 @@ def accept(root: Path, source: str, keys: list[str]) -> None:
     have = file.by_key()
     unknown = [key for key in keys if key not in english]
     if unknown:
-        raise TranslationFormatError(f"{source} has no {block_kind(source)} {', '.join(unknown)}; "
-                                     f"`status {source}` lists its keys")
+        raise TranslationFormatError(say("translations.unknown_keys", source=source, kind=block_kind(source),
+                                         keys=", ".join(unknown)))
     absent = [key for key in keys if key not in have]
     if absent:
-        raise TranslationFormatError(f"{translation_path(source)} has no block for {', '.join(absent)}; "
-                                     f"run `stub {source}` first")
+        raise TranslationFormatError(say("translations.no_block", path=translation_path(source),
+                                         keys=", ".join(absent), source=source))
     blocks = tuple(block.accepted(digest(english[block.key].text)) if block.key in keys else block
                    for block in file.blocks)
     write_blocks(root, source, BlockFile(header=file.header, blocks=blocks))
@@ -187,8 +188,7 @@ def run(args: argparse.Namespace) -> int:
     named = [*getattr(args, "sources", []), *([args.source] if args.command == "accept" else [])]
     unknown = [source for source in named if source not in english_sources(root)]
     if unknown:
-        raise TranslationFormatError(f"not an English source of the Korean edition: {', '.join(unknown)} "
-                                     f"(the sources are listed in {MANIFEST})")
+        raise TranslationFormatError(say("translations.not_a_source", sources=", ".join(unknown), manifest=MANIFEST))
     if args.command == "generate":
         if args.check:
             stale = out_of_date(root)

@@ -27,6 +27,7 @@ import redis
 from course_lib import criteria, soak
 from course_lib.background import RedisServer, start_course_api
 from course_lib.config import ConfigError, own_project_env, resolve_profile
+from course_lib.messages import say
 from course_lib.outage import Forwarder
 
 CRITERIA = (
@@ -316,9 +317,9 @@ def run(profile_name: str | None = None, soak_seconds: float = 60.0, rate: float
     """Prepare the verification project, measure every criterion, soak the API; the table and the figures."""
     base = resolve_profile(profile_name)
     if base.name not in ("local", "enterprise"):
-        raise ConfigError(f"course verify checks the local and enterprise profiles, not {base.name!r}")
+        raise ConfigError(say("verify.profile", profile=base.name))
     if soak_seconds < 20:
-        raise ConfigError(f"--soak-seconds must be at least 20 (two outages and their recovery), got {soak_seconds:g}")
+        raise ConfigError(say("verify.soak_seconds", soak_seconds=soak_seconds))
     figures: dict[str, Any] = {}
     report = None
     with ExitStack() as stack:

@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from course_lib import datasets, ranker, serving
 from course_lib.adapter import build_feature_tables, write_offline
 from course_lib.config import PROFILES, Profile, load_store, resolve_profile
+from course_lib.monitoring import Metrics
 from course_lib.reset import reset_online
 
 TEST_PROJECT = "course_test"
@@ -147,3 +149,12 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, poll_s: float = 
             return False
         time.sleep(poll_s)
     return True
+
+
+def parsed(metrics: Metrics) -> dict[str, list]:
+    """Sample name -> samples, from the text exposition parsed by Prometheus' own parser."""
+    out: dict[str, list] = {}
+    for family in text_string_to_metric_families(metrics.render()[0].decode()):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append(sample)
+    return out

@@ -18,7 +18,7 @@ import pytest
 import redis
 from feast import FeatureStore
 from prometheus_client.parser import text_string_to_metric_families
-from support import PROFILE_PARAMS, FakeClock, isolated_env, value
+from support import PROFILE_PARAMS, FakeClock, isolated_env, parsed, value
 
 from course_lib import datasets, serving
 from course_lib.adapter import build_feature_tables, write_offline
@@ -74,15 +74,6 @@ def materialized(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     serving.apply(store, profile)
     serving.materialize(store, profile, end=T_END)
     return profile, store
-
-
-def parsed(metrics: Metrics) -> dict[str, list]:
-    """Sample name -> samples, from the text exposition parsed by Prometheus' own parser."""
-    out: dict[str, list] = {}
-    for family in text_string_to_metric_families(metrics.render()[0].decode()):
-        for sample in family.samples:
-            out.setdefault(sample.name, []).append(sample)
-    return out
 
 
 # --- freshness --------------------------------------------------------------------------

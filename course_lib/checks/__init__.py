@@ -6,7 +6,7 @@ and either prints one success line or raises `CheckFailed` saying exactly what d
 the likely cause. Checks judge behaviour (what the function returns, or what Feast does with
 the object it returns), never the source text. Notebooks call them as `checks.<exercise>`.
 
-Every message a learner reads comes from the catalog (course_lib.checks.catalog, one module per checks
+Every message a learner reads comes from the catalog (course_lib.catalog, one `checks_*` module per checks
 module) through `course_lib.messages.say`: in Korean with COURSE_LANG=ko or in the Korean notebooks, else
 in English. tests/test_messages.py holds the catalog and the call sites to that.
 """

@@ -2,7 +2,7 @@
 Literal braces of hash tags are written `{{` and `}}`."""
 from __future__ import annotations
 
-from course_lib.checks.catalog.message import Message
+from course_lib.catalog.message import Message
 
 MESSAGES: dict[str, Message] = {
     "scale_out.key_feast": Message(

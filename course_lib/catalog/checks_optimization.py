@@ -2,7 +2,7 @@
 movie features."""
 from __future__ import annotations
 
-from course_lib.checks.catalog.message import Message
+from course_lib.catalog.message import Message
 
 MESSAGES: dict[str, Message] = {
     "optimization.case_nothing_ran": Message(

@@ -2,7 +2,7 @@
 genre."""
 from __future__ import annotations
 
-from course_lib.checks.catalog.message import Message
+from course_lib.catalog.message import Message
 
 MESSAGES: dict[str, Message] = {
     "realtime_features.not_a_tuple": Message(

@@ -2,7 +2,7 @@
 verdict line, durations as checks show them, and answers of the wrong type."""
 from __future__ import annotations
 
-from course_lib.checks.catalog.message import Message
+from course_lib.catalog.message import Message
 
 MESSAGES: dict[str, Message] = {
     "common.not_a_function": Message(

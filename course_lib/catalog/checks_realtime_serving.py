@@ -2,7 +2,7 @@
 the feature service, NDCG@k, a point-in-time training set through the feature service."""
 from __future__ import annotations
 
-from course_lib.checks.catalog.message import Message
+from course_lib.catalog.message import Message
 
 MESSAGES: dict[str, Message] = {
     "realtime_serving.never_materialized": Message(

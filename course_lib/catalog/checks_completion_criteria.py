@@ -2,7 +2,7 @@
 recovery time after an outage."""
 from __future__ import annotations
 
-from course_lib.checks.catalog.message import Message
+from course_lib.catalog.message import Message
 
 MESSAGES: dict[str, Message] = {
     "completion_criteria.hint_percentage": Message(

@@ -2,7 +2,7 @@
 catch-up materialization."""
 from __future__ import annotations
 
-from course_lib.checks.catalog.message import Message
+from course_lib.catalog.message import Message
 
 MESSAGES: dict[str, Message] = {
     "monitoring.hint_absent": Message(

@@ -2,7 +2,7 @@
 point-in-time join."""
 from __future__ import annotations
 
-from course_lib.checks.catalog.message import Message
+from course_lib.catalog.message import Message
 
 MESSAGES: dict[str, Message] = {
     "data_sources.hint_future": Message(

@@ -2,7 +2,7 @@
 feature service."""
 from __future__ import annotations
 
-from course_lib.checks.catalog.message import Message
+from course_lib.catalog.message import Message
 
 MESSAGES: dict[str, Message] = {
     "feast_setup.not_a_view": Message(
