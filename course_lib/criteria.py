@@ -35,7 +35,7 @@ from course_lib.pit import historical_features_tuned
 from course_lib.redis_reader import online_reader
 from course_lib.reset import reset_online
 from course_lib.settings import REPO_ROOT
-from course_lib.timing import time_calls
+from course_lib.timing import latency, time_calls
 from feature_repo.definitions import FEATURE_VIEWS, USER_VIEW
 from feature_repo.names import FEATURE_SERVICE
 
@@ -52,7 +52,7 @@ class Stage:
 
     profile: Profile
     store: FeatureStore
-    events: pd.DataFrame
+    dataset: datasets.Dataset
     users: list[int]
     movies: list[int]
     data_end: datetime
@@ -79,7 +79,7 @@ def prepare(profile: Profile, seed: int = 42) -> Stage:
     rng = np.random.default_rng(seed)
     users = [int(u) for u in rng.choice(events["user_id"].unique(), 500)]
     movies = sorted(int(m) for m in events["movie_id"].value_counts().index[:BATCH])
-    return Stage(profile, store, events, users, movies, end, time.perf_counter() - started)
+    return Stage(profile, store, dataset, users, movies, end, time.perf_counter() - started)
 
 
 # --- functional ---------------------------------------------------------------------------------
@@ -165,7 +165,8 @@ def batch_lookups(stage: Stage) -> dict[str, Any]:
 
 def offline_rows_per_second(stage: Stage) -> dict[str, Any]:
     """Point-in-time rows per second for real watch events (the tuned join on PostgreSQL, Feast's on local)."""
-    entity_df = (stage.events.sample(min(PIT_ROWS, len(stage.events)), random_state=1)
+    events = stage.dataset.watch_events
+    entity_df = (events.sample(min(PIT_ROWS, len(events)), random_state=1)
                  [["user_id", "movie_id", "event_timestamp"]].reset_index(drop=True))
     refs = serving.feature_refs()
     tuned = stage.profile.name == "enterprise"
@@ -236,9 +237,9 @@ def freshness_endpoint(url: str) -> dict[str, Any]:
 def event_to_online(url: str, stage: Stage, probes: int = EVENT_PROBES) -> dict[str, Any]:
     """Milliseconds from `POST /events` to the new value through `GET /users/{id}/features`, one new first
     watch at a time (`realtime.event_to_online`); the first probe warms the ingestor up and is not counted."""
-    sent = realtime.new_events(datasets.load(stage.profile.raw_dir), stage.users, probes + 1, seed=3)
-    samples = realtime.event_to_online(url, sent)[1:]
-    return {"n": len(samples), "p50_ms": float(np.percentile(samples, 50)), "p99_ms": float(np.percentile(samples, 99))}
+    sent = realtime.new_events(stage.dataset, stage.users, probes + 1, seed=3)
+    measured = latency(realtime.event_to_online(url, sent)[1:])
+    return {"n": measured.n, "p50_ms": measured.p50_ms, "p99_ms": measured.p99_ms}
 
 
 def schedule_runs(profile: Profile, every_s: float = 2.0, runs: int = SCHEDULE_RUNS,

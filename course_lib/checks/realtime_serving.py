@@ -27,6 +27,7 @@ from course_lib.checks.common import (
 from course_lib.config import Profile
 from course_lib.messages import say
 from course_lib.offline import read_offline
+from course_lib.ranker import POSITIVE_RATING
 from course_lib.serving import latest_interval
 from feature_repo.definitions import TIMESTAMP_FIELD, VIEWS, join_keys
 from feature_repo.names import FEATURE_SERVICE
@@ -211,7 +212,7 @@ def training_rows(events: pd.DataFrame) -> pd.DataFrame:
     rows = rated.sample(min(TRAINING_ROWS, len(rated)), random_state=3).reset_index(drop=True)
     return pd.DataFrame({"user_id": rows["user_id"].astype("int64"), "movie_id": rows["movie_id"].astype("int64"),
                          TIMESTAMP_FIELD: pd.to_datetime(rows[TIMESTAMP_FIELD], utc=True),
-                         "label": (rows["rating"] >= 4).astype("int64")})
+                         "label": (rows["rating"] >= POSITIVE_RATING).astype("int64")})
 
 
 def _as_of(entity_df: pd.DataFrame, tables: dict[str, pd.DataFrame], served: dict[str, list[str]]) -> pd.DataFrame:
