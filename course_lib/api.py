@@ -30,6 +30,14 @@ first use and reloaded when a materialization moves the view's interval, make on
 query per view on SQLite) for the user and its interactions, build the model input without pandas and
 score with the trees compiled at `course train` time.
 
+Start-up (`course_lib.api_services`): the store, the ranker, the fastest exact reader and the registry state.
+
+Served features and drift (notebook 09): every recommendation response carries a `request_id`; its model
+input and scores go to the served-feature log (`course_lib.feature_log`) through a bounded queue, written by
+a background thread, so logging never blocks or fails a request. A second background thread
+(`course_lib.drift_watch`) compares the user and movie features online with the model's baseline every
+COURSE_DRIFT_INTERVAL_S seconds and exports the drift gauges.
+
 Processes: `serve(workers=N)` runs N uvicorn worker processes; each opens its own store,
 Redis connections and model in its own lifespan, and keeps its own /metrics counts.
 
@@ -47,131 +55,43 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-import numpy as np
-import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from feast import FeatureStore
 
-from course_lib import api_errors, events, freshness, monitoring, ranker, recommender, request_limits, scoring, serving
+from course_lib import api_errors, events, feature_log, freshness, monitoring, recommender, request_limits, serving
 from course_lib.api_models import (
     ErrorBody,
     EventBatch,
     EventsResponse,
     FreshnessResponse,
     HealthResponse,
-    ModelInfo,
     MovieFeaturesResponse,
     RecommendationRequest,
     RecommendationResponse,
     RegistryStateInfo,
     UserFeaturesResponse,
 )
+from course_lib.api_services import Services, open_services
 from course_lib.candidate_matrix import micros
 from course_lib.compat import close_online_clients
-from course_lib.config import ConfigError, Profile, load_store, resolve_profile
-from course_lib.errors import CourseError, reason
+from course_lib.config import ConfigError, Profile, resolve_profile
+from course_lib.drift_watch import DriftWatch, baseline_time
 from course_lib.event_state import Event
 from course_lib.freshness import Clock
-from course_lib.health import missing_views, ms_since, registry_hint, registry_location
-from course_lib.messages import language, say
+from course_lib.health import ms_since
+from course_lib.messages import say
 from course_lib.monitoring import Metrics, RequestMetrics
 from course_lib.observer import Observer
-from course_lib.redis_reader import CandidateRedisReader, RawRedisReader, standalone_redis
-from course_lib.registry_state import RegistryState
 from course_lib.request_limits import PathId, public
-from course_lib.serving import EntityRows, Fetch, Rows, sdk_fetch
-from course_lib.sqlite_reader import SqliteReader, is_sqlite
 from feature_repo.definitions import MOVIE_VIEW, USER_VIEW, join_keys
 
 INGESTOR_LOCK = threading.Lock()
 OFFLINE_FLUSH_ROWS = 2_000  # queued rows that trigger an offline append (a parquet append rewrites the file)
-
-
-
-class ApiStartupError(CourseError):
-    """The API cannot start; the message says what is missing and how to fix it."""
-
-
-# --- services -------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Services:
-    """What the app holds for its lifetime."""
-
-    profile: Profile
-    store: FeatureStore
-    ranker: ranker.Ranker
-    model: ModelInfo
-    model_json: orjson.Fragment  # `model`, encoded once for every recommendation body
-    read: Callable[[list[str], EntityRows], Awaitable[Rows]]  # the fastest exact reader
-    state: RegistryState  # what requests need from the registry, refreshed in the background
-    recommender: recommender.Recommender
-    reader: RawRedisReader | SqliteReader | None = None  # the raw feature reads' connections, closed at shutdown
-
-
-def open_store(profile: Profile) -> FeatureStore:
-    """The profile's FeatureStore, checked to list every course feature view."""
-    try:
-        store = load_store(profile, serving=True)
-        missing = missing_views(store)
-    except Exception as exc:  # any failure here must stop start-up with a clear message
-        raise ApiStartupError(say("api.registry_unreadable", location=registry_location(profile),
-                                  reason=reason(exc), fix=registry_hint(profile, language()))) from exc
-    if missing:
-        raise ApiStartupError(say("api.views_missing", project=profile.project, missing=missing,
-                                  profile=profile.name))
-    return store
-
-
-def model_info(model: ranker.Ranker) -> ModelInfo:
-    """The ranker's cut-off and held-out metrics."""
-    metrics = model.metrics
-    ndcg = metrics["model"][f"ndcg@{ranker.NDCG_AT}"]
-    return ModelInfo(trained_until=model.trained_until.to_pydatetime(), auc=metrics["model"]["auc"],
-                     ndcg=None if np.isnan(ndcg) else ndcg, ndcg_k=ranker.NDCG_AT,
-                     popularity_auc=metrics["popularity"]["auc"], held_out_rows=metrics["rows"],
-                     scoring=model.runtime)
-
-
-def open_services(profile: Profile, now: Clock) -> Services:
-    """Open the store and load the ranker, or raise ApiStartupError."""
-    store = open_store(profile)
-    try:
-        model = ranker.load(profile)
-        scorer = model.scorer(profile.model_path)
-    except (ranker.RankerError, scoring.ScoringError) as exc:
-        raise ApiStartupError(say("api.startup_failed", error=exc)) from exc
-    fetch: Fetch
-    read: Callable[[list[str], EntityRows], Awaitable[Rows]]
-    candidates: CandidateRedisReader | SqliteReader | None = None
-    reader: RawRedisReader | SqliteReader | None = None
-    if standalone_redis(store):
-        reader = RawRedisReader(store, profile)
-        fetch, read = reader.online_rows, reader.online_rows_async
-        candidates = CandidateRedisReader(store, profile)
-    elif is_sqlite(store):
-        reader = candidates = SqliteReader(store)
-        fetch, read = reader.online_rows, reader.online_rows_async
-    else:  # Feast's SDK, in a worker thread
-        fetch = sdk_fetch(store)
-
-        async def read(views: list[str], entity_rows: EntityRows) -> Rows:
-            return await asyncio.to_thread(fetch, views, entity_rows)
-    info = model_info(model)
-    movies = recommender.MovieTable(store, profile, fetch)
-    state = RegistryState(store, profile, movies, now)
-    return Services(profile=profile, store=store, ranker=model, model=info,
-                    model_json=orjson.Fragment(info.model_dump_json()), read=read, state=state,
-                    recommender=recommender.Recommender(movies, state.serving_moment, model.features, scorer, fetch,
-                                                        candidates),
-                    reader=reader)
 
 
 # --- handlers ---------------------------------------------------------------------------------
@@ -256,7 +176,11 @@ def add_routes(app: FastAPI) -> None:
         services = services_of(request)
         found = await services.recommender.recommend(body.user_id, body.movie_ids, body.k)
         observe_candidates(metrics_of(request), found)
-        return Response(found.body(services.model_json), media_type="application/json")
+        request_id = feature_log.new_request_id()
+        logger: feature_log.FeatureLogger | None = request.app.state.feature_log
+        if logger is not None:  # a queue put: the write happens in the logger's thread
+            logger.log(feature_log.Served(request_id, datetime.now(timezone.utc), services.model.version, found))
+        return Response(found.body(services.model_json, request_id), media_type="application/json")
 
     @app.post("/events", response_model=EventsResponse, responses=api_errors.ERRORS)
     async def post_events(request: Request, body: EventBatch) -> EventsResponse | JSONResponse:
@@ -290,7 +214,8 @@ def add_routes(app: FastAPI) -> None:
         response.status_code = 200 if observation.healthy else 503
         status = services.state.status()
         state = RegistryStateInfo(last_refresh=status.last_success, failures=status.failures,
-                                  last_error=public(status.last_error, services.profile))
+                                  last_error=public(status.last_error, services.profile),
+                                  features_as_of=services.state.serving_moment())
         return HealthResponse(**public(observation.health, services.profile), checked_at=checked_at,
                               model=services.model, registry_state=state)
 
@@ -329,7 +254,14 @@ def create_app(profile: Profile | str | None = None, now: Clock = freshness.utc_
         services = app.state.services = await asyncio.to_thread(open_services, resolved, now)
         await asyncio.to_thread(services.state.start)
         app.state.observer = await asyncio.to_thread(Observer(services.store, resolved, app.state.metrics, now).start)
+        app.state.feature_log = await asyncio.to_thread(feature_log.open_logger, services.store, resolved,
+                                                        app.state.metrics)
+        app.state.drift = DriftWatch(resolved, baseline_time(services.ranker), services.fetch,
+                                     lambda: services.recommender.movies.rows, app.state.metrics).start()
         yield
+        app.state.drift.stop()
+        if app.state.feature_log is not None:  # everything queued is written before the store closes
+            await asyncio.to_thread(app.state.feature_log.close)
         await asyncio.to_thread(app.state.observer.stop)
         await asyncio.to_thread(services.state.stop)
         await services.recommender.aclose()
@@ -345,6 +277,7 @@ def create_app(profile: Profile | str | None = None, now: Clock = freshness.utc_
                               f"project `{resolved.project}`). Every timing is measured per request.",
                   version="1.0", lifespan=lifespan)
     app.state.metrics = Metrics()
+    app.state.feature_log = None  # opened in the lifespan (COURSE_FEATURE_LOG)
     api_errors.install(app)
     request_limits.install(app)
     add_routes(app)

@@ -63,6 +63,7 @@ class MovieFeaturesResponse(EntityFeaturesResponse):
 class ModelInfo(BaseModel):
     """The loaded ranker: its training cut-off and held-out metrics."""
 
+    version: str = Field(description="the first 12 hex digits of the model file's SHA-256 (recorded at training)")
     trained_until: datetime
     auc: float
     ndcg: float | None = Field(description="held-out NDCG@ndcg_k; null when no user qualified")
@@ -85,6 +86,7 @@ class Recommendation(BaseModel):
 class RecommendationResponse(BaseModel):
     """`POST /recommendations`: the top k candidates by score (ties by movie_id)."""
 
+    request_id: str = Field(description="this response's id: its rows in the served-feature log carry it")
     user_id: int
     user_status: Literal["found", "not_found"]
     recommendations: list[Recommendation]
@@ -120,6 +122,8 @@ class RegistryStateInfo(BaseModel):
     last_refresh: datetime | None = Field(description="when the background refresh last succeeded")
     failures: int = Field(description="failed refreshes since then (requests use the last known state meanwhile)")
     last_error: str | None = Field(description="why the last refresh failed")
+    features_as_of: datetime = Field(description="the moment a recommendation now stands for (min(now, newest "
+                                                 "materialization end) as last refreshed)")
 
 
 class HealthResponse(BaseModel):

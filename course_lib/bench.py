@@ -16,16 +16,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import httpx
 import numpy as np
 import pandas as pd
 import redis
 from feast import FeatureStore
+from feast.feature_logging import REQUEST_ID_FIELD
 
-from course_lib import datasets, ranker, realtime_bench, serving
+from course_lib import datasets, feature_log, ranker, realtime_bench, serving
 from course_lib.adapter import build_feature_tables, write_offline
 from course_lib.background import start_course_api, start_feast_serve
 from course_lib.caches import RecommendationFeatures
 from course_lib.config import PROFILES, Profile, load_store, resolve_profile
+from course_lib.monitoring import parse_metrics, sample_values
 from course_lib.pit import historical_features_tuned
 from course_lib.redis_format import hash_fields, redis_key
 from course_lib.redis_reader import online_reader, standalone_redis
@@ -138,8 +141,9 @@ def online_figures(bench: Bench) -> dict[str, Any]:
     return {"user_1": single, "user_x_100": many}
 
 
-def http_figures(bench: Bench, size: str, log_dir: Any) -> dict[str, Any]:
-    """The same requests against the course API (one worker, then two) and `feast serve`, in this run, on loopback.
+def http_figures(bench: Bench, size: str, log_dir: Any) -> tuple[dict[str, Any], dict[str, int]]:
+    """The same requests against the course API (one worker without and with the served-feature log, then two)
+    and `feast serve`, in this run, on loopback; and the log's accounting of the logged one-worker run.
 
     `feast_serve_user_x_100` asks Feast's server for what a recommendation needs before scoring:
     one user's features and the same 100 candidates' movie and interaction features.
@@ -150,12 +154,19 @@ def http_figures(bench: Bench, size: str, log_dir: Any) -> dict[str, Any]:
     recommend = [("POST", "/recommendations", {"user_id": users[i % len(users)], "movie_ids": movies, "k": 10})
                  for i in range(n)]
     out = {}
+    unlogged = Profile(bench.profile.name, bench.profile.settings.model_copy(update={"feature_log": False}))
+    with start_course_api(unlogged, log_dir / "course-api-no-log.log") as api:
+        out["course_api_recommendations_no_log"] = http_load(
+            [(m, api.url + path, b) for m, path, b in recommend], max_seconds=seconds, server_cpu=api.cpu_seconds)
+    feature_log.clear_log(bench.profile)
     with start_course_api(bench.profile, log_dir / "course-api.log") as api:
         out["course_api_user_1"] = http_load(
             [("GET", f"{api.url}/users/{users[i % len(users)]}/features", None) for i in range(n)],
             max_seconds=seconds, server_cpu=api.cpu_seconds)
         out["course_api_recommendations"] = http_load([(m, api.url + path, b) for m, path, b in recommend],
                                                       max_seconds=seconds, server_cpu=api.cpu_seconds)
+        answered = served_responses(api.url)
+    accounting = log_accounting(bench.profile, answered)  # after the clean shutdown wrote the queue
     with start_course_api(bench.profile, log_dir / "course-api-2-workers.log", workers=2) as api:
         out["course_api_recommendations_2_workers"] = http_load(
             [(m, api.url + path, b) for m, path, b in recommend], max_seconds=seconds, server_cpu=api.cpu_seconds)
@@ -170,7 +181,24 @@ def http_figures(bench: Bench, size: str, log_dir: Any) -> dict[str, Any]:
             [("POST", url, {"entities": {"user_id": [users[i % len(users)]] * len(movies), "movie_id": movies},
                             "features": candidate_refs}) for i in range(n)],
             max_seconds=seconds, server_cpu=feast.cpu_seconds)
-    return out
+    return out, accounting
+
+
+def served_responses(url: str) -> dict[str, float]:
+    """The API's own counts so far: recommendations answered 200, and log records dropped or failed."""
+    frame = parse_metrics(httpx.get(f"{url}/metrics", timeout=10).text)
+    requests = sample_values(frame, "course_requests_total", ["endpoint", "status"])
+    records = sample_values(frame, "course_feature_log_records_total", ["outcome"])
+    return {"responses": float(requests.get(("/recommendations", "200"), 0.0)),
+            **{outcome: float(records.get(outcome, 0.0)) for outcome in ("dropped", "failed")}}
+
+
+def log_accounting(profile: Profile, answered: dict[str, float]) -> dict[str, int]:
+    """Every response answered against the distinct request ids the served-feature log holds."""
+    logged = int(feature_log.read_log(profile)[REQUEST_ID_FIELD].nunique())
+    responses = int(answered["responses"])
+    return {"responses": responses, "logged": logged, "dropped": int(answered["dropped"]),
+            "failed": int(answered["failed"]), "lost": responses - logged}
 
 
 def historical_figures(name: str, size: str, bench: Bench, workdir: str | None) -> dict[str, Any]:
@@ -217,9 +245,9 @@ def run(profile_name: str, size: str = "small", workdir: str | None = None) -> d
         "materialize": materialize,
         "model": {"scoring": ranker.load(profile).runtime},  # compiled trees, or scikit-learn without a C compiler
         "online": {k: dict(v.items()) for k, v in online_figures(bench).items()},
-        "http": http_figures(bench, size, Path(profile.repo_dir) / "logs"),
-        "historical": {name: historical_figures(name, size, bench, workdir) for name in PROFILES},
     }
+    result["http"], result["feature_log"] = http_figures(bench, size, Path(profile.repo_dir) / "logs")
+    result["historical"] = {name: historical_figures(name, size, bench, workdir) for name in PROFILES}
     result["realtime"] = realtime_bench.figures(bench, SIZES[size], Path(profile.repo_dir) / "logs")
     result["seconds"] = time.perf_counter() - started
     return result
@@ -239,6 +267,8 @@ def ratios(result: dict[str, Any]) -> dict[str, float]:
         "http recommendations: 2 workers rps / 1 worker rps":
             http["course_api_recommendations_2_workers"].rps / http["course_api_recommendations"].rps,
         "materialize: default / tuned": result["materialize"]["speedup"],
+        "http recommendations: p99 with the feature log / without":
+            http["course_api_recommendations"].p99_ms / http["course_api_recommendations_no_log"].p99_ms,
     }
     out.update({f"historical {name}: default rows/s -> tuned rows/s": h["tuned_rows_per_s"] / h["default_rows_per_s"]
                 for name, h in result["historical"].items()})
@@ -263,6 +293,9 @@ def goals(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
             (http["course_api_recommendations"].rps / http["feast_serve_user_x_100"].rps, 3.0, ">="),
         "http recommendations: rps >= 0.25x course API user_1 rps":
             (http["course_api_recommendations"].rps / http["course_api_user_1"].rps, 0.25, ">="),
+        "http recommendations: p99 with the feature log <= 1.1x without": (
+            http["course_api_recommendations"].p99_ms / http["course_api_recommendations_no_log"].p99_ms, 1.1, "<="),
+        "feature log: every response logged (responses - logged records)": (result["feature_log"]["lost"], 0, "<="),
         "materialize: tuned >= 3x faster": (result["materialize"]["speedup"], 3.0, ">="),
         "historical enterprise: tuned >= 50k rows/s": (result["historical"]["enterprise"]["tuned_rows_per_s"],
                                                          50_000.0, ">="),

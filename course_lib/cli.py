@@ -175,6 +175,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_skew(args: argparse.Namespace) -> int:
+    """Compare the served-feature log with point-in-time features; exit 1 if any feature differs."""
+    import pandas as pd
+
+    from course_lib.config import load_store, resolve_profile
+    from course_lib.feature_log import read_log
+    from course_lib.skew import skew_report, skewed
+
+    profile = resolve_profile(args.profile)
+    log = read_log(profile)
+    report = skew_report(load_store(profile), log)
+    with pd.option_context("display.width", 200, "display.max_colwidth", 80):
+        print(report.to_string(index=False))
+    if args.json:
+        report.to_json(args.json, orient="records", indent=2)
+    found = skewed(report)
+    print(say("cli.skew_found", features=", ".join(found)) if found else
+          say("cli.skew_none", features=len(report), rows=len(log)))
+    return 1 if found else 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     """Check the guide's completion criteria on this machine; print the table, write the JSON; exit 1 on a FAIL."""
     from pathlib import Path
@@ -258,6 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench_p.add_argument("--json", default="bench/results.json", help="where to write the results")
     bench_p.add_argument("--plots", help="folder for latency CDF and speed-up plots")
     bench_p.set_defaults(handler=cmd_bench)
+    skew_p = verbs.add_parser("skew", help="compare the served-feature log with point-in-time training features")
+    add_profile(skew_p)
+    skew_p.add_argument("--json", help="also write the report to this JSON file")
+    skew_p.set_defaults(handler=cmd_skew)
     verify_p = verbs.add_parser("verify", help="check the guide's completion criteria (완료 기준) on this machine")
     add_profile(verify_p)
     verify_p.add_argument("--json", help="write every figure to this JSON file")

@@ -79,6 +79,11 @@ class Profile:
         return self.repo_dir / "raw"
 
     @property
+    def feature_log_dir(self) -> Path:
+        """The served-feature log's parquet folder (local: Feast's FileLoggingDestination; scaleout: the course's)."""
+        return self.data_dir / "feature_log"
+
+    @property
     def model_path(self) -> Path:
         """Where the trained ranker is saved."""
         return self.repo_dir / "ranker.joblib"

@@ -5,9 +5,12 @@ Two implementations of one interface (`OnlineState`):
   view (what Feast's `push` does per view, without its uncached listing of feature services:
   feast-dev/feast #6463);
 - `RedisState`, for a single Redis server (the enterprise profile): Feast's own hashes read and
-  written directly (`course_lib.redis_format`'s layout) as packed RESP on one connection: an
-  `HMGET` per user and pair in one round trip, then one `HSET` per changed key inside
-  `MULTI`/`EXEC` in a second. Feast's Redis write skips a row whose time is not newer than the
+  written directly (`course_lib.redis_format`'s layout) as packed RESP on one connection: `WATCH`
+  on every key and an `HMGET` per user and pair in one round trip, then one `HSET` per changed key
+  inside `MULTI`/`EXEC` in a second. If another process (a second `course serve` worker) wrote one
+  of those keys in between, `EXEC` does nothing and `write` raises `Conflict`; the ingestor reads
+  again and retries, so no process overwrites an update it did not see (optimistic concurrency).
+  Feast's Redis write skips a row whose time is not newer than the
   stored one; the ingestor's version times always are (one microsecond past the stored row), so
   Feast's write is a plain `HSET` here and this one is the same `HSET`.
   `tests/test_events.py::test_raw_redis_state_reads_and_writes_what_feast_does` compares every
@@ -17,7 +20,9 @@ Rows are dicts: join keys, "at" (the version time, µs since the epoch) and the 
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from typing import Any, Protocol
 
@@ -43,8 +48,15 @@ PROTO_FIELD = {ValueType.INT64: "int64_val", ValueType.FLOAT: "float_val", Value
                ValueType.STRING: "string_val"}  # ValueProto's field of each value type the course's views use
 
 
+class Conflict(Exception):
+    """Another writer changed a key between this batch's read and its write; nothing was written."""
+
+
 class OnlineState(Protocol):
-    """Reads the state of users and pairs, writes pushed rows."""
+    """Reads the state of users and pairs, writes pushed rows; `batch()` brackets one read and its write."""
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """One read-apply-write cycle: where the store allows, `write` raises Conflict if a read key changed."""
 
     def read(self, pairs: Sequence[Pair]) -> tuple[Users, Pairs]:
         """Every user's and pair's state, and the newest time of its rows (0: none)."""
@@ -93,6 +105,11 @@ class SdkState:
             found[(user, movie)] = (pair_state_of(pair_row), max(micros(stamps[f"{PAIR_VIEW}__watch_count"][i]),
                                                                  micros(stamps[f"{PAIR_STATE_VIEW}__latest_us"][i])))
         return users, found
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """Nothing to bracket: the SDK has no conditional write, so only the ingestor's in-process locks order
+        batches (one `course serve` worker per online store other than a single Redis server)."""
+        return contextlib.nullcontext()
 
     def write(self, rows: Rows) -> None:
         """`write_to_online_store` per view (the registry read from its cache)."""
@@ -143,6 +160,7 @@ class RedisState:
     def __init__(self, store: FeatureStore, profile: Profile) -> None:
         check_raw_reads(store, profile)
         self.client = redis.Redis(**profile.redis_client_kwargs())
+        self._local = threading.local()  # the connection a thread's current batch holds
         self.keys = {view: key_builder(tuple(join_keys(view)), store.project) for view in (USER_VIEW, PAIR_VIEW)}
         reads = {view: [*(redis_field(state, name) for name, _ in view_features(state)),
                         f"_ts:{view}".encode(), f"_ts:{state}".encode()]
@@ -153,11 +171,31 @@ class RedisState:
                                                               for name, t in view_features(view)])
                         for view in (*WRITES, *WRITES.values())}  # each view's `_ts` field, then its features'
 
-    def _exchange(self, commands: list[bytes]) -> list[Any]:
-        """Send packed commands on one connection and read every reply (an error reply raises)."""
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Hold one connection for a read and its write (WATCH is per connection); unwatch if no write came."""
         with raw_connection(self.client) as connection:
+            self._local.connection = connection
+            try:
+                yield
+            finally:
+                self._local.connection = None
+                connection.send_packed_command([command(b"UNWATCH")], check_health=False)
+                connection.read_response()
+
+    def _exchange(self, commands: list[bytes]) -> list[Any]:
+        """Send packed commands on the batch's connection (or a pooled one) and read every reply (an error
+        reply raises)."""
+        held = getattr(self._local, "connection", None)
+        with contextlib.nullcontext(held) if held is not None else raw_connection(self.client) as connection:
             connection.send_packed_command([b"".join(commands)], check_health=False)
             return [connection.read_response() for _ in commands]
+
+    def watch(self, keys: list[bytes]) -> list[bytes]:
+        """The WATCH command on the keys a batch reads (outside a `batch()`, nothing: no write can follow)."""
+        if getattr(self._local, "connection", None) is None:
+            return []
+        return [b"*%d\r\n$5\r\nWATCH\r\n" % (1 + len(keys)) + b"".join(map(bulk, keys))]
 
     def _hmget(self, view: str, key: bytes) -> bytes:
         """An HMGET of an entity's state fields and both `_ts` fields."""
@@ -171,11 +209,12 @@ class RedisState:
         return row, max(decode_time(pushed), decode_time(state))
 
     def read(self, pairs: Sequence[Pair]) -> tuple[Users, Pairs]:
-        """One round trip: an HMGET per distinct user and per pair."""
+        """One round trip: WATCH every key, then an HMGET per distinct user and per pair."""
         users = list(dict.fromkeys(u for u, _ in pairs))
-        replies = self._exchange([self._hmget(USER_VIEW, self.keys[USER_VIEW]({"user_id": u})) for u in users]
-                                 + [self._hmget(PAIR_VIEW, self.keys[PAIR_VIEW]({"user_id": u, "movie_id": m}))
-                                    for u, m in pairs])
+        keys = ([(USER_VIEW, self.keys[USER_VIEW]({"user_id": u})) for u in users]
+                + [(PAIR_VIEW, self.keys[PAIR_VIEW]({"user_id": u, "movie_id": m})) for u, m in pairs])
+        watch = self.watch([key for _, key in keys])
+        replies = self._exchange([*watch, *(self._hmget(view, key) for view, key in keys)])[len(watch):]
         out_users: Users = {}
         for user, reply in zip(users, replies):
             row, at = self._state(USER_VIEW, reply)
@@ -207,6 +246,8 @@ class RedisState:
         hsets = [b"*%d\r\n$4\r\nHSET\r\n" % (2 + len(parts)) + bulk(key) + b"".join(parts)
                  for key, parts in fields.items()]
         replies = self._exchange([command(b"MULTI"), *hsets, command(b"EXEC")])
+        if replies[-1] is None:  # EXEC refused: a watched key changed since the read
+            raise Conflict("a key this batch read was written by another process before its write")
         failed = [reply for reply in replies[-1] if isinstance(reply, Exception)]
         if failed:
             raise failed[0]

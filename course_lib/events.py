@@ -23,7 +23,10 @@ failed append keeps its rows queued.
 Pushed rows carry a version time: the newest event's time, or one microsecond after the row they
 replace when that is later. Redis drops a pushed row whose time is not newer than the stored one
 (docs/realtime.md), so a late event still updates the aggregates it changes.
-The locks are in-process: run the API with one worker when it ingests events. On SQLite (`local`)
+The locks are in-process. Across processes (several `course serve` workers), a single Redis server
+makes each batch's write conditional on the keys it read (`WATCH`, see course_lib.event_online): a
+batch that lost the race is read and applied again (`Conflict`, up to CONFLICT_ATTEMPTS times). Other
+online stores have no conditional write: run the API with one worker there when it ingests events. On SQLite (`local`)
 batches are applied one at a time: Feast's SQLite store shares one connection between threads.
 On a single Redis server the API runs `ingest` on its event loop (`on_loop`: two round trips, no
 Feast call; a worker thread's hand-offs cost more CPU than the work); elsewhere in a thread.
@@ -33,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import random
 import threading
 import time
 from collections import defaultdict
@@ -50,7 +54,7 @@ from course_lib import datasets
 from course_lib.adapter import table_dtypes, validate, write_offline, write_parquet
 from course_lib.config import Profile
 from course_lib.errors import CourseError
-from course_lib.event_online import RedisState, online_state
+from course_lib.event_online import Conflict, RedisState, online_state
 from course_lib.event_state import (
     Event,
     Movie,
@@ -68,6 +72,7 @@ from feature_repo.definitions import PAIR_VIEW, TIMESTAMP_FIELD, USER_VIEW, buil
 from feature_repo.names import PAIR_STATE_VIEW, PUSH_SOURCES, STATE_PUSH_SOURCES, USER_STATE_VIEW
 
 LOCK_STRIPES = 4096
+CONFLICT_ATTEMPTS = 50  # reads and writes of one batch while other processes keep writing its keys
 LOG = logging.getLogger(__name__)
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 PUSHES = {**PUSH_SOURCES, **STATE_PUSH_SOURCES}  # view -> its push source
@@ -162,6 +167,18 @@ class EventIngestor:
                             online_ms=(time.perf_counter() - started) * 1000, accepted_us=accepted)
 
     def _apply(self, events: Sequence[Event]) -> list[int]:
+        """`_apply_once`, read again and retried while another process wrote a key in between (`Conflict`)."""
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                with self.online.batch():
+                    return self._apply_once(events)
+            except Conflict:
+                if attempt == CONFLICT_ATTEMPTS:
+                    raise
+                time.sleep(random.uniform(0, 0.001 * attempt))  # let the other writer finish
+        raise AssertionError("unreachable")
+
+    def _apply_once(self, events: Sequence[Event]) -> list[int]:
         """Read, apply and push under the locks; returns the times of the events applied (duplicates skipped)."""
         pairs = list(dict.fromkeys((e.user_id, e.movie_id) for e in events))
         users, found = self.online.read(pairs)

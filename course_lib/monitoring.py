@@ -91,6 +91,9 @@ FAMILIES = (
            ("feature", "statistic")),
     Family("course_feature_drifted", "gauge", "1 when the feature's last drift report flagged it, else 0",
            ("feature",)),
+    Family("course_feature_log_records_total", "counter",
+           "Recommendation responses by outcome in the served-feature log (written, dropped, failed)", ("outcome",)),
+    Family("course_feature_log_queue_depth", "gauge", "Responses waiting in the served-feature log's queue", ()),
 )
 # Every metric family the course exports; the ops artefacts may only name these.
 METRIC_NAMES = tuple(family.name for family in FAMILIES)
@@ -201,6 +204,11 @@ class Metrics:
             self._inc("course_events_total", ("rejected",), events)
         else:
             self._inc("course_event_push_failures_total", ())
+
+    def count_feature_log(self, outcome: str, records: int, queued: int) -> None:
+        """Count served-feature log records by outcome and set the queue depth seen at that moment."""
+        self._inc("course_feature_log_records_total", (outcome,), records)
+        self._set("course_feature_log_queue_depth", (), queued)
 
     def count_error(self, kind: str) -> None:
         """Count one error of a kind (e.g. online_store_unavailable, invalid_request)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -81,7 +81,9 @@ def favorite_genre_match(frame: pd.DataFrame) -> pd.Series:
 def design_matrix(frame: pd.DataFrame, features: Sequence[str] = tuple(FEATURES)) -> pd.DataFrame:
     """The model input: exactly `features` (FEATURES, or for an evaluation FEATURES plus on-demand
     outputs the frame holds) as float64, NaN where missing (training and serving alike)."""
-    missing = [c for c in [*VIEW_FEATURES, "favorite_genre"] if c not in frame.columns]
+    # favorite_genre only feeds the genre match: a frame holding the match (a served-feature log) needs no genre
+    missing = [c for c in [*VIEW_FEATURES, *([] if GENRE_MATCH in frame.columns else ["favorite_genre"])]
+               if c not in frame.columns]
     if missing:
         raise RankerError(say("ranker.frame_lacks_features", missing=missing))
     columns = {c: frame[c].to_numpy(dtype="float64", na_value=np.nan) for c in VIEW_FEATURES}
@@ -107,12 +109,17 @@ def training_entities(dataset: datasets.Dataset) -> pd.DataFrame:
     }).reset_index(drop=True)
 
 
-def training_frame(store: FeatureStore, dataset: datasets.Dataset) -> pd.DataFrame:
-    """The ranker service's features for each training entity, point-in-time correct, label kept:
-    every view feature, then the on-demand views computed by Feast on the joined rows."""
+def historical_frame(store: FeatureStore, entities: pd.DataFrame) -> pd.DataFrame:
+    """The ranker service's features for entity rows (user_id, movie_id, event_timestamp; other columns kept),
+    point-in-time correct: every view feature, then the on-demand views computed by Feast on the joined rows."""
     # On PostgreSQL the tuned join (tested identical to Feast's): Feast's own SQL is quadratic there.
-    frame = historical_features_tuned(store, training_entities(dataset), feature_refs())
-    frame = with_on_demand(store, frame, [GENRE_MATCH_VIEW])
+    frame = historical_features_tuned(store, entities, feature_refs())
+    return with_on_demand(store, frame, [GENRE_MATCH_VIEW])
+
+
+def training_frame(store: FeatureStore, dataset: datasets.Dataset) -> pd.DataFrame:
+    """`historical_frame` of each training entity (a rated watch, just before it), label kept."""
+    frame = historical_frame(store, training_entities(dataset))
     return frame.assign(label=frame["label"].astype("int64"))
 
 
@@ -161,6 +168,7 @@ class Ranker:
     trained_until: pd.Timestamp
     metrics: dict[str, Any]
     compiled: scoring.CompiledModel | None = None  # set by train_and_save when a C compiler is installed
+    data_until: pd.Timestamp | None = None  # the newest row it was trained or evaluated on (the drift baseline's time)
 
     def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The model's input columns for a frame with the view feature columns."""
@@ -218,18 +226,23 @@ def train(frame: pd.DataFrame, test_fraction: float = 0.2, features: Sequence[st
         raise RankerError(say("ranker.test_fraction", test_fraction=test_fraction))
     times = frame[TIMESTAMP_FIELD]
     split = times.min() + (times.max() - times.min()) * (1 - test_fraction)
-    fit, test = frame[times < split], frame[times >= split]
-    if fit["label"].nunique() < 2:
-        raise RankerError(say("ranker.train_one_label", count=len(fit), split=split))
-    inputs = design_matrix(fit, features)
+    ranker = fit(frame[times < split], split, features)
+    ranker.data_until = times.max()
+    ranker.metrics = evaluate(ranker, frame[times >= split])
+    return ranker
+
+
+def fit(rows: pd.DataFrame, split: pd.Timestamp, features: Sequence[str] = tuple(FEATURES)) -> Ranker:
+    """The model fitted on labelled rows (all before `split`, its training cut-off), not yet evaluated."""
+    if rows["label"].nunique() < 2:
+        raise RankerError(say("ranker.train_one_label", count=len(rows), split=split))
+    inputs = design_matrix(rows, features)
     # A feature the source never fills (MovieLens has no watch times) is left out: it carries
     # no signal, and HistGradientBoosting fails on an all-NaN column.
     used = [c for c in features if inputs[c].notna().any()]
     with openmp_threads():
-        model = HistGradientBoostingClassifier(**MODEL_PARAMS).fit(inputs[used], fit["label"])
-    ranker = Ranker(model=model, features=used, trained_until=split, metrics={})
-    ranker.metrics = evaluate(ranker, test)
-    return ranker
+        model = HistGradientBoostingClassifier(**MODEL_PARAMS).fit(inputs[used], rows["label"])
+    return Ranker(model=model, features=used, trained_until=split, metrics={}, data_until=rows[TIMESTAMP_FIELD].max())
 
 
 # --- persistence --------------------------------------------------------------------------
@@ -251,6 +264,11 @@ def save(ranker: Ranker, profile: Profile) -> Path:
     return target
 
 
+def version(profile: Profile) -> str:
+    """The saved ranker's version: the first 12 hex digits of the SHA-256 recorded beside it at training."""
+    return digest_path(profile.model_path).read_text().strip()[:12]
+
+
 def load(profile: Profile) -> Ranker:
     """The profile's saved ranker, verified against the hash recorded at training before it is unpickled,
     or a RankerError saying to run `course train`."""
@@ -267,10 +285,13 @@ def load(profile: Profile) -> Ranker:
     return ranker
 
 
-def train_and_save(profile: Profile) -> Ranker:
-    """Train on the profile's saved dataset and feature store, compile the trees (if a C compiler
-    is installed), then save the ranker: the compiled trees travel inside the model file."""
+def train_and_save(profile: Profile, until: pd.Timestamp | None = None) -> Ranker:
+    """Train on the profile's saved dataset (its events before `until`, if given) and feature store, compile the
+    trees (if a C compiler is installed), then save the ranker: the compiled trees travel inside the model file."""
     dataset = datasets.load(profile.raw_dir)
+    if until is not None:
+        events = dataset.watch_events
+        dataset = replace(dataset, watch_events=events[events[TIMESTAMP_FIELD] < until].reset_index(drop=True))
     ranker = train(training_frame(load_store(profile), dataset))
     ranker.compiled = scoring.compile_model(ranker.model)
     save(ranker, profile)

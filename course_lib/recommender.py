@@ -93,13 +93,13 @@ class Recommendations:
     retrieval_ms: float
     scoring_ms: float
 
-    def body(self, model: orjson.Fragment) -> bytes:
+    def body(self, model: orjson.Fragment, request_id: str) -> bytes:
         """The JSON body of `api.RecommendationResponse` (missing inputs are NaN, which orjson writes as null)."""
         status, found, scores = ("not_found", "found"), self.movie_found.tolist(), self.scores.tolist()
         recommendations = [{"movie_id": self.movie_ids[i], "score": scores[i], "movie_status": status[found[i]],
                             "features_used": dict(zip(self.features, row))}
                            for i, row in zip(self.top, self.inputs[self.top].tolist())]
-        return orjson.dumps({"user_id": self.user_id, "user_status": status[self.user_found],
+        return orjson.dumps({"request_id": request_id, "user_id": self.user_id, "user_status": status[self.user_found],
                              "recommendations": recommendations, "features_as_of": self.as_of,
                              "feature_retrieval_ms": self.retrieval_ms, "scoring_ms": self.scoring_ms,
                              "model": model}, option=orjson.OPT_UTC_Z)
@@ -116,6 +116,11 @@ class Recommender:
         self._movies, self._moment, self._fetch, self._reader = movies, serving_moment, fetch, reader
         self._layout = MatrixLayout.of(features)
         self._score = scorer
+
+    @property
+    def movies(self) -> MovieTable:
+        """The movie near-cache the recommendations read."""
+        return self._movies
 
     async def aclose(self) -> None:
         """Close the recommendation reads' connections."""

@@ -57,10 +57,12 @@ class RegistryState:
         """
         current = self._watcher.read()
         ends = [interval[1] for interval in current.values() if interval]
-        self._end = max(ends) if ends else None
         if not self._movies_loaded or MOVIE_VIEW in self._watcher.changed(current):
             self.movies.load()
             self._movies_loaded = True
+        # Only after the movies: a request that sees the new end must see the movies as of it too (the skew
+        # report caught responses pairing a new end with the old movie rows while the reload ran).
+        self._end = max(ends) if ends else None
         self._watcher.record(current)  # only now: a failed reload above leaves the move to retry
         if self._cache_ttl_s and time.monotonic() - self._cache_read_at >= self._cache_ttl_s:
             self._store.refresh_registry()

@@ -97,6 +97,14 @@ class Settings(BaseModel):
     monitor_interval_s: float = _env(
         "COURSE_MONITOR_INTERVAL_S", 5.0, "Seconds between the API's background health and freshness "
         "measurements, which /health, /freshness and /metrics serve from memory", gt=0)
+    feature_log: bool = _env("COURSE_FEATURE_LOG", True, "Log every recommendation's request id, model input "
+                             "and scores (served-feature log, notebook 09); off: nothing is logged")
+    feature_log_queue: int = _env("COURSE_FEATURE_LOG_QUEUE", 10_000, "Responses the served-feature log may hold "
+                                  "before it writes them; more are dropped (and counted), never waited for", ge=1)
+    feature_log_flush_s: float = _env("COURSE_FEATURE_LOG_FLUSH_S", 1.0, "Seconds the served-feature log waits "
+                                      "between writes (each write takes everything queued)", gt=0)
+    drift_interval_s: float = _env("COURSE_DRIFT_INTERVAL_S", 60.0, "Seconds between the API's background drift "
+                                   "reports (entity features online against the model's training baseline)", gt=0)
     health_timeout_s: float = _env("COURSE_HEALTH_TIMEOUT_S", 1.0, "Seconds a component health check may take "
                                    "before it counts as failed (a hung PostgreSQL)", gt=0)
     bench_project: str = _env("COURSE_BENCH_PROJECT", "course_bench", "Feast project and offline schema of "

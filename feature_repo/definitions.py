@@ -25,8 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, RequestSource, ValueType
 from feast.data_source import DataSource
+from feast.feature_logging import LoggingConfig
 from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
 from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
+from feast.infra.offline_stores.file_source import FileLoggingDestination
 from feast.on_demand_feature_view import OnDemandFeatureView, on_demand_feature_view
 from feast.types import Float32, Float64, Int64, String
 
@@ -68,8 +70,8 @@ movie = Entity(name="movie_id", join_keys=["movie_id"], value_type=ValueType.INT
 
 __all__ = ["FEATURE_SERVICE", "FEATURE_VIEWS", "GENRE_MATCH_VIEW", "MOVIE_VIEW", "PAIR_VIEW", "RECOMMENDATION_FEATURES",
            "STATE_VIEWS", "TIMESTAMP_FIELD", "USER_VIEW", "VIEWS", "Definitions", "batch_source", "build",
-           "build_realtime", "feature_view", "genre_match_udf", "hours_since_last_watch_udf", "join_keys", "movie",
-           "user"]
+           "build_realtime", "feature_logging", "feature_view", "genre_match_udf", "hours_since_last_watch_udf",
+           "join_keys", "movie", "user"]
 
 # view name -> (entities, TTL, schema). TTL only bounds point-in-time joins, never online reads.
 VIEWS: dict[str, tuple[list[Entity], timedelta, list[Field]]] = {
@@ -253,6 +255,15 @@ def _sources(views: list[FeatureView]) -> list[DataSource]:
     return [s for fv in views for s in (fv.batch_source, fv.stream_source) if s is not None]
 
 
+def feature_logging(profile: Profile) -> LoggingConfig | None:
+    """Feast's feature logging of the ranker service where the offline store writes logs (`local`'s DuckDB):
+    every response, as parquet in the profile's feature-log folder. None elsewhere: Feast's PostgreSQL and
+    Spark offline stores have no `write_logged_features`, so `course_lib.feature_log` writes its own."""
+    if profile.name != "local":
+        return None
+    return LoggingConfig(destination=FileLoggingDestination(path=str(profile.feature_log_dir)), sample_rate=1.0)
+
+
 def build_realtime(profile: Profile) -> Definitions:
     """The real-time additions (notebook 08): the state views, the request-time on-demand view, the
     ranker's service (every view feature and the genre match: what the ranker reads) and that
@@ -261,7 +272,8 @@ def build_realtime(profile: Profile) -> Definitions:
     states = [feature_view(name, profile) for name in STATE_VIEWS]
     recency = recency_view(states[0])
     ranker = FeatureService(name=RANKER_SERVICE, features=[*base.feature_views, *base.on_demand_views],
-                            description="The ranker's input: every view feature and the favourite-genre match")
+                            description="The ranker's input: every view feature and the favourite-genre match",
+                            logging_config=feature_logging(profile))
     realtime = FeatureService(
         name=REALTIME_SERVICE, features=[*base.feature_views, *base.on_demand_views, recency],
         description="The ranker service's features and the hours since the user's last watch at request time")

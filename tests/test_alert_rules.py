@@ -20,9 +20,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.utils import floatToGoString
 
 from course_lib.config import REPO_ROOT
+from course_lib.drift_watch import drift_features
+from course_lib.feature_log import OUTCOMES as LOG_OUTCOMES
 from course_lib.freshness import FRESHNESS_KINDS, FRESHNESS_STATUSES
 from course_lib.health import HEALTH_COMPONENTS
-from course_lib.monitoring import ENTITY_TYPES, FAMILIES, FEATURE_SERVICES
+from course_lib.monitoring import DRIFT_STATISTICS, ENTITY_TYPES, FAMILIES, FEATURE_SERVICES
 from feature_repo.names import FEATURE_VIEWS
 
 OPS = REPO_ROOT / "ops"
@@ -32,7 +34,12 @@ SCRAPE = yaml.safe_load((OPS / "prometheus.yml").read_text())["scrape_configs"][
 TARGET = {"job": SCRAPE["job_name"], "instance": SCRAPE["static_configs"][0]["targets"][0]}
 # Label values the API can export (the rest, e.g. endpoint and status codes, are open-ended).
 KNOWN_VALUES = {"component": HEALTH_COMPONENTS, "entity_type": ENTITY_TYPES, "feature_service": tuple(FEATURE_SERVICES),
-                "feature_view": FEATURE_VIEWS, "kind": FRESHNESS_KINDS}
+                "feature_view": FEATURE_VIEWS, "kind": FRESHNESS_KINDS, "feature": tuple(drift_features())}
+# Label values one family can export, where the label name alone does not say (`outcome` differs by family).
+FAMILY_VALUES: dict[str, dict[str, tuple[str, ...]]] = {
+    "course_feature_drift": {"statistic": tuple(DRIFT_STATISTICS)},
+    "course_feature_log_records_total": {"outcome": LOG_OUTCOMES},
+}
 INSTALL = ("`sudo apt-get install prometheus` (Debian/Ubuntu), or put promtool from a Prometheus 2.x release "
            "tarball (https://prometheus.io/download/) on PATH")
 
@@ -105,15 +112,28 @@ def test_promtool_unit_tests_of_every_alert_pass(promtool: str) -> None:
     ("CourseErrorRateHigh", "expr", "> 0.01", "> 0.1"),  # 5% of 503s no longer fires
     ("CourseP99LatencyHigh", "expr", "> 0.1", "> 0.09"),  # the just-below case (p99 about 94 ms) fires
     ("CourseApiDown", "for", "1m", "0s"),  # fires while it should still be pending
-], ids=["threshold-raised", "threshold-lowered", "for-removed"])
+    ("CourseFeatureDrift", "expr", "== 1", "== 0"),  # fires for the features no report flagged
+    ("CourseFeatureDrift", "for", "15m", "10m"),  # a flag of 14 minutes, or one that lapsed for a report, fires
+    ("CourseFeatureLogDropping", "expr", '"dropped|failed"', '"dropped"'),  # a failing sink no longer fires
+    ("CourseFeatureLogDropping", "expr", "> 0", "> 1"),  # 0.2 dropped records a second no longer fire
+    ("CourseFeatureLogDropping", "for", "5m", "3m"),  # one burst of dropped records fires
+], ids=["threshold-raised", "threshold-lowered", "for-removed", "drift-inverted", "drift-for-shortened",
+        "log-failed-ignored", "log-threshold-raised", "log-for-shortened"])
 def test_a_broken_rule_fails_its_unit_tests(promtool: str, tmp_path: Path, alert: str, field: str, old: str,
                                             new: str) -> None:
     """The unit tests can fail: a copy of the rules with one rule changed, beside a copy of the test file
-    (whose rule_files are relative to it), makes `promtool test rules` exit non-zero and name that alert."""
+    (whose rule_files are relative to it), makes `promtool test rules` exit non-zero and name that alert.
+    `old` is a threshold at the end of the expression, or any text it holds exactly once; a `for` is replaced."""
     groups = yaml.safe_load(RULES.read_text())
     rule = next(rule for group in groups["groups"] for rule in group["rules"] if rule["alert"] == alert)
-    assert (rule[field].endswith(old) if field == "expr" else rule[field] == old), rule[field]
-    rule[field] = rule[field][: -len(old)] + new
+    if field == "for":
+        assert rule[field] == old, rule[field]
+        rule[field] = new
+    elif rule[field].endswith(old):
+        rule[field] = rule[field][: -len(old)] + new
+    else:
+        assert rule[field].count(old) == 1, rule[field]
+        rule[field] = rule[field].replace(old, new)
     (tmp_path / RULES.name).write_text(yaml.safe_dump(groups, sort_keys=False))
     shutil.copy(RULE_TESTS, tmp_path / RULE_TESTS.name)
     assert run(promtool, "check", "rules", tmp_path / RULES.name).returncode == 0  # still valid, only wrong
@@ -161,5 +181,7 @@ def test_input_series_are_series_the_api_exports() -> None:
             assert labels.get(key, allowed[0]) in allowed, text
         if sample.name == "course_freshness_status":
             assert labels["status"] in FRESHNESS_STATUSES, text
+        for key, allowed in FAMILY_VALUES.get(sample.name, {}).items():
+            assert labels[key] in allowed, text
         if sample.name in buckets:
             assert labels["le"] in buckets[sample.name], text

@@ -20,8 +20,9 @@ from feast import FeatureStore
 from support import API_PROJECT, DATA_END, UNKNOWN_ID, api_profile, isolated_profile, known_ids
 
 from course_lib import ranker, serving
-from course_lib.api import ApiStartupError, create_app
+from course_lib.api import create_app
 from course_lib.api_models import MAX_CANDIDATES, RecommendationResponse
+from course_lib.api_services import ApiStartupError
 from course_lib.background import RedisServer, free_port
 from course_lib.config import Profile, load_store, resolve_profile
 

@@ -10,6 +10,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from course_lib.config import REPO_ROOT
+from course_lib.drift import PSI_DRIFT
 from course_lib.health import HEALTH_COMPONENTS
 from course_lib.monitoring import Metrics
 
@@ -19,7 +20,8 @@ RUNBOOK = (REPO_ROOT / "docs" / "runbook.md").read_text(encoding="utf-8")
 PROMQL_WORDS = {"sum", "max", "min", "avg", "count", "rate", "increase", "histogram_quantile", "clamp_min",
                 "by", "without", "and", "or", "unless", "on", "ignoring", "bool", "offset"}
 PROMETHEUS_OWN = {"up"}  # series Prometheus itself records for each scrape target
-REQUIRED_ALERTS = {"CoursePipelineStale", "CourseP99LatencyHigh", "CourseErrorRateHigh", "CourseComponentDown"}
+REQUIRED_ALERTS = {"CoursePipelineStale", "CourseP99LatencyHigh", "CourseErrorRateHigh", "CourseComponentDown",
+                   "CourseFeatureDrift", "CourseFeatureLogDropping"}
 
 
 def exported_series() -> dict[str, str]:
@@ -119,6 +121,36 @@ def test_dashboard_shows_rate_latency_errors_and_freshness() -> None:
     assert "cache hit-rate panel" in dashboard["description"]  # promised for 2.7.5, not faked now
 
 
+def panel_showing(panels: list[dict], expr: str) -> dict:
+    """The one panel with a target whose expression holds `expr`."""
+    [panel] = [p for p in panels if any(expr in t["expr"] for t in p["targets"])]
+    return panel
+
+
+def test_dashboard_shows_drift_against_its_threshold_and_the_served_feature_log() -> None:
+    panels = json.loads((OPS / "grafana-dashboard.json").read_text())["panels"]
+    drift = panel_showing(panels, 'course_feature_drift{statistic="psi"}')
+    assert "{{feature}}" in [t["legendFormat"] for t in drift["targets"]]  # one line per feature
+    defaults = drift["fieldConfig"]["defaults"]
+    assert defaults["custom"]["thresholdsStyle"]["mode"] in {"line", "dashed", "line+area", "dashed+area"}
+    assert [step["value"] for step in defaults["thresholds"]["steps"]][1:] == [PSI_DRIFT]  # drift.py's rule
+    log = panel_showing(panels, "sum by (outcome) (rate(course_feature_log_records_total[")
+    assert log is panel_showing(panels, "course_feature_log_queue_depth")
+
+
+def test_dashboard_panels_fit_the_grid_without_overlapping() -> None:
+    panels = json.loads((OPS / "grafana-dashboard.json").read_text())["panels"]
+    cells: dict[tuple[int, int], str] = {}
+    for panel in panels:
+        grid = panel["gridPos"]
+        assert grid["x"] >= 0 and grid["y"] >= 0 and grid["w"] > 0 and grid["h"] > 0, panel["title"]
+        assert grid["x"] + grid["w"] <= 24, f"{panel['title']} is wider than Grafana's 24 columns"
+        for x in range(grid["x"], grid["x"] + grid["w"]):
+            for y in range(grid["y"], grid["y"] + grid["h"]):
+                assert (x, y) not in cells, f"{panel['title']} overlaps {cells[(x, y)]}"
+                cells[(x, y)] = panel["title"]
+
+
 def test_monitoring_services_are_optional_pinned_and_loopback_only() -> None:
     main = yaml.safe_load((REPO_ROOT / "docker-compose.feast.yml").read_text())
     assert "ops/docker-compose.monitoring.yml" in main["include"]
@@ -139,7 +171,8 @@ def test_monitoring_services_are_optional_pinned_and_loopback_only() -> None:
 
 def test_runbook_covers_every_failure_and_feasts_own_metrics_caveats() -> None:
     for scenario in ("Redis down", "PostgreSQL down", "Materialization failing or stale", "p99 latency regression",
-                     "Unknown-entity spike", "Bad deploy of feature definitions"):
+                     "Unknown-entity spike", "Bad deploy of feature definitions", "Feature drift alert",
+                     "Served-feature log losing records"):
         section = re.search(rf"^### {re.escape(scenario)}.*?(?=^##|\Z)", RUNBOOK, re.MULTILINE | re.DOTALL)
         assert section, f"runbook has no '### {scenario}' section"
         for part in ("Symptoms", "Shows in", "First checks", "Fix", "Confirm recovery"):

@@ -64,7 +64,7 @@ def test_every_setting_is_documented() -> None:
 
 def test_every_course_error_is_a_course_error() -> None:
     from course_lib.adapter import AdapterError
-    from course_lib.api import ApiStartupError
+    from course_lib.api_services import ApiStartupError
     from course_lib.background import ServerError
     from course_lib.cluster import ClusterError
     from course_lib.compat import IncompatibleVersion

@@ -89,6 +89,14 @@ MESSAGES: dict[str, Message] = {
     "diagnose.no_offline_data": Message(
         en="no offline data at {path}",
         ko="{path}에 오프라인 데이터가 없습니다"),
+    "cli.skew_none": Message(
+        en="no training/serving skew: {features} features of {rows:,} logged rows equal their point-in-time values",
+        ko="학습/서빙 스큐 없음: 로그된 {rows:,}개 행의 피처 {features}개가 모두 시점 정합 값과 같습니다"),
+    "cli.skew_found": Message(
+        en="training/serving skew in {features}: serving computes them differently from training; the example "
+           "column shows a row, and the runbook (docs/runbook.md, CourseFeatureDrift) says what to check",
+        ko="{features}에서 학습/서빙 스큐: 서빙이 학습과 다르게 계산합니다. example 열에 한 행이 있고, 런북"
+           "(docs/runbook.ko.md, CourseFeatureDrift)에 확인할 점이 있습니다"),
     "cli.movielens_needs_path": Message(
         en="--source movielens needs --path DIR (an unzipped ml-latest-small folder)",
         ko="--source movielens에는 --path DIR(압축을 푼 ml-latest-small 폴더)이 필요합니다"),

@@ -5,6 +5,11 @@ from __future__ import annotations
 from course_lib.catalog.message import Message
 
 MESSAGES: dict[str, Message] = {
+    "skew.empty_log": Message(
+        en="the served-feature log is empty: serve some recommendations first (`course serve`, then POST "
+           "/recommendations) with COURSE_FEATURE_LOG on",
+        ko="서빙 피처 로그가 비어 있습니다. COURSE_FEATURE_LOG를 켠 채 먼저 추천을 서빙하십시오(`course serve` 후 "
+           "POST /recommendations)"),
     "ranker.frame_lacks_features": Message(
         en="frame lacks feature columns {missing}; build it with training_frame() or candidate_frame()",
         ko="프레임에 피처 열 {missing}이(가) 없습니다. training_frame() 또는 candidate_frame()으로 만드십시오"),

@@ -10,15 +10,15 @@ from __future__ import annotations
 from course_lib.catalog.message import Message
 
 MESSAGES: dict[str, Message] = {
-    "api.registry_unreadable": Message(
+    "api_services.registry_unreadable": Message(
         en="API start-up failed: cannot read the feature registry ({location}): {reason}. Fix: {fix}",
         ko="API 시작 실패: 피처 레지스트리({location})를 읽을 수 없습니다: {reason}. 해결 방법: {fix}"),
-    "api.views_missing": Message(
+    "api_services.views_missing": Message(
         en="API start-up failed: project {project!r} has no feature views {missing}. Fix: `course apply --profile "
            "{profile}`, then `course materialize --profile {profile}`",
         ko="API 시작 실패: 프로젝트 {project!r}에 피처 뷰 {missing}이(가) 없습니다. 해결 방법: `course apply "
            "--profile {profile}`, 이어서 `course materialize --profile {profile}` 명령을 실행하십시오"),
-    "api.startup_failed": Message(
+    "api_services.startup_failed": Message(
         en="API start-up failed: {error}",
         ko="API 시작 실패: {error}"),
     "api.workers": Message(
