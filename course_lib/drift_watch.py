@@ -13,22 +13,28 @@ Users are those of the baseline (at most BASELINE_USERS, sampled with a fixed se
 training has no baseline row to compare. New movies do count: the near-cache holds every movie.
 `DriftWatch` runs a report every COURSE_DRIFT_INTERVAL_S seconds in its own thread and exports it as the
 `course_feature_drift` and `course_feature_drifted` gauges (`monitoring.Metrics.record_drift`).
+`report_now` computes the same report outside the API (notebook 09); `wait_for_gauge` reads a running API's gauges.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
+import httpx
 import numpy as np
 import pandas as pd
+from feast import FeatureStore
 
+from course_lib import ranker
+from course_lib.caches import MovieNearCache
 from course_lib.config import Profile
 from course_lib.drift import default_features, drift_report
-from course_lib.monitoring import Metrics
+from course_lib.monitoring import Metrics, parse_metrics, sample_values
 from course_lib.offline import read_offline
 from course_lib.ranker import Ranker
 from course_lib.refresher import Refresher
-from course_lib.serving import EntityFeatures, Fetch
+from course_lib.serving import EntityFeatures, Fetch, sdk_fetch
 from feature_repo.definitions import MOVIE_VIEW, TIMESTAMP_FIELD, USER_VIEW, VIEWS, join_keys
 
 DRIFT_VIEWS = (USER_VIEW, MOVIE_VIEW)
@@ -107,3 +113,30 @@ class DriftWatch:
     def stop(self) -> None:
         """Stop reporting."""
         self._refresher.stop()
+
+
+def report_now(profile: Profile, store: FeatureStore, metrics: Metrics | None = None) -> pd.DataFrame:
+    """One report outside the API, as its watch computes it: the saved ranker's baseline against the online values
+    now (every movie of the offline table and the baseline's users, read through the Feast SDK)."""
+    movies = MovieNearCache(store, profile, check_every_s=None)
+    movies.load()
+    watch = DriftWatch(profile, baseline_time(ranker.load(profile)), sdk_fetch(store), lambda: movies.rows,
+                       metrics or Metrics())
+    return watch.run()
+
+
+def drift_gauges(client: httpx.Client) -> dict[str, float]:
+    """`course_feature_drifted` by feature from an API's `GET /metrics` (empty before its first drift report)."""
+    frame = parse_metrics(client.get("/metrics").text)
+    return {str(k): float(v) for k, v in sample_values(frame, "course_feature_drifted", ["feature"]).items()}
+
+
+def wait_for_gauge(client: httpx.Client, feature: str, value: float, timeout_s: float = 30.0) -> dict[str, float]:
+    """Poll an API's `GET /metrics` until `course_feature_drifted{feature}` equals `value`: every feature's gauge
+    then, or as they are at the timeout."""
+    deadline = time.monotonic() + timeout_s
+    gauges = drift_gauges(client)
+    while gauges.get(feature) != value and time.monotonic() < deadline:
+        time.sleep(0.1)
+        gauges = drift_gauges(client)
+    return gauges

@@ -45,7 +45,7 @@ from psycopg import sql
 from course_lib.config import Profile
 from course_lib.errors import reason
 from course_lib.monitoring import Metrics
-from course_lib.recommender import Recommendations
+from course_lib.recommender import Recommendations, ranked
 from feature_repo.definitions import build_realtime
 from feature_repo.names import RANKER_SERVICE
 
@@ -79,10 +79,9 @@ class Served:
 
 
 def ranks(found: Recommendations) -> np.ndarray:
-    """Each candidate's rank by score (1 = best, ties by the smaller movie_id), in candidate order."""
-    order = np.lexsort((np.asarray(found.movie_ids), -found.scores))
-    out = np.empty(len(order), dtype="int32")
-    out[order] = np.arange(1, len(order) + 1, dtype="int32")
+    """Each candidate's rank in the response's order (1 = best: `recommender.ranked`), in candidate order."""
+    out = np.empty(len(found.movie_ids), dtype="int32")
+    out[ranked(found.movie_ids, found.scores, len(found.movie_ids))] = np.arange(1, len(out) + 1, dtype="int32")
     return out
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from course_lib import checks, datasets, monitoring
+from course_lib import checks, datasets, monitoring, skew
 from course_lib.adapter import build_feature_tables, table_dtypes
 from feature_repo.definitions import VIEWS
 
@@ -177,3 +177,51 @@ def test_favorite_genre_accepts_the_solution_and_catches_wrong_tie_breaks(capsys
     assert "✓ favorite_genre" in capsys.readouterr().out
     with pytest.raises(checks.CheckFailed, match="ties go to the alphabetically first"):
         checks.favorite_genre(lambda counts: max(counts, key=lambda g: (counts[g], g)) if counts else None)
+
+
+# --- notebook 09 -----------------------------------------------------------------------------------
+
+def _label(log, ratings, horizon, start="features_as_of"):
+    """The solution of exercise 9.1, its window starting at `start`."""
+    joined = log.merge(ratings, on=["user_id", "movie_id"])
+    after = joined["event_timestamp"] - joined[start]
+    first = (joined[(after > pd.Timedelta(0)) & (after <= horizon)].sort_values("event_timestamp")
+             .drop_duplicates(["__request_id", "movie_id"]))
+    return first.assign(label=(first["rating"] >= 4).astype(int))
+
+
+def test_label_log_accepts_the_solution_and_catches_the_log_timestamp(capsys) -> None:
+    checks.label_log(_label)
+    assert "✓ label_log" in capsys.readouterr().out
+    with pytest.raises(checks.CheckFailed, match="not at __log_timestamp"):
+        checks.label_log(lambda log, ratings, horizon: _label(log, ratings, horizon, start="__log_timestamp"))
+
+
+def test_label_cases_each_separate_one_mistake_from_the_solution() -> None:
+    """Each named case's rows differ between the solution and the mistake its hint names (else the hint lies)."""
+    from course_lib.checks import feedback_loop
+
+    day = pd.Timedelta(days=1)
+    mistakes = {
+        "feedback_loop.hint_served_moment": lambda log, r: _label(log, r, day, start="__log_timestamp"),
+        "feedback_loop.hint_strictly_after": lambda log, r: _label(log.assign(features_as_of=log["features_as_of"]
+                                                                              - pd.Timedelta(microseconds=1)), r, day),
+        "feedback_loop.hint_horizon": lambda log, r: _label(log, r, day - pd.Timedelta(microseconds=1)),
+    }
+    for log, ratings, hint in feedback_loop._label_cases():
+        if hint in mistakes:
+            assert feedback_loop._labels(log, ratings, day) != sorted(
+                (str(a), int(b), int(c)) for a, b, c in mistakes[hint](log, ratings)[
+                    ["__request_id", "movie_id", "label"]].itertuples(index=False)), hint
+
+
+def test_count_mismatches_accepts_the_solution_and_catches_nan_against_nan(capsys) -> None:
+    def right(served, expected):
+        a, b = served.to_numpy(float), expected.to_numpy(float)
+        return int((~(np.isclose(a, b, rtol=skew.RTOL, atol=skew.ATOL) | (np.isnan(a) & np.isnan(b)))).sum())
+
+    checks.count_mismatches(right)
+    assert "✓ count_mismatches" in capsys.readouterr().out
+    with pytest.raises(checks.CheckFailed, match="missing on both sides is a match"):
+        checks.count_mismatches(lambda served, expected: int((served != expected).sum()))
+    assert checks.feedback_loop._mismatches([1.0, np.nan, np.nan, 0.1 + 0.2], [1.5, np.nan, 2.0, 0.3]) == 2

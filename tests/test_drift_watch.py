@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 
 from course_lib import ranker
 from course_lib.api import create_app
-from course_lib.config import Profile
-from course_lib.drift_watch import DriftWatch, baseline_time, drift_features, latest_rows
+from course_lib.config import Profile, load_store
+from course_lib.drift_watch import DriftWatch, baseline_time, drift_features, latest_rows, report_now, wait_for_gauge
 from course_lib.monitoring import Metrics, parse_metrics, sample_values
 from course_lib.serving import EntityFeatures
 from feature_repo.definitions import MOVIE_VIEW, USER_VIEW, VIEWS
@@ -105,3 +105,24 @@ def test_the_api_exports_a_drift_report_in_the_background(ready: Profile) -> Non
     assert set(gauges) == set(drift_features()) and set(gauges.values()) == {0.0}, gauges
     psi = sample_values(frame, "course_feature_drift", ["feature", "statistic"])
     assert set(psi.xs("psi", level="statistic").index) == set(drift_features())
+
+
+def test_report_now_is_the_report_the_apis_watch_computes(served: tuple[Profile, object, dict[int, EntityFeatures]]
+                                                          ) -> None:
+    """Outside the API (the Feast SDK's reads, the movies of the offline table) the same report as its watch."""
+    profile = served[0]
+    api_report = watch(served, served[2], Metrics()).run()
+    metrics = Metrics()
+    pd.testing.assert_frame_equal(report_now(profile, load_store(profile), metrics), api_report)
+    assert set(flagged(metrics)) == set(drift_features())  # exported like the API's
+
+
+def test_wait_for_gauge_returns_once_the_gauge_holds_or_at_the_timeout(ready: Profile) -> None:
+    profile = Profile(ready.name, ready.settings.model_copy(update={"drift_interval_s": 0.2}))
+    with TestClient(create_app(profile)) as client:
+        quiet = wait_for_gauge(client, "popularity", 0.0)
+        started = time.monotonic()
+        never = wait_for_gauge(client, "popularity", 1.0, timeout_s=1.0)
+        waited = time.monotonic() - started
+    assert set(quiet) == set(drift_features()) and set(quiet.values()) == {0.0}, quiet
+    assert never["popularity"] == 0.0 and waited >= 1.0  # clean data never drifts: it waited its timeout out

@@ -17,7 +17,7 @@ import pytest
 from feast import FeatureService, FeatureView, Field, FileSource
 from feast.types import Float32
 
-from course_lib import checks, datasets
+from course_lib import checks, datasets, skew
 from course_lib.adapter import build_feature_tables, write_offline
 from course_lib.config import REPO_ROOT, Profile, load_store, resolve_profile
 from course_lib.exercises import BEGIN, Exercise, exercises, notebook_number, write_exercises
@@ -201,6 +201,17 @@ def _recovered(samples, end, until, moment):
     return min(getattr(s, moment) for s in after if s.status == 200 and s.sent_s > last)
 
 GENRES = [f"genre_{g}" for g in ("action", "comedy", "drama", "horror", "romance")]
+
+
+def _label(log, ratings, horizon, start="features_as_of", at_start=False, at_end=True, keep="first", positive=4.0):
+    """Exercise 9.1's join with one thing changed: the window's start column, whether its start or end counts,
+    which rating of a candidate is kept (False: all), and the rating a label needs."""
+    joined = log.merge(ratings, on=["user_id", "movie_id"])
+    after = joined["event_timestamp"] - joined[start]
+    inside = joined[((after >= pd.Timedelta(0)) if at_start else (after > pd.Timedelta(0)))
+                    & ((after <= horizon) if at_end else (after < horizon))].sort_values("event_timestamp")
+    first = inside.drop_duplicates(["__request_id", "movie_id"], keep=keep) if keep else inside
+    return first.assign(label=(first["rating"] >= positive).astype(int))
 
 
 def _merge(entity_df, table, **options):
@@ -491,6 +502,30 @@ WRONG_ANSWERS: dict[str, list[tuple[str, object, str]]] = {
          "pick the genre with the highest count"),
         ("empty string", lambda counts: min(counts, key=lambda g: (-counts[g], g)) if counts else "",
          "return None"),
+    ],
+    "label_log": [
+        ("__log_timestamp", lambda log, r, h: _label(log, r, h, start="__log_timestamp"), "not at __log_timestamp"),
+        ("the served moment included", lambda log, r, h: _label(log, r, h, at_start=True), "strictly after"),
+        ("every rating kept", lambda log, r, h: _label(log, r, h, keep=False), "the first rating"),
+        ("the last rating", lambda log, r, h: _label(log, r, h, keep="last"), "the first rating"),
+        ("the end excluded", lambda log, r, h: _label(log, r, h, at_end=False), "its end included"),
+        ("rating above 4", lambda log, r, h: _label(log, r, h, positive=4.5), "rating is >= 4"),
+        ("a day, always", lambda log, r, h: _label(log, r, pd.Timedelta(days=1)), "use the horizon you are given"),
+        ("a list", lambda log, r, h: _label(log, r, h).to_dict("records"), "return a DataFrame"),
+    ],
+    "count_mismatches": [
+        ("NaN != NaN", lambda served, expected: int((served != expected).sum()), "missing on both sides"),
+        ("isclose alone", lambda served, expected: int((~np.isclose(served, expected, rtol=skew.RTOL,
+                                                                    atol=skew.ATOL)).sum()), "missing on both sides"),
+        ("one side missing ignored", lambda served, expected: int((~np.isclose(
+            served, expected, rtol=skew.RTOL, atol=skew.ATOL) & served.notna() & expected.notna()).sum()),
+         "against a missing one"),
+        ("exact equality", lambda served, expected: int((~((served == expected) | (served.isna() & expected.isna())))
+                                                        .sum()), "np.isclose, not =="),
+        ("numpy's tolerances", lambda served, expected: int((~np.isclose(served, expected, equal_nan=True)).sum()),
+         "skew.RTOL"),
+        ("a share", lambda served, expected: float((~np.isclose(served, expected, rtol=skew.RTOL, atol=skew.ATOL,
+                                                               equal_nan=True)).mean()), "(an int)"),
     ],
     "redis_masters": [
         ("utilization ignored", lambda *case: _masters(*case, utilization=False), "at the target utilization"),

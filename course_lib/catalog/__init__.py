@@ -13,6 +13,7 @@ from course_lib.catalog import (
     checks_completion_criteria,
     checks_data_sources,
     checks_feast_setup,
+    checks_feedback_loop,
     checks_monitoring,
     checks_optimization,
     checks_realtime_features,
@@ -28,7 +29,7 @@ from course_lib.catalog.message import Message
 
 __all__ = ["CATALOG", "MODULES", "Message"]
 
-MODULES = (checks_common, checks_completion_criteria, checks_data_sources, checks_feast_setup, checks_monitoring,
-           checks_optimization, checks_realtime_features, checks_realtime_serving, checks_scale_out, errors_cli,
-           errors_data, errors_edition, errors_model, errors_services)
+MODULES = (checks_common, checks_completion_criteria, checks_data_sources, checks_feast_setup, checks_feedback_loop,
+           checks_monitoring, checks_optimization, checks_realtime_features, checks_realtime_serving, checks_scale_out,
+           errors_cli, errors_data, errors_edition, errors_model, errors_services)
 CATALOG: Mapping[str, Message] = {key: message for module in MODULES for key, message in module.MESSAGES.items()}

@@ -16,6 +16,7 @@ from course_lib.checks.common import CheckFailed, keep_going
 from course_lib.checks.completion_criteria import availability_outside, recovery_time
 from course_lib.checks.data_sources import avg_rating_as_of, pit_join
 from course_lib.checks.feast_setup import interaction_view, taste_service
+from course_lib.checks.feedback_loop import count_mismatches, label_log
 from course_lib.checks.monitoring import catch_up, request_count
 from course_lib.checks.optimization import cached_movie_features, views_to_invalidate
 from course_lib.checks.realtime_features import favorite_genre, merge_watch_times
@@ -23,6 +24,6 @@ from course_lib.checks.realtime_serving import candidate_features, ndcg_at_k, tr
 from course_lib.checks.scale_out import key_slot, redis_masters
 
 __all__ = ["CheckFailed", "availability_outside", "avg_rating_as_of", "cached_movie_features", "candidate_features",
-           "catch_up", "favorite_genre", "interaction_view", "keep_going", "key_slot", "merge_watch_times", "ndcg_at_k",
-           "pit_join", "redis_masters", "recovery_time", "request_count", "taste_service", "training_set",
-           "views_to_invalidate"]
+           "catch_up", "count_mismatches", "favorite_genre", "interaction_view", "keep_going", "key_slot", "label_log",
+           "merge_watch_times", "ndcg_at_k", "pit_join", "redis_masters", "recovery_time", "request_count",
+           "taste_service", "training_set", "views_to_invalidate"]
