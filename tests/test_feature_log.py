@@ -9,9 +9,11 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
+import psycopg
 import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
+from psycopg import sql
 from support import known_ids
 
 from course_lib import feature_log, ranker
@@ -53,20 +55,21 @@ class ListSink:
     """Tables as written, optionally held at a gate (to fill the queue) or failing."""
 
     def __init__(self, gate: threading.Event | None = None, fail: bool = False) -> None:
-        self.tables: list[pa.Table] = []
+        self.tables: list[pa.Table] = []  # each call's batch, as the parquet sinks' table
         self.gate, self.fail = gate, fail
 
-    def __call__(self, table: pa.Table) -> None:
+    def __call__(self, batch: list[Served]) -> None:
         if self.gate is not None:
             self.gate.wait()
         if self.fail:
             raise OSError("disk full")
-        self.tables.append(table)
+        self.tables.append(feature_log.to_table(feature_log.to_columns(batch)))
 
 
 def test_a_table_holds_every_candidate_with_its_rank_score_and_inputs() -> None:
-    table = feature_log.to_table([served("r1", found(7, [0.2, 0.9, 0.2], [[1.0, np.nan], [2.0, 5.0], [3.0, 6.0]])),
-                                  served("r2", found(8, [0.5], [[4.0, 7.0]]))]).to_pylist()
+    columns = feature_log.to_columns([served("r1", found(7, [0.2, 0.9, 0.2], [[1.0, np.nan], [2.0, 5.0], [3.0, 6.0]])),
+                                      served("r2", found(8, [0.5], [[4.0, 7.0]]))])
+    table = feature_log.to_table(columns).to_pylist()
     assert [(r["__request_id"], r["user_id"], r["movie_id"], r["rank"], r["score"]) for r in table] == [
         ("r1", 7, 10, 2, 0.2), ("r1", 7, 11, 1, 0.9), ("r1", 7, 12, 3, 0.2), ("r2", 8, 10, 1, 0.5)]
     assert [(r["avg_rating"], r["popularity"]) for r in table] == [(1.0, None), (2.0, 5.0), (3.0, 6.0), (4.0, 7.0)]
@@ -74,6 +77,30 @@ def test_a_table_holds_every_candidate_with_its_rank_score_and_inputs() -> None:
     assert table[0]["__log_timestamp"] == datetime(2025, 3, 2, 12, tzinfo=timezone.utc)
     assert table[0]["__log_date"].isoformat() == "2025-03-02"
     assert table[0][feature_log.AS_OF] == datetime(2025, 3, 2, tzinfo=timezone.utc)
+
+
+@pytest.mark.enterprise
+def test_the_binary_copy_is_what_postgresql_reads(redis_profile: Profile) -> None:
+    """PostgreSQL parses the hand-built binary COPY into the same values (checked in its own text output and
+    bytea functions, not through this module's reader), and read_log gives back one row per candidate."""
+    response = served(feature_log.new_request_id(), found(7, [0.25, 0.5], [[1.5, np.nan], [-2.0, 1e300]]))
+    sink = feature_log.PostgresSink(redis_profile)
+    feature_log.clear_log(redis_profile)
+    sink([response])
+    sink.close()
+    with psycopg.connect(redis_profile.pg_conninfo()) as conn:
+        row = conn.execute(sql.SQL(
+            "SELECT __request_id, __log_timestamp::text, __log_date::text, features_as_of::text, user_id, "
+            "model_version, features, length(movie_ids), get_byte(movie_ids, 8), length(scores), length(inputs) "
+            "FROM {}").format(sql.Identifier(redis_profile.offline_schema, feature_log.TABLE))).fetchone()
+    assert row == (response.request_id, "2025-03-02 12:00:00+00", "2025-03-02", "2025-03-02 00:00:00+00", 7,
+                   "abc123", "avg_rating,popularity", 16, 11, 16, 32)  # movies 10 and 11 as int64: byte 8 is 11
+    log = feature_log.read_log(redis_profile)
+    assert log[["movie_id", "rank", "score", "avg_rating"]].to_dict("records") == [
+        {"movie_id": 11, "rank": 1, "score": 0.5, "avg_rating": -2.0},
+        {"movie_id": 10, "rank": 2, "score": 0.25, "avg_rating": 1.5}]
+    assert np.isnan(log.set_index("movie_id").at[10, "popularity"]) and log["popularity"].max() == 1e300
+    feature_log.clear_log(redis_profile)
 
 
 def test_close_writes_everything_queued() -> None:
