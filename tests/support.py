@@ -1,12 +1,13 @@
-"""What several test modules share: isolated profiles, the API tests' prepared project, the ranker
-tests' serving moment and sample, and fake clocks (outages are simulated with `course_lib.outage.Forwarder`).
-Fixtures built on these live in conftest.py."""
+"""What several test modules share: isolated profiles, the command line run in the test's process, the API
+tests' prepared project, the ranker tests' serving moment and sample, and fake clocks (outages are simulated
+with `course_lib.outage.Forwarder`). Fixtures built on these live in conftest.py."""
 from __future__ import annotations
 
 import functools
 import os
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from course_lib import datasets, ranker, serving
+from course_lib import cli, datasets, ranker, serving
 from course_lib.adapter import build_feature_tables, write_offline
 from course_lib.config import PROFILES, Profile, load_store, resolve_profile
 from course_lib.monitoring import Metrics
@@ -24,6 +25,12 @@ from course_lib.reset import reset_online
 TEST_PROJECT = "course_test"
 TEST_REDIS_DB = "15"
 TEST_SCHEMA = "course_test"
+# The session's own SQL registry database (conftest.py creates it, and drops it at the end). Feast's SQL
+# registry re-reads every project of its database after each object it applies or deletes: with the ~35
+# projects earlier runs and the learner left in `feast_registry`, those re-reads took 0.25 s each and about
+# 220 s of a run. Here only the projects this session registered so far are read.
+TEST_REGISTRY_PREFIX = "course_test_registry_"
+TEST_REGISTRY_DB = f"{TEST_REGISTRY_PREFIX}{os.getpid()}"
 # The shared MovieLens copy beside the checkout; tests FAIL (never skip) when it is missing.
 MOVIELENS_PATH = Path(os.environ.get("MOVIELENS_PATH",
                                      Path(__file__).resolve().parents[2] / "shared/datasets/ml-latest-small"))
@@ -35,7 +42,8 @@ PROFILE_PARAMS = [pytest.param(name, marks=[pytest.mark.enterprise] if name == "
 def isolated_env(workdir: str | Path, **overrides: str) -> dict[str, str]:
     """Environment for a test profile that cannot touch the learner's own data."""
     return {**os.environ, "COURSE_WORKDIR": str(workdir), "FEAST_PROJECT": TEST_PROJECT,
-            "FEAST_REDIS_DB": TEST_REDIS_DB, "FEAST_OFFLINE_SCHEMA": TEST_SCHEMA, **overrides}
+            "FEAST_REDIS_DB": TEST_REDIS_DB, "FEAST_OFFLINE_SCHEMA": TEST_SCHEMA, "FEAST_REGISTRY_DB": TEST_REGISTRY_DB,
+            **overrides}
 
 
 def isolated_profile(name: str, workdir: str | Path, project: str = TEST_PROJECT, schema: str | None = None,
@@ -43,6 +51,34 @@ def isolated_profile(name: str, workdir: str | Path, project: str = TEST_PROJECT
     """A profile in its own Feast project and offline schema (the project's name unless given), temp workdir."""
     return resolve_profile(name, isolated_env(workdir, FEAST_PROJECT=project, FEAST_OFFLINE_SCHEMA=schema or project,
                                               **overrides))
+
+
+# --- the command line, in this process --------------------------------------------------------------
+
+def course_in_process(capfd: pytest.CaptureFixture[str] | None, env: Mapping[str, str],
+                      *args: str) -> subprocess.CompletedProcess[str]:
+    """`course ARGS` as `cli.main(ARGS)` with exactly `env` as os.environ: its exit code and what it wrote to
+    file descriptors 1 and 2 (argparse's usage errors exit through SystemExit, as in the real process).
+
+    The same code as a `course` process without the interpreter's start and Feast's imports (several
+    seconds each). An exception escaping `main` fails the test where the process would print a traceback.
+    What only a real process shows (its exit status, a traceback at exit, a thread that keeps it alive)
+    stays with the tests that run `python -m course_lib`. Without `capfd` (a module-scoped fixture) the
+    output is left to pytest's capture (shown when the test fails) and returned empty."""
+    saved = dict(os.environ)
+    if capfd is not None:
+        capfd.readouterr()
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        code = cli.main(list(args))
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    out, err = capfd.readouterr() if capfd is not None else ("", "")
+    return subprocess.CompletedProcess(["course", *args], code, out, err)
 
 
 # --- the API tests' project: data online, a trained ranker ------------------------------------------

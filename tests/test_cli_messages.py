@@ -3,8 +3,9 @@
 Every expected failure the course raises (a `CourseError` subclass anywhere in course_lib), every diagnosis
 of a library's failure (course_lib.diagnose) and every option check of the command line gets its message
 from the catalog through `say`: an ast scan holds each constructor call to that, and is shown to catch a raw
-f-string in a real module. A real `course` run with COURSE_LANG=ko fails in one Korean line with the exit
-code of the English run. The hints the API's bodies share with the command line stay English there.
+f-string in a real module. A `course` run with COURSE_LANG=ko fails in one Korean line with the exit
+code of the English run (each case in the test's process, one also as a real `python -m course_lib`
+process). The hints the API's bodies share with the command line stay English there.
 (tests/test_messages.py checks every catalog entry: both languages, the same placeholders, each one used.)
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import isolated_env
+from support import course_in_process, isolated_env
 
 from course_lib import catalog, health
 from course_lib.catalog import CATALOG
@@ -187,12 +188,20 @@ def test_the_api_bodies_hints_stay_english(tmp_path: Path) -> None:
     assert health.REDIS_FIX == render("health.redis_fix", "en") == CATALOG["health.redis_fix"].en
 
 
-# --- a real `course` run ---------------------------------------------------------------------------------
+# --- a `course` run ---------------------------------------------------------------------------------------
 
 def course(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """Run `course ARGS` in a subprocess with `env`."""
     return subprocess.run([sys.executable, "-m", "course_lib", *args], env=env, capture_output=True, text=True,
                           timeout=300)
+
+
+def cli_env(tmp_path: Path, setting: dict[str, str]) -> dict[str, str]:
+    """An isolated environment with `setting` and no COURSE_DEBUG."""
+    env = {**isolated_env(tmp_path, FEAST_PROJECT="course_test_cli_ko", FEAST_OFFLINE_SCHEMA="course_test_cli_ko"),
+           **setting}
+    env.pop("COURSE_DEBUG", None)
+    return env
 
 
 def one_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -209,13 +218,26 @@ def one_line(result: subprocess.CompletedProcess[str]) -> str:
     ({}, ("materialize", "--profile", "local"), "course materialize: ", 1, "`course data --profile local`"),
 ], ids=["unknown profile", "bad option", "materialize before data"])
 def test_a_failed_run_prints_one_korean_line_with_the_english_exit_code(
-        tmp_path: Path, setting: dict[str, str], args: tuple[str, ...], prefix: str, code: int, kept: str) -> None:
-    env = {**isolated_env(tmp_path, FEAST_PROJECT="course_test_cli_ko", FEAST_OFFLINE_SCHEMA="course_test_cli_ko"),
-           **setting}
-    env.pop("COURSE_DEBUG", None)
-    english = course({**env, "COURSE_LANG": "en"}, *args)
-    korean = course({**env, "COURSE_LANG": "ko"}, *args)
+        tmp_path: Path, capfd: pytest.CaptureFixture[str], setting: dict[str, str], args: tuple[str, ...],
+        prefix: str, code: int, kept: str) -> None:
+    """`cli.main` in this process (support.course_in_process); the test below runs one case as a real process."""
+    env = cli_env(tmp_path, setting)
+    english = course_in_process(capfd, {**env, "COURSE_LANG": "en"}, *args)
+    korean = course_in_process(capfd, {**env, "COURSE_LANG": "ko"}, *args)
     assert korean.returncode == english.returncode == code, (korean.stderr, english.stderr)
     line, english_line = one_line(korean), one_line(english)
     assert line.startswith(prefix) and has_hangul(line) and kept in line, line
     assert not has_hangul(english_line) and kept in english_line
+
+
+def test_a_real_course_process_fails_in_one_korean_line(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """`python -m course_lib` with COURSE_LANG=ko: the process's exit status is the English run's, its stderr one
+    Korean line (nothing printed at start-up or exit besides it)."""
+    env = cli_env(tmp_path, {})
+    args = ("materialize", "--profile", "local")
+    korean = course({**env, "COURSE_LANG": "ko"}, *args)
+    english = course_in_process(capfd, {**env, "COURSE_LANG": "en"}, *args)
+    assert korean.returncode == english.returncode == 1, (korean.stderr, english.stderr)
+    line = one_line(korean)
+    assert line.startswith("course materialize: ") and has_hangul(line), line
+    assert "`course data --profile local`" in line and "`course data --profile local`" in one_line(english)

@@ -1,20 +1,21 @@
 """The README's command sequence serves real recommendations: `course data`, `apply`, `materialize`
 (default end), `train`, `serve`, then `POST /recommendations` uses stored features, not nulls.
 
-It runs the real commands on the local profile (small data) in its own work folder. Without the
-data clock (an end of now) every `features_used` value is null: `test_an_end_of_now_serves_nulls`
-runs that case too, so the first test is shown to be able to fail.
+It runs the real commands on the local profile (small data) in its own work folder: `serve` as a
+real process (course_lib.background), `data`, `apply`, `train` and `materialize` as the same
+`cli.main` in the test's process (support.course_in_process: a `course` process each cost 5-10 s of
+Feast imports; tests/test_cli_errors.py shows what a real process adds). Without the data clock (an
+end of now) every `features_used` value is null: `test_an_end_of_now_serves_nulls` runs that case
+too, so the first test is shown to be able to fail.
 """
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
-from support import isolated_env
+from support import course_in_process, isolated_env
 
 from course_lib import background, datasets
 from course_lib.config import Profile, resolve_profile
@@ -24,11 +25,10 @@ SMALL = ["--users", "200", "--movies", "80", "--events", "6000", "--days", "30"]
 
 
 def course(profile: Profile, *args: str) -> None:
-    """Run one README command; fail with its output if it fails."""
-    result = subprocess.run([sys.executable, "-m", "course_lib", *args, "--profile", profile.name],
-                            env={**isolated_env(profile.workdir), **profile.env()}, capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode == 0, (args, result.stdout, result.stderr)
+    """Run one README command in this process; fail if it fails (pytest shows what it printed)."""
+    result = course_in_process(None, {**isolated_env(profile.workdir), **profile.env()}, *args,
+                               "--profile", profile.name)
+    assert result.returncode == 0, args
 
 
 def recommend(profile: Profile) -> dict:

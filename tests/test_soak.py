@@ -3,14 +3,16 @@ Redis outage against the real API (no timing assertions: the speed goals live in
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import httpx
 import pytest
 from support import api_profile
 
-from course_lib import soak
+from course_lib import ranker, serving, soak
 from course_lib.background import RedisServer, start_course_api
+from course_lib.config import load_store, resolve_profile
 from course_lib.soak import NO_ANSWER, Sample, Window
 from course_lib.verify import redis_drill
 
@@ -90,10 +92,19 @@ def test_the_soak_refuses_remote_targets_and_empty_loads() -> None:
 
 @pytest.mark.enterprise
 def test_a_short_real_soak_with_a_redis_outage(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """The real API on a private redis-server that a drill stops and restarts mid-soak (data kept)."""
+    """The real API on a private redis-server that a drill stops and restarts mid-soak (data kept).
+
+    Its own project on the API tests' offline tables, materialized into the private server, with their model."""
     root = tmp_path_factory.mktemp("soak")
+    base = api_profile("enterprise", tmp_path_factory.getbasetemp())  # the `ready` fixture's project
     with RedisServer(workdir=root) as server:
-        profile = api_profile("enterprise", root, FEAST_REDIS_PORT=str(server.port), FEAST_REDIS_DB="0")
+        profile = resolve_profile("enterprise", {**base.env(), "FEAST_PROJECT": "course_test_soak",
+                                                 "FEAST_REDIS_PORT": str(server.port), "FEAST_REDIS_DB": "0"})
+        store = load_store(profile)
+        serving.apply(store, profile)
+        serving.materialize(store, profile)
+        shutil.copy(base.model_path, profile.model_path)
+        shutil.copy(ranker.digest_path(base.model_path), ranker.digest_path(profile.model_path))
         users = [1, 2, 3, 4, 5]
         with start_course_api(profile, Path(root) / "api.log") as api:
             before = httpx.get(f"{api.url}/users/1/features", timeout=30).json()
