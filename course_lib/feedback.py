@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from course_lib import datasets, feature_log, ranker, serving
 from course_lib.adapter import build_feature_tables, conform, write_offline
 from course_lib.candidate_matrix import MatrixLayout
-from course_lib.config import ALL_PROFILES, Profile, load_store, resolve_profile
+from course_lib.config import ALL_PROFILES, Profile, load_store, own_project_env, resolve_profile
 from course_lib.drift_watch import latest_rows
 from course_lib.feature_log import AS_OF
 from course_lib.monitoring import parse_metrics, sample_values
@@ -70,8 +70,7 @@ def prepare_project(profile: Profile, dataset: datasets.Dataset, days: int = REP
     """The profile in its own Feast project (`<project>_feedback`, so the other notebooks keep theirs): the log
     offline, online as of the start of its last `days` days, a ranker trained on the events before then
     only, and an empty served-feature log; returns it with its store and the day ends to replay."""
-    name = f"{profile.project}_feedback"
-    own = resolve_profile(profile.name, {**profile.env(), "FEAST_PROJECT": name, "FEAST_OFFLINE_SCHEMA": name})
+    own = resolve_profile(profile.name, own_project_env("feedback", profile.env()))
     dataset.save(own.raw_dir)
     write_offline(build_feature_tables(dataset), own)
     store = load_store(own)

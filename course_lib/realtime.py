@@ -25,7 +25,7 @@ from feast import FeatureStore
 
 from course_lib import datasets, events, ranker, serving
 from course_lib.adapter import build_feature_tables, write_offline
-from course_lib.config import Profile, load_store, resolve_profile
+from course_lib.config import Profile, load_store, own_project_env, resolve_profile
 from course_lib.pit import historical_features_tuned
 from course_lib.reset import reset_online
 from course_lib.serving import feature_refs, with_on_demand
@@ -184,8 +184,7 @@ def online_mismatches(store: FeatureStore, reference: dict[str, pd.DataFrame], p
 def prepare_project(profile: Profile, dataset: datasets.Dataset) -> tuple[Profile, FeatureStore]:
     """The profile in its own Feast project (`<project>_realtime`, so notebooks 01-06 keep theirs):
     the log offline and online as of its last event, the real-time definitions and a trained ranker."""
-    name = f"{profile.project}_realtime"
-    own = resolve_profile(profile.name, {**profile.env(), "FEAST_PROJECT": name, "FEAST_OFFLINE_SCHEMA": name})
+    own = resolve_profile(profile.name, own_project_env("realtime", profile.env()))
     dataset.save(own.raw_dir)
     write_offline(build_feature_tables(dataset), own)
     store = load_store(own)
