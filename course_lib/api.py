@@ -190,7 +190,8 @@ def add_routes(app: FastAPI) -> None:
         metrics = metrics_of(request)
         try:
             ingestor = ingestor_of(request)
-            done = ingestor.ingest(batch) if ingestor.on_loop else await asyncio.to_thread(ingestor.ingest, batch)
+            done = await (ingestor.ingest_async(batch) if ingestor.on_loop
+                          else asyncio.to_thread(ingestor.ingest, batch))
         except events.EventError as exc:
             metrics.count_event_failure(len(batch), rejected=True)
             return api_errors.invalid_event(exc)
@@ -268,7 +269,7 @@ def create_app(profile: Profile | str | None = None, now: Clock = freshness.utc_
         if services.reader is not None:
             await services.reader.aclose()
         if getattr(app.state, "ingestor", None) is not None:  # its last offline append, then its connections
-            await asyncio.to_thread(app.state.ingestor.close)
+            await app.state.ingestor.aclose()
         await services.store.close()
         await close_online_clients(services.store)
 

@@ -25,8 +25,9 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.type_map import feast_value_type_to_python_type
 
 from course_lib.messages import say
+from course_lib.proto_values import VALUE_TAG, read_int64
 from course_lib.ranker import FEATURES, RankerError
-from course_lib.redis_format import VALUE_TAG, event_seconds
+from course_lib.redis_format import event_seconds
 from course_lib.redis_reader import Reply
 from course_lib.serving import EntityFeatures
 from feature_repo.definitions import MOVIE_VIEW, VIEWS
@@ -35,7 +36,7 @@ from feature_repo.names import TRACKED_GENRES
 FAVORITE, MATCH = "favorite_genre", "favorite_genre_match"
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 MICROSECOND = timedelta(microseconds=1)
-FLOAT_TAG, INT64_TAG = VALUE_TAG[ValueType.FLOAT], VALUE_TAG[ValueType.INT64]
+FLOAT_TAG = VALUE_TAG[ValueType.FLOAT]
 
 
 def micros(moment: datetime) -> int:
@@ -59,10 +60,8 @@ def _float(raw: bytes) -> object:
 
 def _int64(raw: bytes) -> object:
     """An INT64 value: tag and a varint (negatives in ten bytes, two's complement), else Feast's decoding."""
-    if raw[0] == INT64_TAG and 2 <= len(raw) <= 11 and raw[-1] < 0x80 and all(b >= 0x80 for b in raw[1:-1]):
-        value = sum((byte & 0x7F) << (7 * i) for i, byte in enumerate(raw[1:])) & ((1 << 64) - 1)
-        return value - (1 << 64) if value >= 1 << 63 else value
-    return _proto_value(raw, ValueType.INT64)
+    value = read_int64(raw)
+    return _proto_value(raw, ValueType.INT64) if value is None else value
 
 
 DECODERS: dict[ValueType, Callable[[bytes], object]] = {

@@ -1,6 +1,6 @@
 """Where `events.EventIngestor` reads the aggregate state and writes the pushed rows online (notebook 08).
 
-Two implementations of one interface (`OnlineState`):
+Two implementations of one interface (`OnlineState`: `batch()` opens a `Session` for one read and its write):
 - `SdkState`, for every store: one `get_online_features` read, then `write_to_online_store` per
   view (what Feast's `push` does per view, without its uncached listing of feature services:
   feast-dev/feast #6463);
@@ -15,27 +15,29 @@ Two implementations of one interface (`OnlineState`):
   Feast's write is a plain `HSET` here and this one is the same `HSET`.
   `tests/test_events.py::test_raw_redis_state_reads_and_writes_what_feast_does` compares every
   written hash field with Feast's own write, and the states read with the SDK's.
+  `RedisState.abatch()` is the same session on redis.asyncio for the API's event loop: while a
+  batch waits for Redis (or for its timeout, when Redis is down) the loop serves other requests.
 
 Rows are dicts: join keys, "at" (the version time, µs since the epoch) and the view's features.
 """
 from __future__ import annotations
 
 import contextlib
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
 
 import redis
 from feast import FeatureStore, ValueType
-from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from course_lib.compat import raw_connection
+from course_lib.compat import async_raw_connection, raw_connection
 from course_lib.config import Profile
 from course_lib.event_state import PairState, UserState, pair_state_of, typed_rows, user_state_of
+from course_lib.proto_values import decode_value, timestamp_bytes, timestamp_micros, value_bulk
 from course_lib.redis_format import bulk, command, key_builder, redis_field
-from course_lib.redis_reader import check_raw_reads, standalone_redis
+from course_lib.redis_reader import LoopClient, check_raw_reads, exchange_within, standalone_redis
 from feature_repo.definitions import PAIR_VIEW, STATE_VIEWS, USER_VIEW, VIEWS, join_keys
 from feature_repo.names import PAIR_STATE_VIEW, USER_STATE_VIEW
 
@@ -44,25 +46,28 @@ Users = dict[int, tuple[UserState, int]]  # user -> (state, newest row time in �
 Pairs = dict[Pair, tuple[PairState, int]]  # (user, movie) -> (state, newest row time in µs of its pair rows)
 Rows = dict[str, list[dict[str, Any]]]  # view -> rows to write
 WRITES = {USER_VIEW: USER_STATE_VIEW, PAIR_VIEW: PAIR_STATE_VIEW}  # each pushed view and the state view beside it
-PROTO_FIELD = {ValueType.INT64: "int64_val", ValueType.FLOAT: "float_val", ValueType.DOUBLE: "double_val",
-               ValueType.STRING: "string_val"}  # ValueProto's field of each value type the course's views use
+KEY_CACHE = 100_000  # Redis keys kept built (users and pairs seen lately); the cache starts again when full
 
 
 class Conflict(Exception):
     """Another writer changed a key between this batch's read and its write; nothing was written."""
 
 
-class OnlineState(Protocol):
-    """Reads the state of users and pairs, writes pushed rows; `batch()` brackets one read and its write."""
-
-    def batch(self) -> contextlib.AbstractContextManager[None]:
-        """One read-apply-write cycle: where the store allows, `write` raises Conflict if a read key changed."""
+class Session(Protocol):
+    """One read of users' and pairs' state and the write that follows it."""
 
     def read(self, pairs: Sequence[Pair]) -> tuple[Users, Pairs]:
         """Every user's and pair's state, and the newest time of its rows (0: none)."""
 
     def write(self, rows: Rows) -> None:
-        """Write each view's rows online."""
+        """Write each view's rows online; where the store allows, Conflict if a key read has changed since."""
+
+
+class OnlineState(Protocol):
+    """Reads the state of users and pairs, writes pushed rows."""
+
+    def batch(self) -> contextlib.AbstractContextManager[Session]:
+        """A session for one read-apply-write cycle."""
 
     def close(self) -> None:
         """Close connections of its own."""
@@ -106,10 +111,10 @@ class SdkState:
                                                                  micros(stamps[f"{PAIR_STATE_VIEW}__latest_us"][i])))
         return users, found
 
-    def batch(self) -> contextlib.AbstractContextManager[None]:
-        """Nothing to bracket: the SDK has no conditional write, so only the ingestor's in-process locks order
-        batches (one `course serve` worker per online store other than a single Redis server)."""
-        return contextlib.nullcontext()
+    def batch(self) -> contextlib.AbstractContextManager[SdkState]:
+        """Itself: the SDK has no conditional write, so only the ingestor's in-process locks order batches (one
+        `course serve` worker per online store other than a single Redis server)."""
+        return contextlib.nullcontext(self)
 
     def write(self, rows: Rows) -> None:
         """`write_to_online_store` per view (the registry read from its cache)."""
@@ -121,140 +126,177 @@ class SdkState:
         """Nothing of its own: the store's clients close with the store."""
 
 
-def bulk_encoder(value_type: ValueType) -> Callable[[Any], bytes]:
-    """A value of one type as Feast stores it (a serialized ValueProto, empty when missing), as a RESP bulk string."""
-    proto_field = PROTO_FIELD[value_type]
-
-    def encoded(value: Any) -> bytes:
-        return bulk(b"" if value is None else ValueProto(**{proto_field: value}).SerializeToString())
-    return encoded
-
-
-def decode(raw: bytes | None) -> Any:
-    """A stored value as Feast's online read returns it for the state views' types (None: missing)."""
-    if not raw:
-        return None
-    proto = ValueProto.FromString(raw)
-    kind = proto.WhichOneof("val")
-    return None if kind is None else getattr(proto, kind)
-
-
-def encode_time(at_us: int) -> bytes:
-    """A version time as Feast's `_ts` field (`Timestamp.FromDatetime`: seconds and nanoseconds)."""
-    seconds, rest = divmod(at_us, 1_000_000)
-    return Timestamp(seconds=seconds, nanos=rest * 1000).SerializeToString()
-
-
-def decode_time(raw: bytes | None) -> int:
-    """A `_ts` field in microseconds (0: no row)."""
-    return micros(Timestamp.FromString(raw)) if raw else 0
-
-
 class RedisState:
     """The ingestor's reads and writes on Feast's Redis hashes directly (a single Redis server; see the module doc).
 
     A user's rows of every view share one hash (one entity key), as do a pair's: each batch sends one
-    packed stream of HMGETs, then one of HSETs (a key's two views in one) inside MULTI/EXEC.
+    packed stream of WATCH and HMGETs, then one of HSETs (a key's two views in one) inside MULTI/EXEC.
+    This class builds the commands and reads the replies; `RedisBatch` and `AsyncRedisBatch` send them.
     """
 
     def __init__(self, store: FeatureStore, profile: Profile) -> None:
         check_raw_reads(store, profile)
         self.client = redis.Redis(**profile.redis_client_kwargs())
-        self._local = threading.local()  # the connection a thread's current batch holds
-        self.keys = {view: key_builder(tuple(join_keys(view)), store.project) for view in (USER_VIEW, PAIR_VIEW)}
+        self.loop_client = LoopClient(profile.redis_client_kwargs())
+        names = {view: tuple(join_keys(view)) for view in (USER_VIEW, PAIR_VIEW)}
+        self.builders = {len(keys): (keys, key_builder(keys, store.project))
+                         for keys in names.values()}  # by the number of ids: a user's key, a pair's
+        self._keys: dict[tuple[int, ...], bytes] = {}
         reads = {view: [*(redis_field(state, name) for name, _ in view_features(state)),
                         f"_ts:{view}".encode(), f"_ts:{state}".encode()]
                  for view, state in WRITES.items()}  # per entity: its state's fields, then both `_ts` fields
         self.hmget = {view: (b"*%d\r\n$5\r\nHMGET\r\n" % (2 + len(fields)), b"".join(map(bulk, fields)))
                       for view, fields in reads.items()}  # each command's head and fields, around the key
-        self.written = {view: (bulk(f"_ts:{view}".encode()), [(name, bulk(redis_field(view, name)), bulk_encoder(t))
+        self.written = {view: (bulk(f"_ts:{view}".encode()), [(name, bulk(redis_field(view, name)), value_bulk(t))
                                                               for name, t in view_features(view)])
                         for view in (*WRITES, *WRITES.values())}  # each view's `_ts` field, then its features'
 
+    def key(self, ids: tuple[int, ...]) -> bytes:
+        """Feast's Redis key of a user `(user_id,)` or a pair `(user_id, movie_id)`, built once while cached."""
+        found = self._keys.get(ids)
+        if found is None:
+            if len(self._keys) >= KEY_CACHE:
+                self._keys.clear()
+            names, build = self.builders[len(ids)]
+            found = self._keys[ids] = build(dict(zip(names, ids)))
+        return found
+
     @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
-        """Hold one connection for a read and its write (WATCH is per connection); unwatch if no write came."""
+    def batch(self) -> Iterator[RedisBatch]:
+        """A session on one pooled connection (WATCH is per connection); an error drops the connection
+        (`raw_connection`), and its watch with it."""
         with raw_connection(self.client) as connection:
-            self._local.connection = connection
-            try:
-                yield
-            finally:
-                self._local.connection = None
-                connection.send_packed_command([command(b"UNWATCH")], check_health=False)
-                connection.read_response()
+            session = RedisBatch(self, connection)
+            yield session
+            if session.watching:  # read, nothing written: EXEC did not end the watch
+                session.exchange([command(b"UNWATCH")])
 
-    def _exchange(self, commands: list[bytes]) -> list[Any]:
-        """Send packed commands on the batch's connection (or a pooled one) and read every reply (an error
-        reply raises)."""
-        held = getattr(self._local, "connection", None)
-        with contextlib.nullcontext(held) if held is not None else raw_connection(self.client) as connection:
-            connection.send_packed_command([b"".join(commands)], check_health=False)
-            return [connection.read_response() for _ in commands]
+    @contextlib.asynccontextmanager
+    async def abatch(self) -> AsyncIterator[AsyncRedisBatch]:
+        """`batch` on the running event loop (redis.asyncio)."""
+        async with async_raw_connection(self.loop_client.get()) as connection:
+            session = AsyncRedisBatch(self, connection, self.loop_client.timeout_s)
+            yield session
+            if session.watching:
+                await session.exchange([command(b"UNWATCH")])
 
-    def watch(self, keys: list[bytes]) -> list[bytes]:
-        """The WATCH command on the keys a batch reads (outside a `batch()`, nothing: no write can follow)."""
-        if getattr(self._local, "connection", None) is None:
-            return []
-        return [b"*%d\r\n$5\r\nWATCH\r\n" % (1 + len(keys)) + b"".join(map(bulk, keys))]
-
-    def _hmget(self, view: str, key: bytes) -> bytes:
-        """An HMGET of an entity's state fields and both `_ts` fields."""
-        head, fields = self.hmget[view]
-        return head + bulk(key) + fields
-
-    def _state(self, view: str, reply: list[bytes | None]) -> tuple[dict[str, Any], int]:
-        """A state view's feature values and the newest of the two `_ts` times in one reply."""
-        *values, pushed, state = reply
-        row = {name: decode(raw) for (name, _), raw in zip(view_features(WRITES[view]), values)}
-        return row, max(decode_time(pushed), decode_time(state))
-
-    def read(self, pairs: Sequence[Pair]) -> tuple[Users, Pairs]:
-        """One round trip: WATCH every key, then an HMGET per distinct user and per pair."""
+    def read_commands(self, pairs: Sequence[Pair]) -> tuple[list[bytes], list[int]]:
+        """WATCH on every key the batch reads, then an HMGET per distinct user and per pair; and the users."""
         users = list(dict.fromkeys(u for u, _ in pairs))
-        keys = ([(USER_VIEW, self.keys[USER_VIEW]({"user_id": u})) for u in users]
-                + [(PAIR_VIEW, self.keys[PAIR_VIEW]({"user_id": u, "movie_id": m})) for u, m in pairs])
-        watch = self.watch([key for _, key in keys])
-        replies = self._exchange([*watch, *(self._hmget(view, key) for view, key in keys)])[len(watch):]
-        out_users: Users = {}
-        for user, reply in zip(users, replies):
-            row, at = self._state(USER_VIEW, reply)
-            out_users[user] = (user_state_of(row), at)
-        out_pairs: Pairs = {}
-        for pair, reply in zip(pairs, replies[len(users):]):
-            row, at = self._state(PAIR_VIEW, reply)
-            out_pairs[pair] = (pair_state_of(row), at)
+        keys = [(USER_VIEW, self.key((u,))) for u in users] + [(PAIR_VIEW, self.key(pair)) for pair in pairs]
+        watch = b"*%d\r\n$5\r\nWATCH\r\n" % (1 + len(keys)) + b"".join(bulk(key) for _, key in keys)
+        return [watch, *(self.hmget[view][0] + bulk(key) + self.hmget[view][1] for view, key in keys)], users
+
+    def states(self, users: list[int], pairs: Sequence[Pair], replies: list[Any]) -> tuple[Users, Pairs]:
+        """The users' and pairs' states from the replies of `read_commands` (WATCH's first)."""
+        out_users: Users = {user: reply_state(USER_VIEW, user_state_of, reply)
+                            for user, reply in zip(users, replies[1:])}
+        out_pairs: Pairs = {pair: reply_state(PAIR_VIEW, pair_state_of, reply)
+                            for pair, reply in zip(pairs, replies[1 + len(users):])}
         return out_users, out_pairs
 
-    def _fields(self, view: str, row: dict[str, Any]) -> list[bytes]:
-        """One row's hash fields and values as RESP bulk strings: `_ts:<view>` first, then each feature, as
-        Feast's write orders them."""
+    def _fields(self, view: str, row: dict[str, Any], at: bytes) -> list[bytes]:
+        """One row's hash fields and values as RESP bulk strings: `_ts:<view>` and its encoded time `at` first,
+        then each feature, as Feast's write orders them."""
         stamp, features = self.written[view]
-        out = [stamp, bulk(encode_time(row["at"]))]
+        out = [stamp, at]
         for name, field, encoded in features:
             out += [field, encoded(row[name])]
         return out
 
-    def write(self, rows: Rows) -> None:
-        """Every row in one MULTI/EXEC: readers see a batch's users and pairs change together."""
+    def write_commands(self, rows: Rows) -> list[bytes]:
+        """Every row in one MULTI/EXEC (readers see a batch's users and pairs change together); none if no rows."""
         fields: dict[bytes, list[bytes]] = {}
+        times: dict[int, bytes] = {}  # a key's two views share their version time
         for view, view_rows in rows.items():
-            entity = USER_VIEW if view in (USER_VIEW, USER_STATE_VIEW) else PAIR_VIEW
+            pair = view in (PAIR_VIEW, PAIR_STATE_VIEW)
             for row in view_rows:
-                fields.setdefault(self.keys[entity](row), []).extend(self._fields(view, row))
+                ids = (row["user_id"], row["movie_id"]) if pair else (row["user_id"],)
+                at = times.get(row["at"]) or times.setdefault(row["at"], bulk(timestamp_bytes(row["at"])))
+                fields.setdefault(self.key(ids), []).extend(self._fields(view, row, at))
         if not fields:
-            return
-        hsets = [b"*%d\r\n$4\r\nHSET\r\n" % (2 + len(parts)) + bulk(key) + b"".join(parts)
-                 for key, parts in fields.items()]
-        replies = self._exchange([command(b"MULTI"), *hsets, command(b"EXEC")])
-        if replies[-1] is None:  # EXEC refused: a watched key changed since the read
-            raise Conflict("a key this batch read was written by another process before its write")
-        failed = [reply for reply in replies[-1] if isinstance(reply, Exception)]
-        if failed:
-            raise failed[0]
+            return []
+        return [command(b"MULTI"), *(b"*%d\r\n$4\r\nHSET\r\n" % (2 + len(parts)) + bulk(key) + b"".join(parts)
+                                     for key, parts in fields.items()), command(b"EXEC")]
 
     def close(self) -> None:
-        """Close its Redis connections."""
+        """Close its Redis connections (the event loop's are closed by `aclose`)."""
         self.client.close()
+
+    async def aclose(self) -> None:
+        """Close the running event loop's Redis connections."""
+        await self.loop_client.aclose()
+
+
+def reply_state(view: str, state_of: Callable[[dict[str, Any]], Any], reply: list[bytes | None]) -> tuple[Any, int]:
+    """An HMGET reply of `RedisState.read_commands` as a state and the newest of its two `_ts` times."""
+    *values, pushed, stored = reply
+    row = {name: decode_value(raw) for (name, _), raw in zip(view_features(WRITES[view]), values)}
+    return state_of(row), max(timestamp_micros(pushed), timestamp_micros(stored))
+
+
+def executed(replies: list[Any]) -> None:
+    """Conflict if EXEC was refused (a watched key changed since the read), the first error reply if any."""
+    if replies[-1] is None:
+        raise Conflict("a key this batch read was written by another process before its write")
+    failed = [reply for reply in replies[-1] if isinstance(reply, Exception)]
+    if failed:
+        raise failed[0]
+
+
+@dataclass
+class RedisBatch:
+    """`RedisState`'s session on one connection, blocking."""
+
+    state: RedisState
+    connection: Any
+    watching: bool = False
+
+    def exchange(self, commands: list[bytes]) -> list[Any]:
+        """Send packed commands and read every reply (an error reply raises)."""
+        self.connection.send_packed_command([b"".join(commands)], check_health=False)
+        return [self.connection.read_response() for _ in commands]
+
+    def read(self, pairs: Sequence[Pair]) -> tuple[Users, Pairs]:
+        """One round trip: WATCH every key, then an HMGET per distinct user and per pair."""
+        commands, users = self.state.read_commands(pairs)
+        self.watching = True
+        return self.state.states(users, pairs, self.exchange(commands))
+
+    def write(self, rows: Rows) -> None:
+        """One MULTI/EXEC round trip (EXEC ends the watch, whether it ran or not)."""
+        commands = self.state.write_commands(rows)
+        if commands:
+            self.watching = False
+            executed(self.exchange(commands))
+
+
+@dataclass
+class AsyncRedisBatch:
+    """`RedisState`'s session on one connection of the running event loop: each exchange awaited, under one
+    deadline (the Redis timeout)."""
+
+    state: RedisState
+    connection: Any
+    timeout_s: float | None
+    watching: bool = False
+
+    async def exchange(self, commands: list[bytes]) -> list[Any]:
+        """Send packed commands and read every reply (an error reply raises; TimeoutError past the deadline)."""
+        return await exchange_within(self.connection, b"".join(commands), len(commands), self.timeout_s)
+
+    async def read(self, pairs: Sequence[Pair]) -> tuple[Users, Pairs]:
+        """`RedisBatch.read`, awaited."""
+        commands, users = self.state.read_commands(pairs)
+        self.watching = True
+        return self.state.states(users, pairs, await self.exchange(commands))
+
+    async def write(self, rows: Rows) -> None:
+        """`RedisBatch.write`, awaited."""
+        commands = self.state.write_commands(rows)
+        if commands:
+            self.watching = False
+            executed(await self.exchange(commands))
 
 
 def online_state(store: FeatureStore, profile: Profile) -> OnlineState:

@@ -13,12 +13,14 @@ Times are microseconds since the epoch throughout.
 """
 from __future__ import annotations
 
-import json
+import math
+import struct
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from course_lib.adapter import Canonical, table_dtypes
@@ -26,9 +28,10 @@ from feature_repo.definitions import TIMESTAMP_FIELD, join_keys
 from feature_repo.names import PAIR_STATE_VIEW, USER_STATE_VIEW
 
 DAY_US = 86_400_000_000
+_FLOAT32 = struct.Struct("<f")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Event:
     """One watch event, validated."""
 
@@ -39,7 +42,7 @@ class Event:
     watch_seconds: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UserState:
     """What a user's profile features are computed from."""
 
@@ -52,7 +55,7 @@ class UserState:
     last_watch_us: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PairState:
     """What a (user, movie) pair's interaction features are computed from, with the latest event's own values."""
 
@@ -65,7 +68,7 @@ class PairState:
     seen: tuple[int, ...] = ()  # every event time of the pair: a retried event is recognised exactly
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Movie:
     """What an event needs to know about its movie: its genres and runtime (minutes)."""
 
@@ -80,20 +83,20 @@ def is_duplicate(pair: PairState, event: Event) -> bool:
 
 def apply_event(user: UserState, pair: PairState, event: Event, movie: Movie) -> tuple[UserState, PairState]:
     """The states after one more event, whether it is newer or older than what they hold."""
+    at, rated = event.at_us, event.rating is not None
     counts = dict(user.genre_counts)
     for genre in movie.genres:
         counts[genre] = counts.get(genre, 0) + 1
-    rated = event.rating is not None
-    user = replace(user, rating_sum=user.rating_sum + (event.rating or 0.0),
-                   rating_count=user.rating_count + rated, movies_watched=user.movies_watched + (pair.count == 0),
-                   genre_counts=counts, last_watch_us=max(user.last_watch_us or event.at_us, event.at_us))
-    if pair.latest_us is None or event.at_us > pair.latest_us:  # the pair's newest event: its values count
-        pair = replace(pair, latest_us=event.at_us, previous_us=pair.latest_us, watch_seconds=event.watch_seconds)
-    else:  # an older event: it may be the new "previous" watch
-        pair = replace(pair, previous_us=max(pair.previous_us or event.at_us, event.at_us))
-    if rated and (pair.rated_us is None or event.at_us > pair.rated_us):  # the newest rating is in force
-        pair = replace(pair, rated_us=event.at_us, rating=event.rating)
-    pair = replace(pair, count=pair.count + 1, seen=(*pair.seen, event.at_us))
+    user = UserState(age=user.age, signup_us=user.signup_us, rating_sum=user.rating_sum + (event.rating or 0.0),
+                     rating_count=user.rating_count + rated, movies_watched=user.movies_watched + (pair.count == 0),
+                     genre_counts=counts, last_watch_us=max(user.last_watch_us or at, at))
+    newest = pair.latest_us is None or at > pair.latest_us  # the pair's newest event: its values count
+    rating_in_force = rated and (pair.rated_us is None or at > pair.rated_us)  # the newest rating counts
+    pair = PairState(latest_us=at if newest else pair.latest_us,
+                     previous_us=pair.latest_us if newest else max(pair.previous_us or at, at),  # an older event
+                     rated_us=at if rating_in_force else pair.rated_us,  # may be the new "previous" watch
+                     count=pair.count + 1, rating=event.rating if rating_in_force else pair.rating,
+                     watch_seconds=event.watch_seconds if newest else pair.watch_seconds, seen=(*pair.seen, at))
     return user, pair
 
 
@@ -104,12 +107,20 @@ def favorite_genre(counts: dict[str, int]) -> str | None:
     return min(counts, key=lambda genre: (-counts[genre], genre)) if counts else None
 
 
+def float32(value: float) -> float:
+    """A float rounded to float32 as numpy rounds it (infinity beyond float32's range)."""
+    try:
+        return _FLOAT32.unpack(_FLOAT32.pack(value))[0]
+    except OverflowError:
+        return math.copysign(math.inf, value)
+
+
 def user_features(user: UserState) -> dict[str, Any]:
     """user_profile_features as the adapter's snapshot at the end of the latest event's day."""
     snapshot = None if user.last_watch_us is None else -(-user.last_watch_us // DAY_US) * DAY_US
     return {
         "age": user.age,
-        "avg_rating": float(np.float32(user.rating_sum / user.rating_count)) if user.rating_count else None,
+        "avg_rating": float32(user.rating_sum / user.rating_count) if user.rating_count else None,
         "total_movies_watched": user.movies_watched,
         "favorite_genre": favorite_genre(user.genre_counts),
         "account_created_days": None if snapshot is None or user.signup_us is None
@@ -117,15 +128,22 @@ def user_features(user: UserState) -> dict[str, Any]:
     }
 
 
+def completion_rate(seconds: float | None, runtime: float | None) -> float | None:
+    """Seconds watched over the runtime, at most 1, as the adapter's pandas division gives it (x/0 is
+    infinite, 0/0 missing)."""
+    if seconds is None or runtime is None:
+        return None
+    total = runtime * 60
+    ratio = seconds / total if total else math.nan if seconds == 0 else math.copysign(math.inf, seconds)
+    return None if math.isnan(ratio) else float32(min(ratio, 1.0))
+
+
 def pair_features(pair: PairState, movie: Movie) -> dict[str, Any]:
     """user_movie_interaction_features as the adapter's row of the pair's latest event."""
-    seconds = np.nan if pair.watch_seconds is None else pair.watch_seconds
-    runtime = np.nan if movie.runtime is None else float(movie.runtime)
-    completion = min(seconds / (runtime * 60), 1.0) if not np.isnan(seconds / (runtime * 60)) else np.nan
     return {
-        "watch_time_minutes": None if np.isnan(seconds) else float(np.float32(seconds / 60)),
-        "completion_rate": None if np.isnan(completion) else float(np.float32(completion)),
-        "user_rating": None if pair.rating is None else float(np.float32(pair.rating)),
+        "watch_time_minutes": None if pair.watch_seconds is None else float32(pair.watch_seconds / 60),
+        "completion_rate": completion_rate(pair.watch_seconds, movie.runtime),
+        "user_rating": None if pair.rating is None else float32(pair.rating),
         "watch_count": pair.count,
         "last_watched_days_ago": None if pair.previous_us is None or pair.latest_us is None
         else (pair.latest_us - pair.previous_us) // DAY_US,
@@ -136,14 +154,15 @@ def pair_features(pair: PairState, movie: Movie) -> dict[str, Any]:
 
 def _value(value: Any) -> Any:
     """A read value with NaN as None (the stores may hand back either for a missing number)."""
-    return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
 def user_state_row(user: UserState) -> dict[str, Any]:
     """The user_event_state features of a state."""
     return {"age": user.age, "signup_us": user.signup_us, "rating_sum": user.rating_sum,
             "rating_count": user.rating_count, "movies_watched": user.movies_watched,
-            "genre_counts": json.dumps(user.genre_counts, sort_keys=True), "last_watch_us": user.last_watch_us}
+            "genre_counts": orjson.dumps(user.genre_counts, option=orjson.OPT_SORT_KEYS).decode(),
+            "last_watch_us": user.last_watch_us}
 
 
 def user_state_of(row: dict[str, Any] | None) -> UserState:
@@ -153,14 +172,14 @@ def user_state_of(row: dict[str, Any] | None) -> UserState:
         return UserState()
     return UserState(age=row["age"], signup_us=row["signup_us"], rating_sum=float(row["rating_sum"]),
                      rating_count=int(row["rating_count"]), movies_watched=int(row["movies_watched"]),
-                     genre_counts=json.loads(row["genre_counts"] or "{}"), last_watch_us=row["last_watch_us"])
+                     genre_counts=orjson.loads(row["genre_counts"] or "{}"), last_watch_us=row["last_watch_us"])
 
 
 def pair_state_row(pair: PairState) -> dict[str, Any]:
     """The user_movie_event_state features of a state."""
     return {"latest_us": pair.latest_us, "previous_us": pair.previous_us, "rated_us": pair.rated_us,
             "watch_count": pair.count, "rating": pair.rating, "watch_seconds": pair.watch_seconds,
-            "seen": json.dumps(sorted(pair.seen))}
+            "seen": orjson.dumps(sorted(pair.seen)).decode()}
 
 
 def pair_state_of(row: dict[str, Any] | None) -> PairState:
@@ -170,7 +189,7 @@ def pair_state_of(row: dict[str, Any] | None) -> PairState:
         return PairState()
     return PairState(latest_us=row["latest_us"], previous_us=row["previous_us"], rated_us=row["rated_us"],
                      count=int(row["watch_count"]), rating=row["rating"], watch_seconds=row["watch_seconds"],
-                     seen=tuple(json.loads(row["seen"] or "[]")))
+                     seen=tuple(orjson.loads(row["seen"] or "[]")))
 
 
 # --- batch: the state tables from the canonical logs ----------------------------------------------

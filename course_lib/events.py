@@ -28,11 +28,14 @@ makes each batch's write conditional on the keys it read (`WATCH`, see course_li
 batch that lost the race is read and applied again (`Conflict`, up to CONFLICT_ATTEMPTS times). Other
 online stores have no conditional write: run the API with one worker there when it ingests events. On SQLite (`local`)
 batches are applied one at a time: Feast's SQLite store shares one connection between threads.
-On a single Redis server the API runs `ingest` on its event loop (`on_loop`: two round trips, no
-Feast call; a worker thread's hand-offs cost more CPU than the work); elsewhere in a thread.
+On a single Redis server the API runs `ingest_async` on its event loop (`on_loop`: two awaited round
+trips, no Feast call; a worker thread's hand-offs cost more CPU than the work, and while a batch waits
+for Redis, or for the Redis timeout during an outage, the loop serves other requests); elsewhere it
+runs `ingest` in a thread.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import logging
@@ -42,9 +45,10 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 import pandas as pd
 import psycopg
 from feast import FeatureStore
@@ -54,7 +58,7 @@ from course_lib import datasets
 from course_lib.adapter import table_dtypes, validate, write_offline, write_parquet
 from course_lib.config import Profile
 from course_lib.errors import CourseError
-from course_lib.event_online import Conflict, RedisState, online_state
+from course_lib.event_online import Conflict, Pairs, RedisState, Rows, Users, online_state
 from course_lib.event_state import (
     Event,
     Movie,
@@ -74,7 +78,6 @@ from feature_repo.names import PAIR_STATE_VIEW, PUSH_SOURCES, STATE_PUSH_SOURCES
 LOCK_STRIPES = 4096
 CONFLICT_ATTEMPTS = 50  # reads and writes of one batch while other processes keep writing its keys
 LOG = logging.getLogger(__name__)
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 PUSHES = {**PUSH_SOURCES, **STATE_PUSH_SOURCES}  # view -> its push source
 
 
@@ -133,6 +136,7 @@ class EventIngestor:
         self.on_loop = isinstance(self.online, RedisState)  # see the module doc
         self.movies = movies if movies is not None else catalogue(datasets.load(profile.raw_dir).movies)
         self.locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
+        self.loop_locks: tuple[asyncio.AbstractEventLoop | None, dict[int, asyncio.Lock]] = (None, {})
         self.offline = OfflineQueue()
         self.offline_lock = threading.Lock()  # one offline append at a time (a parquet append rewrites the tables)
         self.flush_guard = threading.Lock()
@@ -162,26 +166,80 @@ class EventIngestor:
         finally:
             for stripe in reversed(stripes):
                 self.locks[stripe].release()
+        return self._result(events, accepted, started)
+
+    async def ingest_async(self, events: Sequence[Event]) -> IngestResult:
+        """`ingest` on the running event loop (a single Redis server, `on_loop`): the Redis exchanges are
+        awaited, so the loop serves other requests while a batch waits; one user's batches still go one at
+        a time (the loop's own locks)."""
+        self.check(events)
+        started = time.perf_counter()
+        locks = self._loop_locks(sorted({e.user_id % LOCK_STRIPES for e in events}))
+        for lock in locks:
+            await lock.acquire()
+        try:
+            accepted = await self._apply_async(events)
+        finally:
+            for lock in reversed(locks):
+                lock.release()
+        return self._result(events, accepted, started)
+
+    def _loop_locks(self, stripes: list[int]) -> list[asyncio.Lock]:
+        """The running event loop's locks of these stripes (asyncio locks belong to one loop)."""
+        loop = asyncio.get_running_loop()
+        if self.loop_locks[0] is not loop:
+            self.loop_locks = (loop, {})
+        held = self.loop_locks[1]
+        return [held.get(s) or held.setdefault(s, asyncio.Lock()) for s in stripes]
+
+    @staticmethod
+    def _result(events: Sequence[Event], accepted: list[int], started: float) -> IngestResult:
+        """What a batch did, timed from `started` (the locks taken) to now."""
         return IngestResult(accepted=len(accepted), duplicates=len(events) - len(accepted),
                             users=len({e.user_id for e in events}),
                             online_ms=(time.perf_counter() - started) * 1000, accepted_us=accepted)
 
     def _apply(self, events: Sequence[Event]) -> list[int]:
-        """`_apply_once`, read again and retried while another process wrote a key in between (`Conflict`)."""
+        """Read, apply and write under the locks, read again and retried while another process wrote a key in
+        between (`Conflict`); returns the times of the events applied (duplicates skipped)."""
+        pairs = list(dict.fromkeys((e.user_id, e.movie_id) for e in events))
         for attempt in range(1, CONFLICT_ATTEMPTS + 1):
             try:
-                with self.online.batch():
-                    return self._apply_once(events)
+                with self.online.batch() as session:
+                    accepted, rows = self._updated(events, *session.read(pairs))
+                    session.write(rows)
+                return self._queued(accepted, rows)
             except Conflict:
                 if attempt == CONFLICT_ATTEMPTS:
                     raise
-                time.sleep(random.uniform(0, 0.001 * attempt))  # let the other writer finish
+                time.sleep(backoff_s(attempt))
         raise AssertionError("unreachable")
 
-    def _apply_once(self, events: Sequence[Event]) -> list[int]:
-        """Read, apply and push under the locks; returns the times of the events applied (duplicates skipped)."""
+    async def _apply_async(self, events: Sequence[Event]) -> list[int]:
+        """`_apply` on the event loop (`RedisState.abatch`)."""
+        assert isinstance(self.online, RedisState)
         pairs = list(dict.fromkeys((e.user_id, e.movie_id) for e in events))
-        users, found = self.online.read(pairs)
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                async with self.online.abatch() as session:
+                    accepted, rows = self._updated(events, *await session.read(pairs))
+                    await session.write(rows)
+                return self._queued(accepted, rows)
+            except Conflict:
+                if attempt == CONFLICT_ATTEMPTS:
+                    raise
+                await asyncio.sleep(backoff_s(attempt))
+        raise AssertionError("unreachable")
+
+    def _queued(self, accepted: list[int], rows: Rows) -> list[int]:
+        """Queue rows written online for the offline store; returns `accepted`."""
+        for view, view_rows in rows.items():
+            self.offline.add(view, view_rows)
+        return accepted
+
+    def _updated(self, events: Sequence[Event], users: Users, found: Pairs) -> tuple[list[int], Rows]:
+        """The events applied to the states read: the times of those applied (duplicates skipped) and the rows
+        to write, each view's, at their version times."""
         user_states = {u: state for u, (state, _) in users.items()}
         pair_states = {p: state for p, (state, _) in found.items()}
         newest: dict[Any, int] = {}
@@ -199,7 +257,7 @@ class EventIngestor:
         changed_pairs = [p for p in found if p in newest]
         user_at = {u: max(newest[u], users[u][1] + 1) for u in changed_users}
         pair_at = {p: max(newest[p], found[p][1] + 1) for p in changed_pairs}
-        frames = {
+        return accepted, {
             USER_VIEW: [{"user_id": u, "at": user_at[u], **user_features(user_states[u])} for u in changed_users],
             USER_STATE_VIEW: [{"user_id": u, "at": user_at[u], **user_state_row(user_states[u])}
                               for u in changed_users],
@@ -208,10 +266,6 @@ class EventIngestor:
             PAIR_STATE_VIEW: [{"user_id": u, "movie_id": m, "at": pair_at[(u, m)],
                                **pair_state_row(pair_states[(u, m)])} for u, m in changed_pairs],
         }
-        self.online.write(frames)
-        for view, rows in frames.items():
-            self.offline.add(view, rows)
-        return accepted
 
     def flush_when_due(self, rows: int) -> None:
         """Start an offline append in a background thread when `rows` or more are queued and none is running."""
@@ -235,6 +289,12 @@ class EventIngestor:
         self._flush_logged()
         self.online.close()
 
+    async def aclose(self) -> None:
+        """`close` from the event loop, the loop's Redis connections included (the API's shutdown)."""
+        await asyncio.to_thread(self.close)
+        if isinstance(self.online, RedisState):
+            await self.online.aclose()
+
     def flush_offline(self) -> int:
         """Write every queued row to the offline store in one append; returns the number of rows written.
         A failed append puts its rows back in the queue."""
@@ -255,6 +315,12 @@ class EventIngestor:
             return written
 
 
+def backoff_s(attempt: int) -> float:
+    """A random wait before a batch that lost a race tries again, longer after each loss (lets the other writer
+    finish)."""
+    return random.uniform(0, 0.001 * attempt)
+
+
 def append_parquet(profile: Profile, tables: dict[str, pd.DataFrame]) -> None:
     """Append rows to the profile's parquet tables, rewritten whole as the next generation
     (`adapter.write_parquet`); a row at an existing (keys, time) replaces it. Feast's own push fails
@@ -271,25 +337,27 @@ def append_parquet(profile: Profile, tables: dict[str, pd.DataFrame]) -> None:
 
 def append_postgres(profile: Profile, rows: dict[str, list[dict[str, Any]]]) -> None:
     """Append rows ("at": the version time in µs) to the PostgreSQL offline tables in one transaction (the
-    course's workaround for Feast's missing `offline_write_batch`): COPY into a temporary table, then
-    one INSERT; a row at an existing (keys, time) replaces it, the last of equal ones wins."""
+    course's workaround for Feast's missing `offline_write_batch`); a row at an existing (keys, time)
+    replaces it, the last of equal ones wins. Each view's rows travel as one JSON document (orjson) that
+    PostgreSQL unpacks into the table's row type: the database, not the API's process, does the per-value work."""
     schema = sql.Identifier(profile.offline_schema)
     with psycopg.connect(profile.pg_conninfo()) as conn, conn.cursor() as cur:
         for view, view_rows in rows.items():
-            columns = list(table_dtypes(view))
+            columns, ids = list(table_dtypes(view)), sql.SQL(", ").join(map(sql.Identifier, join_keys(view)))
             keys = [*join_keys(view), TIMESTAMP_FIELD]
-            last = {(*(row[k] for k in join_keys(view)), row["at"]): row for row in view_rows}
-            staged, target = sql.Identifier(f"staged_{view}"), sql.SQL("{}.{}").format(schema, sql.Identifier(view))
-            names = sql.SQL(", ").join(map(sql.Identifier, columns))
-            cur.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(staged, target))
-            with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(staged, names)) as copy:
-                for row in last.values():
-                    copy.write_row([EPOCH + timedelta(microseconds=row["at"]) if c == TIMESTAMP_FIELD else row[c]
-                                    for c in columns])
+            target = sql.SQL("{}.{}").format(schema, sql.Identifier(view))
+            values = sql.SQL(", ").join(sql.SQL("timestamptz 'epoch' + at * interval '1 microsecond'")
+                                        if c == TIMESTAMP_FIELD else sql.Identifier(c) for c in columns)
             updates = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
                                          for c in columns if c not in keys)
-            cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) DO UPDATE SET {}").format(
-                target, names, names, staged, sql.SQL(", ").join(map(sql.Identifier, keys)), updates))
+            cur.execute(sql.SQL(
+                "INSERT INTO {target} ({names}) SELECT DISTINCT ON ({ids}, at) {values} FROM ("
+                " SELECT r.*, (e ->> 'at')::bigint AS at, n FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY"
+                " AS t(e, n), LATERAL jsonb_populate_record(NULL::{target}, e) AS r) AS staged"
+                " ORDER BY {ids}, at, n DESC ON CONFLICT ({keys}) DO UPDATE SET {updates}").format(
+                target=target, names=sql.SQL(", ").join(map(sql.Identifier, columns)), ids=ids, values=values,
+                keys=sql.SQL(", ").join(map(sql.Identifier, keys)), updates=updates),
+                [orjson.dumps(view_rows).decode()])
 
 
 def enable(store: FeatureStore, profile: Profile, dataset: datasets.Dataset, end: datetime) -> dict[str, int]:

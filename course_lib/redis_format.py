@@ -35,12 +35,10 @@ from numpy.typing import ArrayLike
 from course_lib.compat import raw_connection
 from course_lib.config import ConfigError
 from course_lib.messages import say
+from course_lib.proto_values import CRLF, VALUE_TAG, VARINT_BYTES
 from feature_repo.definitions import VIEWS, join_keys
 
 STRING, INT64, FLOAT = ValueType.STRING, ValueType.INT64, ValueType.FLOAT
-VALUE_TAG = {INT64: 0x20, FLOAT: 0x35, STRING: 0x12}  # ValueProto oneof: (field number << 3) | wire type
-VARINT_BYTES = 10
-CRLF = b"\r\n"
 BATCH_ROWS = 100_000  # rows encoded at once when online_write_batch_size is unset: bounds memory
 SEND_ROWS = 20_000  # commands per write on the socket; replies are read while the next chunk is sent
 

@@ -140,44 +140,61 @@ class RawRedisReader:
             await self._async_client.aclose()
 
 
+class LoopClient:
+    """A redis.asyncio client for the running event loop, made on first use in each loop (its connections
+    belong to that loop), with redis-py's per-read timer off: `exchange_within` sets one deadline per exchange."""
+
+    def __init__(self, kwargs: dict[str, Any]) -> None:
+        self.kwargs, self.timeout_s = {**kwargs, "socket_timeout": None}, kwargs["socket_timeout"]
+        self._client: redis.asyncio.Redis | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def get(self) -> redis.asyncio.Redis:
+        """The running loop's client."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client, self._loop = redis.asyncio.Redis(**self.kwargs), loop
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the running loop's connections (another loop's died with it)."""
+        if self._client is not None and self._loop is asyncio.get_running_loop():
+            await self._client.aclose()
+        self._client = None
+
+
+async def exchange_within(connection: Any, commands: bytes, count: int, timeout_s: float | None) -> list[Any]:
+    """Write packed commands and read their `count` replies under one deadline for the whole exchange
+    (redis-py would otherwise arm a timer per reply, which costs more than parsing a hundred replies);
+    redis-py's TimeoutError past it."""
+    async def exchange() -> list[Any]:
+        await connection.send_packed_command(commands, check_health=False)
+        return [await connection.read_response() for _ in range(count)]
+    try:
+        if sys.version_info >= (3, 11):
+            async with asyncio.timeout(timeout_s):
+                return await exchange()
+        return await asyncio.wait_for(exchange(), timeout_s)
+    except (TimeoutError, asyncio.TimeoutError) as exc:
+        raise redis.exceptions.TimeoutError(f"Timeout reading from {connection.host}:{connection.port}") from exc
+
+
 class CandidateRedisReader:
     """A recommendation's reads as raw HMGET replies, in one round trip on one pooled connection."""
 
     def __init__(self, store: FeatureStore, profile: Profile) -> None:
         check_raw_reads(store, profile)
         self._commands = {view: HmgetCommands(view, store.project) for view in VIEWS}
-        self._connection = profile.redis_client_kwargs()
-        self._client: redis.asyncio.Redis | None = None
+        self._client = LoopClient(profile.redis_client_kwargs())
 
     async def _replies(self, commands: bytes, count: int) -> list[Reply]:
-        """Send packed commands and read their `count` replies.
-
-        One deadline (the socket timeout) covers the whole exchange: redis-py would otherwise
-        arm a timer per reply, which costs more than parsing a hundred replies.
-        """
-        if self._client is None:  # created in the running event loop
-            self._client = redis.asyncio.Redis(**{**self._connection, "socket_timeout": None})
-        timeout = self._connection["socket_timeout"]
-        async with async_raw_connection(self._client) as connection:
-            try:
-                if sys.version_info >= (3, 11):
-                    async with asyncio.timeout(timeout):
-                        return await self._exchange(connection, commands, count)
-                return await asyncio.wait_for(self._exchange(connection, commands, count), timeout)
-            except (TimeoutError, asyncio.TimeoutError) as exc:
-                raise redis.exceptions.TimeoutError(f"Timeout reading from {self._connection['host']}:"
-                                                    f"{self._connection['port']}") from exc
-
-    @staticmethod
-    async def _exchange(connection: Any, commands: bytes, count: int) -> list[Reply]:
-        """Write the commands, then read `count` replies."""
-        await connection.send_packed_command(commands, check_health=False)
-        return [await connection.read_response() for _ in range(count)]
+        """Send packed commands and read their `count` replies (`exchange_within`)."""
+        async with async_raw_connection(self._client.get()) as connection:
+            return await exchange_within(connection, commands, count, self._client.timeout_s)
 
     async def aclose(self) -> None:
         """Close the connections."""
-        if self._client is not None:
-            await self._client.aclose()
+        await self._client.aclose()
 
     async def candidate_replies(self, user_id: int, movie_ids: Sequence[int], movies: Sequence[int]
                                 ) -> tuple[Reply, list[Reply], list[Reply]]:

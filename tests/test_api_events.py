@@ -3,18 +3,21 @@ visible through `GET /users/{id}/features` when the request returns."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from support import DATA_END, api_dataset
+from support import DATA_END, api_dataset, api_profile
 
 from course_lib import events
 from course_lib.api import create_app
 from course_lib.api_models import MAX_EVENTS
-from course_lib.config import Profile, load_store
+from course_lib.config import Profile, load_store, resolve_profile
 from course_lib.offline import read_offline
+from course_lib.outage import Forwarder
 from feature_repo.definitions import PAIR_VIEW, TIMESTAMP_FIELD
 
 
@@ -113,3 +116,32 @@ def test_events_queued_for_the_offline_store_are_appended_at_shutdown(client: Te
     rows = table[(table["user_id"] == user) & (table["movie_id"] == movie)
                  & (table[TIMESTAMP_FIELD] == pd.Timestamp(at))]
     assert len(rows) == 1, table.tail()
+
+
+@pytest.mark.enterprise
+@pytest.mark.timeout(120)
+def test_a_redis_black_hole_holds_its_events_request_not_the_api(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """During a Redis outage `POST /events` waits for the Redis timeout and answers 503 while the event loop
+    serves other requests (the ingestor awaits Redis on a single server); the first batch after it is applied.
+    (With the ingestor's blocking session on the loop, `/metrics` answered only after the held batch.)"""
+    base = api_profile("enterprise", tmp_path_factory.getbasetemp())
+    events.enable(load_store(base), base, api_dataset(), DATA_END)
+    user = int(api_dataset().watch_events["user_id"].iloc[5])
+    with Forwarder(base.settings.redis_port, base.settings.redis_host) as forwarder:
+        profile = resolve_profile("enterprise", {**base.env(), "FEAST_REDIS_PORT": str(forwarder.port),
+                                                 "FEAST_REDIS_TIMEOUT_S": "5"})
+        with TestClient(create_app(profile)) as client, ThreadPoolExecutor(1) as pool:
+            day = "2025-03-06T{}:00:00+00:00"
+            assert client.post("/events", json={"events": [event(user_id=user, event_timestamp=day.format(10))]}
+                               ).json()["accepted"] == 1
+            forwarder.black_hole()
+            held = pool.submit(client.post, "/events",
+                               json={"events": [event(user_id=user, event_timestamp=day.format(11))]})
+            time.sleep(0.5)  # the held batch is waiting for Redis
+            assert client.get("/metrics").status_code == 200
+            assert not held.done(), "the event loop waited for the held batch"
+            refused = held.result()
+            assert refused.status_code == 503 and refused.json()["error"] == "online_store_unavailable", refused.text
+            forwarder.pass_through()
+            assert client.post("/events", json={"events": [event(user_id=user, event_timestamp=day.format(12))]}
+                               ).json()["accepted"] == 1

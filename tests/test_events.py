@@ -5,6 +5,7 @@ also breaks the incremental update on purpose and shows the comparison catches i
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,6 @@ from course_lib import datasets, event_online, event_state, events, serving
 from course_lib.adapter import build_feature_tables, write_offline
 from course_lib.config import load_store
 from course_lib.event_state import Event, PairState, UserState
-from course_lib.offline import read_offline
 from course_lib.reset import reset_online
 from feature_repo.definitions import PAIR_VIEW, STATE_VIEWS, TIMESTAMP_FIELD, USER_VIEW, VIEWS, join_keys
 from feature_repo.names import PAIR_STATE_VIEW, USER_STATE_VIEW
@@ -108,9 +108,30 @@ def world(tmp_path_factory):
     return prepare
 
 
+def on_loop(calls: list[tuple[events.EventIngestor, list[Event]]], at_once: int = 16) -> None:
+    """`ingest_async` of each (ingestor, events), `at_once` at a time on one event loop, as the API runs them;
+    then the loop's Redis connections closed."""
+    async def run() -> None:
+        gate = asyncio.Semaphore(at_once)
+
+        async def one(ingestor: events.EventIngestor, batch: list[Event]) -> None:
+            async with gate:
+                await ingestor.ingest_async(batch)
+        try:
+            await asyncio.gather(*(one(ingestor, batch) for ingestor, batch in calls))
+        finally:
+            for ingestor in {id(i): i for i, _ in calls}.values():
+                await ingestor.online.aclose()
+    asyncio.run(run())
+
+
 def push_concurrently(ingestor: events.EventIngestor, batch: list[Event], size: int = 3) -> None:
-    """The events in requests of `size`, sent by 16 threads at once."""
+    """The events in requests of `size`, 16 at a time, the way the API ingests on this store: on its event loop
+    on a single Redis server (`on_loop`), else from threads."""
     chunks = [batch[i:i + size] for i in range(0, len(batch), size)]
+    if ingestor.on_loop:
+        on_loop([(ingestor, chunk) for chunk in chunks])
+        return
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(ingestor.ingest, chunks))
 
@@ -175,55 +196,26 @@ def online_user_state(store, user: int) -> UserState:
 
 
 @pytest.mark.enterprise
-def test_two_processes_ingesting_for_one_user_lose_no_update(world) -> None:
+@pytest.mark.parametrize("way", ["threads", "event loop"])
+def test_two_processes_ingesting_for_one_user_lose_no_update(world, way: str) -> None:
     """Two ingestors, as two `course serve` workers have (own Redis connections, own locks), apply 160 events
-    of one user at once: their in-process locks cannot order each other, the conditional write (WATCH) does.
-    (With `RedisState.watch` returning no command, two runs lost updates: total_movies_watched 39 and 36 online
-    where the batch adapter counts 40.)"""
+    of one user at once, from threads or as the API does on its event loop: their in-process locks cannot
+    order each other, the conditional write (WATCH) does. (With `RedisState.read_commands` sending no WATCH,
+    two runs lost updates: total_movies_watched 39 and 36 online where the batch adapter counts 40.)"""
     store, first = world("enterprise")
     second = events.EventIngestor(store, first.profile, movies=first.movies)
-    user = int(sorted(base().watch_events["user_id"].unique())[-2])
+    user = int(sorted(base().watch_events["user_id"].unique())[-2 if way == "threads" else -3])
     batch = new_events([user], seed=4, per_user=160)
-    with ThreadPoolExecutor(16) as pool:
-        list(pool.map(lambda i: (first if i % 2 else second).ingest([batch[i]]), range(len(batch))))
+    if way == "threads":
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda i: (first if i % 2 else second).ingest([batch[i]]), range(len(batch))))
+    else:
+        on_loop([(first if i % 2 else second, [event]) for i, event in enumerate(batch)])
     second.online.close()
     assert mismatches(store, reference(batch), touched(batch)) == []
     before = base().watch_events
     rated = before[before["user_id"] == user]["rating"].notna().sum() + sum(e.rating is not None for e in batch)
     assert online_user_state(store, user).rating_count == rated
-
-
-def test_each_push_source_feeds_exactly_the_view_the_ingestor_writes(world) -> None:
-    """The ingestor writes view by view (`write_to_online_store`) what a push of its source would write."""
-    store, _ = world("local")
-    fed = {view: sorted(fv.name for fv in store.list_feature_views()
-                        if fv.stream_source is not None and fv.stream_source.name == source)
-           for view, source in events.PUSHES.items()}
-    assert fed == {view: [view] for view in events.PUSHES}
-
-
-def test_events_for_a_movie_outside_the_catalogue_are_refused_whole(world) -> None:
-    store, ingestor = world("local")
-    with pytest.raises(events.EventError, match=r"events\[1\]\.movie_id"):
-        ingestor.ingest([Event(1, 1, 1), Event(1, 999_999, 2)])
-
-
-@pytest.mark.parametrize("profile_name", WITH_SCALEOUT)
-def test_offline_append_reaches_the_next_training_set(world, profile_name) -> None:
-    """Every queued row lands in the offline table, once, with its values (all three offline stores)."""
-    store, ingestor = world(profile_name)
-    queued = ingestor.offline.take()
-    ingestor.offline.put_back(queued)
-    written = ingestor.flush_offline()
-    assert written == sum(len(rows) for rows in queued.values()) > 0
-    table = read_offline(ingestor.profile, [PAIR_VIEW])[PAIR_VIEW]
-    keys = [*join_keys(PAIR_VIEW), TIMESTAMP_FIELD]
-    sent = event_state.typed_rows(PAIR_VIEW, queued[PAIR_VIEW]).drop_duplicates(keys, keep="last")  # the last wins
-    stored = sent[keys].merge(table, on=keys, how="left")
-    assert not table.duplicated(keys).any()
-    pd.testing.assert_frame_equal(stored[sent.columns].reset_index(drop=True), sent.reset_index(drop=True),
-                                  check_dtype=False)
-
 
 
 def edge_rows(users: list[int], movie: int, at_us: int) -> dict[str, list[dict]]:
@@ -247,6 +239,15 @@ def edge_rows(users: list[int], movie: int, at_us: int) -> dict[str, list[dict]]
     return rows
 
 
+async def in_loop_session(state: event_online.RedisState, work):
+    """`work(session)` in a `RedisState.abatch()` session on this event loop, its connections closed after."""
+    try:
+        async with state.abatch() as session:
+            return await work(session)
+    finally:
+        await state.aclose()
+
+
 @pytest.mark.enterprise
 def test_raw_redis_state_reads_and_writes_what_feast_does(world) -> None:
     """`RedisState` (Feast's hashes read and written directly) against `SdkState` (Feast's own calls): every
@@ -257,20 +258,27 @@ def test_raw_redis_state_reads_and_writes_what_feast_does(world) -> None:
     users = sorted(int(u) for u in base().watch_events["user_id"].unique())[:6] + [9_000_001, 9_000_002]
     movie = int(base().movies["movie_id"].iloc[0])
     at_us = data_end().value // 1000 + 40 * 24 * HOUR_US
-    keys = [raw.keys[USER_VIEW]({"user_id": u}) for u in users]
-    keys += [raw.keys[PAIR_VIEW]({"user_id": u, "movie_id": movie}) for u in users]
+    keys = [raw.key((u,)) for u in users]
+    keys += [raw.key((u, movie)) for u in users]
     written = {}
-    for name, state in (("sdk", sdk), ("raw", raw)):
+    for name, state in (("sdk", sdk), ("raw", raw), ("raw on the event loop", raw)):
         for stamp in range(2):  # new keys, then the same keys again, a second later
-            state.write(edge_rows(users, movie, at_us + stamp * 1_000_000))
+            rows = edge_rows(users, movie, at_us + stamp * 1_000_000)
+            if name.endswith("loop"):
+                asyncio.run(in_loop_session(raw, lambda session, rows=rows: session.write(rows)))
+            else:
+                with state.batch() as session:
+                    session.write(rows)
         written[name] = {key: raw.client.hgetall(key) for key in keys}
-        if name == "sdk":
+        if name != "raw on the event loop":
             raw.client.delete(*keys)
-    assert written["raw"] == written["sdk"]
+    assert written["raw"] == written["sdk"] == written["raw on the event loop"]
     assert all(written["raw"].values())
     pairs = [(u, movie) for u in users] + [(users[0], 9_999_999)]
-    assert raw.read(pairs) == sdk.read(pairs)
-    got_users, got_pairs = raw.read(pairs)
+    with raw.batch() as session, sdk.batch() as sdk_session:
+        got_users, got_pairs = session.read(pairs)
+        assert (got_users, got_pairs) == sdk_session.read(pairs)
+    assert asyncio.run(in_loop_session(raw, lambda session: session.read(pairs))) == (got_users, got_pairs)
     assert got_users[users[1]][1] == at_us + 1_000_001 and got_pairs[(users[0], 9_999_999)] == (PairState(), 0)
 
 

@@ -13,12 +13,14 @@ import pytest
 import redis
 from feast import FeatureView, Field
 from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreConfig
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_config import RegistryConfig, RepoConfig
 from feast.types import Bool, Int64
 from feast.utils import _convert_arrow_to_proto
+from google.protobuf.timestamp_pb2 import Timestamp
 from support import isolated_env
 
-from course_lib import datasets, redis_format
+from course_lib import datasets, proto_values, redis_format
 from course_lib import materialize as tuned_materialize
 from course_lib.adapter import build_feature_tables, write_offline
 from course_lib.background import RedisServer
@@ -150,3 +152,57 @@ def test_tuned_materialization_stores_what_feasts_default_stores(tmp_path, monke
             written[label] = dumps(redis.Redis(port=server.port))
     keys = sum(len(table[join_keys(name)].drop_duplicates()) for name, table in build_feature_tables(dataset).items())
     assert len(written["default"]) == keys and written["tuned"] == written["default"] and sum(sent) == keys
+
+
+# --- one value at a time (the event ingestor) ----------------------------------------------------
+
+INT64_EDGES = [0, 1, 127, 128, 4_095, 4_096, 16_383, 16_384, 2**31, 1_733_000_000_123_456, 2**63 - 1,
+               -1, -128, -(2**63)]
+FLOAT_EDGES = [0.0, -0.0, 0.1, 2.5, -3.75, 1e-45, 3.4e38, 1e39, -1e39, float("inf"), float("-inf"), float("nan"),
+               1.0 / 3.0]
+STRING_EDGES = ["", "Drama", "Comédie", "🎬" * 40, "x" * 200, '{"Action": 3, "Drama": 1}']
+PROTO_FIELD = {proto_values.INT64: "int64_val", proto_values.FLOAT: "float_val",
+               proto_values.DOUBLE: "double_val", proto_values.STRING: "string_val"}
+
+
+def scalar_cases() -> list[tuple[object, object]]:
+    """(value type, value) pairs over the edges of every type the event ingestor writes, plus random ones."""
+    rng = np.random.default_rng(7)
+    ints = INT64_EDGES + [int(v) for v in rng.integers(-(2**63), 2**63 - 1, 300, dtype=np.int64)]
+    floats = FLOAT_EDGES + [float(v) for v in rng.normal(0, 1e6, 300)]
+    return ([(proto_values.INT64, v) for v in ints] + [(proto_values.FLOAT, v) for v in floats]
+            + [(proto_values.DOUBLE, v) for v in floats] + [(proto_values.STRING, v) for v in STRING_EDGES]
+            + [(t, None) for t in PROTO_FIELD])
+
+
+def test_values_are_encoded_byte_for_byte_as_protobuf_encodes_them() -> None:
+    """Every value's RESP bulk string holds exactly protobuf's serialization (empty when missing)."""
+    wrong = []
+    for value_type, value in scalar_cases():
+        expected = b"" if value is None else ValueProto(**{PROTO_FIELD[value_type]: value}).SerializeToString()
+        if proto_values.value_bulk(value_type)(value) != redis_format.bulk(expected):
+            wrong.append((value_type.name, value))
+    assert not wrong
+
+
+def test_values_decode_as_protobuf_decodes_them() -> None:
+    """`decode_value` reads back what protobuf wrote, NaN included, and protobuf's other encodings through protobuf."""
+    for value_type, value in scalar_cases():
+        raw = b"" if value is None else ValueProto(**{PROTO_FIELD[value_type]: value}).SerializeToString()
+        proto = ValueProto.FromString(raw)
+        kind = proto.WhichOneof("val")
+        expected = None if kind is None else getattr(proto, kind)
+        got = proto_values.decode_value(raw)
+        assert got == expected or (got != got and expected != expected), (value_type, value)  # NaN != NaN
+        assert type(got) is type(expected)
+    assert proto_values.decode_value(ValueProto(bool_val=True).SerializeToString()) is True
+    assert proto_values.decode_value(ValueProto(int32_val=-7).SerializeToString()) == -7
+
+
+@pytest.mark.parametrize("at_us", [0, 1, 999_999, 1_000_000, 1_733_000_000_123_456, 1_733_000_000_000_000,
+                                   -1_500_000])
+def test_times_are_encoded_and_read_as_protobuf_timestamps(at_us: int) -> None:
+    seconds, rest = divmod(at_us, 1_000_000)
+    expected = Timestamp(seconds=seconds, nanos=rest * 1000).SerializeToString()
+    assert proto_values.timestamp_bytes(at_us) == expected
+    assert proto_values.timestamp_micros(expected) == at_us

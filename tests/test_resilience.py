@@ -305,6 +305,8 @@ def test_shutdown_closes_every_redis_connection_the_api_opened(tmp_path_factory)
         assert client.get(f"/users/{user}/features").status_code == 200
         body = {"user_id": user, "movie_ids": list(movies)}
         assert client.post("/recommendations", json=body).status_code == 200
+        watched = {"user_id": 9_999_999, "movie_id": int(movies[0]), "event_timestamp": "2025-03-06T10:00:00+00:00"}
+        assert client.post("/events", json={"events": [watched]}).status_code == 200  # its own loop connections
         opened = redis_client_ids(admin) - before
         assert opened, "the API reads Redis over its own connections"
     left = opened & redis_client_ids(admin)
