@@ -17,8 +17,8 @@ For a batch of events, `EventIngestor.ingest`:
 `flush_offline` writes the queue with the course's own appends, because Feast 0.67's offline push
 fails each offline store differently (docs/realtime.md): on parquet (`local`, `scaleout`) the
 tables are rewritten whole as a new generation (`append_parquet`), on PostgreSQL one transaction
-COPYs and INSERTs (`append_postgres`). `flush_when_due` runs it in the background in batches, and a
-failed append keeps its rows queued.
+INSERTs each view's rows from one JSON document (`append_postgres`). `flush_when_due` runs it in the
+background in batches, and a failed append keeps its rows queued.
 
 Pushed rows carry a version time: the newest event's time, or one microsecond after the row they
 replace when that is later. Redis drops a pushed row whose time is not newer than the stored one

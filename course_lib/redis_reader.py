@@ -146,21 +146,21 @@ class LoopClient:
 
     def __init__(self, kwargs: dict[str, Any]) -> None:
         self.kwargs, self.timeout_s = {**kwargs, "socket_timeout": None}, kwargs["socket_timeout"]
-        self._client: redis.asyncio.Redis | None = None
+        self.current: redis.asyncio.Redis | None = None  # the client of the loop that used it last
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def get(self) -> redis.asyncio.Redis:
         """The running loop's client."""
         loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            self._client, self._loop = redis.asyncio.Redis(**self.kwargs), loop
-        return self._client
+        if self.current is None or self._loop is not loop:
+            self.current, self._loop = redis.asyncio.Redis(**self.kwargs), loop
+        return self.current
 
     async def aclose(self) -> None:
         """Close the running loop's connections (another loop's died with it)."""
-        if self._client is not None and self._loop is asyncio.get_running_loop():
-            await self._client.aclose()
-        self._client = None
+        if self.current is not None and self._loop is asyncio.get_running_loop():
+            await self.current.aclose()
+        self.current = None
 
 
 async def exchange_within(connection: Any, commands: bytes, count: int, timeout_s: float | None) -> list[Any]:

@@ -135,10 +135,16 @@ def test_a_503_says_what_failed_without_the_redis_address(tmp_path: Path) -> Non
 def test_every_redis_pool_is_bounded(ready: Profile, client: TestClient) -> None:
     services = client.app.state.services
     user, movies = known_ids()
-    client.post("/recommendations", json={"user_id": user, "movie_ids": list(movies[:3])})  # opens the async pools
+    client.get(f"/users/{user}/features")  # opens the reader's async pool
+    client.post("/recommendations", json={"user_id": user, "movie_ids": list(movies[:3])})  # the recommender's
+    watched = {"user_id": 9_999_999, "movie_id": int(movies[0]), "event_timestamp": "2025-03-06T10:00:00+00:00"}
+    assert client.post("/events", json={"events": [watched]}).status_code == 200  # opens the ingestor's pools
+    ingestor = client.app.state.ingestor.online
     pools = [compat.online_client(services.store).connection_pool, services.reader._client.connection_pool,
-             services.reader._async_client.connection_pool, services.recommender._reader._client.connection_pool]
-    assert [pool.max_connections for pool in pools] == [ready.settings.redis_max_connections] * 4
+             services.reader._async_client.connection_pool,
+             services.recommender._reader._client.current.connection_pool,
+             ingestor.client.connection_pool, ingestor.loop_client.current.connection_pool]
+    assert [pool.max_connections for pool in pools] == [ready.settings.redis_max_connections] * len(pools)
 
 
 def test_serve_runs_uvicorn_with_a_concurrency_limit_and_a_shutdown_timeout(ready: Profile, tmp_path: Path) -> None:
