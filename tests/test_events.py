@@ -97,8 +97,8 @@ def world(tmp_path_factory):
     @functools.cache
     def prepare(name: str):
         # These tests check values, not outages: a Redis deadline generous enough that a stall of the
-        # test process (a full garbage collection late in the suite) is not taken for one. On the event
-        # loop the connect deadline is a loop timer, and at the default 0.5 s it failed a CI run once.
+        # test process is not taken for one. On the event loop the connect deadline is a loop timer, which
+        # a stall longer than it fires (a 0.8 s stall reproduced it); at 0.5 s it failed a CI run once.
         profile = isolated_profile(name, Path(tmp_path_factory.mktemp(f"events_{name}")), project=PROJECT,
                                    FEAST_REDIS_TIMEOUT_S="5")
         write_offline(build_feature_tables(base()), profile)
